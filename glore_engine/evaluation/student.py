@@ -1,0 +1,64 @@
+"""How good is the student: greedy accuracy, pass@k at a temperature, by number of steps."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from math import comb
+
+from ..formats import student_prompt
+from ..tasks.answers import is_correct
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+@dataclass
+class StudentEval:
+    n_problems: int
+    greedy_accuracy: float
+    k: int
+    pass_at_k: float
+    sample_accuracy: float  # mean correctness of the temperature samples (pass@1 at temperature)
+    by_steps: dict = field(default_factory=dict)  # n_steps -> {"n", "greedy", "pass@k"}
+    records: list = field(default_factory=list, repr=False)
+
+    def metrics(self) -> dict:
+        out = {"greedy_accuracy": self.greedy_accuracy, f"pass@{self.k}": self.pass_at_k,
+               "sample_accuracy": self.sample_accuracy, "n_problems": self.n_problems}
+        for steps, row in sorted(self.by_steps.items()):
+            out[f"greedy_accuracy/steps={steps}"] = row["greedy"]
+            out[f"pass@{self.k}/steps={steps}"] = row["pass@k"]
+        return out
+
+
+def evaluate_student(backend, problems, k: int = 8, temperature: float = 1.0, max_new_tokens: int = 256,
+                     seed: int = 0, calculator: bool = False) -> StudentEval:
+    """Greedy draft and k temperature samples per problem, scored against the gold answers."""
+    prompts = [student_prompt(p.question) for p in problems]
+    greedy = backend.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, calculator=calculator)
+    sampled = backend.generate(prompts, n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                               calculator=calculator) if k else [[] for _ in problems]
+    records, groups = [], defaultdict(list)
+    for problem, g, samples in zip(problems, greedy, sampled):
+        correct = [is_correct(s.text, problem.answer) for s in samples]
+        record = {"problem_id": problem.id, "n_steps": problem.meta.get("n_steps", problem.n_steps),
+                  "greedy": g[0].text, "greedy_correct": is_correct(g[0].text, problem.answer),
+                  "samples_correct": sum(correct), "k": len(samples)}
+        records.append(record)
+        groups[record["n_steps"]].append(record)
+
+    def summary(rows):
+        n = max(len(rows), 1)
+        return (sum(r["greedy_correct"] for r in rows) / n,
+                sum(pass_at_k(r["k"], r["samples_correct"], r["k"]) for r in rows) / n if k else 0.0)
+
+    greedy_acc, pass_k = summary(records)
+    by_steps = {s: {"n": len(rows), "greedy": summary(rows)[0], "pass@k": summary(rows)[1]}
+                for s, rows in groups.items()}
+    sample_acc = sum(r["samples_correct"] for r in records) / max(sum(r["k"] for r in records), 1)
+    return StudentEval(n_problems=len(problems), greedy_accuracy=greedy_acc, k=k, pass_at_k=pass_k,
+                       sample_accuracy=sample_acc, by_steps=by_steps, records=records)

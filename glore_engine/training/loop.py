@@ -1,0 +1,193 @@
+"""One training loop for every GLoRe model (student SFT, refiners, reward models), on accelerate.
+
+The same code runs on CPU, one GPU or several (`accelerate launch`). Batches are a pure function of
+the step number, so `resume` continues exactly where a killed run stopped. Ctrl-C saves a
+checkpoint before it leaves.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CheckpointError, ConfigError
+from ..tracking import Tracker, ensure
+
+
+@dataclass
+class OptimConfig:
+    max_steps: int = 1000
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio exactly at max_steps
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    save_every: int = 500
+    log_every: int = 10
+    mixed_precision: str = "auto"  # "auto": bf16 on a GPU that supports it, else fp32
+
+    def __post_init__(self):
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ConfigError("max_steps and batch_size must be positive")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("min_lr_ratio must be within [0, 1]")
+
+
+def index_stream(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """The example indices of `step`: epochs of seeded permutations, concatenated."""
+    import numpy as np
+
+    if n_items == 0:
+        raise ConfigError("no training examples")
+    start, out = step * batch_size, []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n_items)
+        perm = np.random.default_rng([seed, epoch]).permutation(n_items)
+        out.extend(perm[offset : offset + batch_size - len(out)].tolist())
+    return out
+
+
+def _mixed_precision(setting: str) -> str:
+    import torch
+
+    if setting != "auto":
+        return setting
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _param_groups(model, weight_decay: float, extra_groups: list[dict] | None):
+    """Weight decay on matrices only; extra_groups (with their own lr) are excluded from the rest."""
+    taken = {id(p) for g in extra_groups or [] for p in g["params"]}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad and id(p) not in taken:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups + list(extra_groups or []) if g["params"]]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    tokens: int
+    seconds: float
+    interrupted: bool = False
+
+
+def train(
+    model,
+    make_batch: Callable[[int, int, int], dict],
+    loss_fn: Callable[[object, dict], tuple],
+    config: OptimConfig,
+    workdir: str | Path,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    extra_param_groups: list[dict] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Run config.max_steps optimiser steps.
+
+    make_batch(step, rank, world) -> this process's share of the step's batch (tensors);
+    loss_fn(model, batch) -> (loss, n_tokens).
+    """
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    tracker = ensure(tracker)
+    workdir = Path(workdir)
+    accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, config.weight_decay, extra_param_groups),
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+    )
+    scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, config.warmup_steps, config.max_steps, min_lr_rate=config.min_lr_ratio
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    start = _maybe_resume(accelerator, workdir, resume)
+    model.train()
+    bar = tqdm(total=config.max_steps, initial=start, desc=desc, disable=not progress or not accelerator.is_main_process,
+               dynamic_ncols=True)
+    tokens, loss_ema, t0, step = 0, None, time.perf_counter(), start
+    try:
+        for step in range(start, config.max_steps):
+            batch = {k: v.to(accelerator.device) if hasattr(v, "to") else v for k, v in make_batch(step, accelerator.process_index, accelerator.num_processes).items()}
+            with accelerator.autocast():
+                loss, n_tokens = loss_fn(model, batch)
+            accelerator.backward(loss)
+            if config.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {step + 1}; lower the learning rate")
+            loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
+            tokens += int(n_tokens)
+            rate = tokens / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss_ema:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
+            bar.update(1)
+            if (step + 1) % config.log_every == 0 or step + 1 == config.max_steps:
+                tracker.log_metric("train/loss", loss_ema, step + 1)
+                tracker.log_metric("train/lr", scheduler.get_last_lr()[0], step + 1)
+                tracker.log_metric("train/tokens_per_s", rate, step + 1)
+            if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
+                _save_state(accelerator, workdir, step + 1)
+    except KeyboardInterrupt:
+        bar.close()
+        _save_state(accelerator, workdir, step)  # `step` steps are complete; resume redoes none of them
+        raise
+    bar.close()
+    seconds = time.perf_counter() - t0
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.eval()
+    return TrainResult(steps=config.max_steps, final_loss=loss_ema or float("nan"), tokens=tokens, seconds=seconds)
+
+
+def _state_dir(workdir: Path) -> Path:
+    return workdir / "train_state"
+
+
+def _save_state(accelerator, workdir: Path, step: int) -> None:
+    """Optimizer, scheduler, model and RNG state, written atomically beside a step counter."""
+    final = _state_dir(workdir)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        (tmp / "step.json").write_text(json.dumps({"step": step}))
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not save training state to {final}: {exc.strerror or exc}") from exc
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def _maybe_resume(accelerator, workdir: Path, resume: bool) -> int:
+    state = _state_dir(workdir)
+    if not resume:
+        return 0
+    if not (state / "step.json").is_file():
+        return 0  # nothing saved yet: a resume of a run killed before its first checkpoint starts over
+    try:
+        accelerator.load_state(str(state))
+        return int(json.loads((state / "step.json").read_text())["step"])
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"corrupt training state in {state}: {exc}") from exc
+
+
+def clear_state(workdir: str | Path) -> None:
+    shutil.rmtree(_state_dir(Path(workdir)), ignore_errors=True)

@@ -1,0 +1,82 @@
+"""Supervised fine-tuning with the loss on the completion tokens only (student and refiners)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+from ..tracking import Tracker
+from .loop import OptimConfig, TrainResult, index_stream, train
+
+
+@dataclass
+class TokenizedExample:
+    ids: list[int]
+    n_prompt: int  # tokens of the prompt: no loss on these
+
+
+def tokenize_examples(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> list[TokenizedExample]:
+    """(prompt, completion) pairs -> ids, the completion closed by EOS. Over-long pairs are dropped."""
+    if not pairs:
+        raise DataError("no training examples")
+    prompts = tokenizer([p for p, _ in pairs], add_special_tokens=True).input_ids
+    completions = tokenizer([c for _, c in pairs], add_special_tokens=False).input_ids
+    out = []
+    for p, c in zip(prompts, completions):
+        ids = p + c + [tokenizer.eos_token_id]
+        if len(ids) <= max_length:
+            out.append(TokenizedExample(ids=ids, n_prompt=len(p)))
+    if not out:
+        raise DataError(f"every training example is longer than max_length={max_length} tokens")
+    return out
+
+
+def collate(examples: list[TokenizedExample], pad_id: int) -> dict:
+    """Right-padded batch; labels are -100 on prompt and padding tokens."""
+    import torch
+
+    width = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.ids)
+        ids[i, :n] = torch.tensor(e.ids)
+        labels[i, e.n_prompt : n] = ids[i, e.n_prompt : n]
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def lm_loss(model, batch: dict):
+    """Mean next-token loss over completion tokens; n_tokens counts every real token processed."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    return out.loss, int(batch["attention_mask"].sum())
+
+
+def batch_maker(examples: list[TokenizedExample], pad_id: int, batch_size: int, seed: int):
+    def make_batch(step: int, rank: int = 0, world: int = 1) -> dict:
+        idx = index_stream(len(examples), batch_size, step, seed)[rank::world]
+        return collate([examples[i] for i in idx], pad_id)
+
+    return make_batch
+
+
+def run_sft(
+    model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    optim: OptimConfig,
+    workdir: str | Path,
+    *,
+    seed: int = 0,
+    max_length: int = 512,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    desc: str = "sft",
+) -> TrainResult:
+    """Fine-tune model on (prompt, completion) pairs for optim.max_steps steps."""
+    examples = tokenize_examples(tokenizer, pairs, max_length)
+    make_batch = batch_maker(examples, tokenizer.pad_token_id, optim.batch_size, seed)
+    return train(model, make_batch, lm_loss, optim, workdir, tracker=tracker, resume=resume,
+                 progress=progress, desc=desc)
