@@ -1,0 +1,115 @@
+"""The `with store.run(...)` life cycle: a run always ends FINISHED, FAILED or INTERRUPTED."""
+from __future__ import annotations
+
+import signal
+import threading
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
+
+from .models import RunStatus
+from .records import ArtifactInfo, RunInfo
+
+if TYPE_CHECKING:
+    from .store import Store
+
+INTERRUPTED_TEXT = "interrupted (Ctrl-C or SIGTERM)"
+
+
+class RunHandle:
+    """What a command holds while its run is open: log metrics and artifacts, open child runs."""
+
+    def __init__(self, store: Store, run_id: int):
+        self._store = store
+        self.id = run_id
+
+    def __repr__(self) -> str:
+        return f"RunHandle(id={self.id})"
+
+    @property
+    def info(self) -> RunInfo:
+        """The run row as it is now."""
+        return self._store.get_run(self.id)
+
+    def log_metric(self, key: str, value: float, step: Optional[int] = None) -> None:
+        """Log one scalar."""
+        self._store.log_metrics(self.id, {key: value}, step=step)
+
+    def log_metrics(self, values: Mapping[str, float], step: Optional[int] = None) -> None:
+        """Log several scalars at the same step in one transaction."""
+        self._store.log_metrics(self.id, values, step=step)
+
+    def log_artifact(self, kind: str, path: str | Path, meta: Optional[dict[str, Any]] = None) -> ArtifactInfo:
+        """Record a file or folder with its sha256 and size."""
+        return self._store.log_artifact(self.id, kind, path, meta=meta)
+
+    def set_summary(self, summary: Optional[Mapping[str, Any]] = None, **items: Any) -> None:
+        """Merge keys into the run's summary (measured tables, final numbers)."""
+        self._store.set_summary(self.id, {**(summary or {}), **items})
+
+    def set_output_dir(self, path: str | Path) -> None:
+        """Record where the run writes its files."""
+        self._store.set_output_dir(self.id, path)
+
+    def child(self, kind: str, name: Optional[str] = None, config: Optional[Mapping[str, Any]] = None,
+              output_dir: Optional[str | Path] = None):
+        """A nested run (a pipeline stage) whose parent is this run; use it as a context manager."""
+        return run_context(self._store, kind, name=name, config=config, parent_id=self.id, output_dir=output_dir)
+
+
+def error_text(exc: BaseException) -> str:
+    """One summary line for tables, then the traceback for whoever debugs it."""
+    head = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return head + "\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _raise_interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While active, SIGTERM raises KeyboardInterrupt (so `kill` marks the run); restores the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        # None means a handler installed outside Python; the default is the closest we can restore.
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _close_after_error(store: Store, run_id: int, status: RunStatus, text: str, exc: BaseException) -> None:
+    """Mark the run without hiding the exception that ended it if the store itself fails now."""
+    try:
+        store.finish_run(run_id, status=status.value, error=text)
+    except Exception as close_exc:  # noqa: BLE001 - the original exception matters more
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"(could not mark run {run_id} {status.value}: {close_exc})")
+
+
+@contextmanager
+def run_context(store: Store, kind: str, name: Optional[str] = None, config: Optional[Mapping[str, Any]] = None,
+                parent_id: Optional[int] = None, output_dir: Optional[str | Path] = None) -> Iterator[RunHandle]:
+    """Open a run, yield its handle, and close it with the status the block earned; re-raise errors."""
+    run_id = store.start_run(kind, name=name, config=config, parent_id=parent_id, output_dir=output_dir)
+    with sigterm_as_interrupt():
+        try:
+            yield RunHandle(store, run_id)
+        except KeyboardInterrupt as exc:
+            _close_after_error(store, run_id, RunStatus.INTERRUPTED, INTERRUPTED_TEXT, exc)
+            raise
+        except SystemExit as exc:
+            if exc.code in (0, None):  # sys.exit(0) inside a command is a normal end
+                store.finish_run(run_id)
+            else:
+                _close_after_error(store, run_id, RunStatus.FAILED, error_text(exc), exc)
+            raise
+        except BaseException as exc:
+            _close_after_error(store, run_id, RunStatus.FAILED, error_text(exc), exc)
+            raise
+    store.finish_run(run_id)

@@ -1,0 +1,156 @@
+"""Plain records the Store returns: frozen dataclasses, safe to keep after the session closes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from .models import Annotation, Artifact, EvalCase, Metric, Run
+
+
+def _utc(value: Optional[datetime]) -> Optional[datetime]:
+    """SQLite drops the timezone on the way back; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run row: what ran, with which config, how it ended."""
+
+    id: int
+    kind: str
+    name: Optional[str]
+    config: dict[str, Any]
+    status: str
+    created_at: datetime
+    finished_at: Optional[datetime]
+    output_dir: Optional[str]
+    parent_id: Optional[int]
+    error: Optional[str]
+    pid: Optional[int]
+    host: Optional[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> Optional[float]:
+        """Wall time of a finished run; None while it runs."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.created_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One logged scalar."""
+
+    id: int
+    run_id: int
+    key: str
+    step: Optional[int]
+    value: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """A file or folder a run produced, with its content hash and size."""
+
+    id: int
+    run_id: int
+    kind: str
+    path: str
+    sha256: str
+    bytes: int
+    meta: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One evaluated problem with its draft, scores, candidates and correctness flags."""
+
+    id: int
+    run_id: int
+    index: int
+    problem_id: Optional[str]
+    question: str
+    gold: Optional[str]
+    draft: str
+    data: dict[str, Any]
+    tags: list[Any]
+    draft_correct: Optional[bool]
+    global_correct: Optional[bool]
+    local_correct: Optional[bool]
+    final_correct: Optional[bool]
+    any_correct: Optional[bool]
+
+    @property
+    def steps(self) -> list[str]:
+        """The draft's steps: data["steps"] when the evaluator stored them, else the draft's lines."""
+        steps = self.data.get("steps")
+        if isinstance(steps, list):
+            return [str(s) for s in steps]
+        return [line for line in self.draft.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class AnnotationRow:
+    """A human's judgement of one case's draft."""
+
+    id: int
+    case_id: int
+    annotator: str
+    step_ratings: list[dict[str, Any]]
+    first_error_step: Optional[int]
+    verdict: Optional[str]
+    note: Optional[str]
+    tags: list[Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AnnotatedCase:
+    """A case joined with one annotation of it: the unit every exporter writes."""
+
+    case: CaseRow
+    annotation: AnnotationRow
+
+
+def run_info(row: Run) -> RunInfo:
+    return RunInfo(
+        id=row.id, kind=row.kind, name=row.name, config=dict(row.config or {}), status=row.status,
+        created_at=_utc(row.created_at), finished_at=_utc(row.finished_at), output_dir=row.output_dir,
+        parent_id=row.parent_id, error=row.error, pid=row.pid, host=row.host,
+        summary=dict(row.summary or {}),
+    )
+
+
+def metric_row(row: Metric) -> MetricRow:
+    return MetricRow(id=row.id, run_id=row.run_id, key=row.key, step=row.step, value=row.value,
+                     created_at=_utc(row.created_at))
+
+
+def artifact_info(row: Artifact) -> ArtifactInfo:
+    return ArtifactInfo(id=row.id, run_id=row.run_id, kind=row.kind, path=row.path, sha256=row.sha256,
+                        bytes=row.bytes, meta=dict(row.meta or {}), created_at=_utc(row.created_at))
+
+
+def case_row(row: EvalCase) -> CaseRow:
+    return CaseRow(
+        id=row.id, run_id=row.run_id, index=row.index, problem_id=row.problem_id, question=row.question,
+        gold=row.gold, draft=row.draft, data=dict(row.data or {}), tags=list(row.tags or []),
+        draft_correct=row.draft_correct, global_correct=row.global_correct,
+        local_correct=row.local_correct, final_correct=row.final_correct, any_correct=row.any_correct,
+    )
+
+
+def annotation_row(row: Annotation) -> AnnotationRow:
+    return AnnotationRow(
+        id=row.id, case_id=row.case_id, annotator=row.annotator,
+        step_ratings=[dict(r) for r in row.step_ratings or []], first_error_step=row.first_error_step,
+        verdict=row.verdict, note=row.note, tags=list(row.tags or []),
+        created_at=_utc(row.created_at), updated_at=_utc(row.updated_at),
+    )
