@@ -1,0 +1,49 @@
+"""Maths word problems: GSM8K and the synthetic task, final answers, steps and a safe calculator."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from .answers import answers_match, canonical, extract_answer, is_correct, parse_number
+from .calculator import evaluate, format_number
+from .gsm8k import load_hub, load_jsonl
+from .problem import Problem
+from .steps import final_answer, split_steps, step_result, step_uses_result
+from .synthetic import SPLITS, TaskConfig, generate, split_of
+
+DEFAULT_SYNTHETIC_N = 1000
+
+__all__ = [
+    "Problem", "TaskConfig", "SPLITS", "DEFAULT_SYNTHETIC_N",
+    "load_problems", "load_jsonl", "load_hub", "generate", "split_of",
+    "evaluate", "format_number", "parse_number", "canonical", "extract_answer", "answers_match", "is_correct",
+    "split_steps", "step_result", "final_answer", "step_uses_result",
+]
+
+
+def load_problems(source: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Problem]:
+    """Problems from "synthetic", a .jsonl file, a folder holding <split>.jsonl, or a hub id ("openai/gsm8k")."""
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise DataError(f"limit must be a positive integer, got {limit!r}")
+    path = Path(source)
+    if source == "synthetic":
+        problems = generate(split, limit or DEFAULT_SYNTHETIC_N, seed=seed)
+    elif path.is_dir():
+        problems = load_jsonl(path / f"{split}.jsonl", limit=limit)
+    elif source.endswith(".jsonl") or path.exists():
+        problems = load_jsonl(path, limit=limit)  # the split is the file's own: its stem names the ids
+    elif _looks_like_hub_id(source):
+        problems = load_hub(split, name=source, limit=limit)
+    else:
+        raise DataError(
+            f"unknown problem source {source!r}: use 'synthetic', a .jsonl path, a folder with "
+            f"{split}.jsonl, or a hub dataset id such as 'openai/gsm8k'"
+        )
+    if not problems:
+        raise DataError(f"{source} ({split}) gave no problems")
+    return problems
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    owner, _, name = source.partition("/")
+    return bool(owner and name) and "/" not in name and not source.startswith((".", "~"))
