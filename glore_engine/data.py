@@ -1,0 +1,43 @@
+"""Evaluation problems that match a model: the synthetic task at the difficulty its student trained on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .models.checkpoint import read_card
+
+TASK_KEYS = ("task_min_steps", "task_max_steps", "max_count", "max_multiplier", "max_price")
+
+
+def task_config_from_card(model_path: str | Path | None):
+    """The synthetic TaskConfig recorded in a student's (or its descendants') card, else the default."""
+    from .tasks.synthetic import TaskConfig
+
+    card = read_card(model_path) if model_path and Path(model_path).is_dir() else None
+    config = (card.config if card else {}) or {}
+    task = config.get("task") or {k: config[k] for k in TASK_KEYS if k in config}
+    if not task:
+        return TaskConfig()
+    return TaskConfig(min_steps=task.get("task_min_steps", 2), max_steps=task.get("task_max_steps", 4),
+                      max_count=task.get("max_count", 20), max_multiplier=task.get("max_multiplier", 5),
+                      max_price=task.get("max_price", 10))
+
+
+def task_dict(config) -> dict:
+    """TaskConfig -> the keys cards carry (so descendants of a student keep its task)."""
+    return {"task_min_steps": config.min_steps, "task_max_steps": config.max_steps, "max_count": config.max_count,
+            "max_multiplier": config.max_multiplier, "max_price": config.max_price}
+
+
+def load_eval_problems(data: str, split: str, limit: int | None, seed: int = 0, model_path=None):
+    """Problems for evaluation or sampling: synthetic (at the model's difficulty), a JSONL path or a hub id."""
+    from .errors import DataError
+    from .tasks import load_problems
+    from .tasks.synthetic import generate
+
+    if data == "synthetic":
+        problems = generate(split, limit or 500, seed=seed, config=task_config_from_card(model_path))
+    else:
+        problems = load_problems(data, split=split, limit=limit)
+    if not problems:
+        raise DataError(f"no problems in {data} ({split})")
+    return problems

@@ -1,0 +1,1 @@
+"""Data the reward models and refiners learn from: ORM samples, SORM rollout labels, refinement pairs."""

@@ -1,0 +1,206 @@
+"""ORM and SORM: a causal LM backbone with a scalar value head read at the end of every step.
+
+One forward pass scores every step of a batch of solutions: the head is applied at every token
+and read at each step's last token. Optionally the head also sees the backbone's own token
+log-likelihood of the solution so far (cumulative sum and running minimum): an arithmetic slip
+is an unlikely token, and a plain head on a small model otherwise learns question difficulty
+rather than which sample is wrong (DEMO-NOTES). Likelihood features are detached inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CheckpointError, DataError
+from ..formats import scoring_text
+from .checkpoint import REWARD_ROLES, Card, atomic_save, check_role, read_card, require_folder, write_card
+from .tokenizer import fingerprint
+
+HEAD_FILE = "value_head.safetensors"
+N_FEATURES = 4
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class RewardModel(_torch().nn.Module):
+    """backbone (any HF causal LM) + value head -> one logit per token; read at step ends."""
+
+    def __init__(self, lm, likelihood_features: bool = True):
+        torch = _torch()
+        super().__init__()
+        self.lm = lm
+        self.likelihood_features = likelihood_features
+        hidden = lm.config.hidden_size
+        self.head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+        self.feature_head = torch.nn.Linear(N_FEATURES, 1, bias=False)
+        torch.nn.init.zeros_(self.feature_head.weight)
+
+    @property
+    def config(self):
+        return self.lm.config
+
+    def forward(self, input_ids, attention_mask, solution_mask=None):
+        """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features."""
+        torch = _torch()
+        out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state  # (B, T, H)
+        logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
+        if self.likelihood_features and solution_mask is not None:
+            with torch.no_grad():
+                features = self._features(hidden, input_ids, solution_mask)
+            logits = logits + self.feature_head(features).squeeze(-1)
+        return logits
+
+    def _features(self, hidden, input_ids, solution_mask):
+        """(B, T, 4): cumulative log-likelihood of the solution so far and its running minimum."""
+        torch = _torch()
+        token_logits = self.lm.get_output_embeddings()(hidden[:, :-1]).float()
+        lp = torch.log_softmax(token_logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        lp = torch.nn.functional.pad(lp, (1, 0))  # lp[t] = log p(x_t | x_<t)
+        mask = solution_mask.float()
+        lp = lp * mask
+        cum = lp.cumsum(-1)
+        run_min = torch.where(mask.bool(), lp, torch.zeros_like(lp)).cummin(-1).values
+        n = mask.cumsum(-1).clamp(min=1)
+        return torch.stack([cum / 10.0, run_min, cum / n, torch.log(n) / 5.0], dim=-1).to(self.head.weight.dtype)
+
+
+# ---- encoding ---------------------------------------------------------------------------------
+@dataclass
+class EncodedSolution:
+    ids: list[int]
+    step_ends: list[int]  # token index of each step's last token
+    solution_start: int  # first token of the solution (after the prompt)
+
+
+def encode_solution(tokenizer, question: str, steps: list[str], max_length: int = 1024) -> EncodedSolution:
+    """Token ids of question+steps and the token where each step ends (via offsets)."""
+    if not steps:
+        raise DataError("a solution with no steps cannot be scored")
+    text, char_ends = scoring_text(question, steps)
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True)
+    offsets = enc["offset_mapping"]
+    prompt_chars = len(text) - len("\n".join(s.strip("\n") for s in steps))
+    ends, start, k = [], None, 0
+    for t, (a, b) in enumerate(offsets):
+        if b <= a:
+            continue
+        if start is None and b > prompt_chars:
+            start = t
+        while k < len(char_ends) and a <= char_ends[k] < b:
+            ends.append(t)
+            k += 1
+    if len(ends) != len(steps):
+        raise DataError("could not align step ends with tokens (tokenizer without offsets?)")
+    if len(enc["input_ids"]) > max_length:
+        raise DataError(f"solution too long to score: {len(enc['input_ids'])} tokens > {max_length}")
+    return EncodedSolution(ids=list(enc["input_ids"]), step_ends=ends, solution_start=start or 0)
+
+
+def collate_solutions(encoded: list[EncodedSolution], pad_id: int) -> dict:
+    """Right-padded ids, attention and solution masks."""
+    torch = _torch()
+    width = max(len(e.ids) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    sol = torch.zeros((len(encoded), width), dtype=torch.bool)
+    for i, e in enumerate(encoded):
+        ids[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.ids)] = 1
+        sol[i, e.solution_start : len(e.ids)] = True
+    return {"input_ids": ids, "attention_mask": mask, "solution_mask": sol}
+
+
+# ---- scoring ----------------------------------------------------------------------------------
+class RewardScorer:
+    """Per-step probabilities for (question, steps) pairs, batched, one forward pass per batch."""
+
+    def __init__(self, model: RewardModel, tokenizer, batch_size: int = 64):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+
+    def score(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
+        torch = _torch()
+        encoded = [encode_solution(self.tokenizer, q, steps) for q, steps in items]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+        scores: list[list[float]] = [[] for _ in encoded]
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = {k: v.to(self.device) for k, v in collate_solutions([encoded[i] for i in idx],
+                                                                          self.tokenizer.pad_token_id).items()}
+                probs = torch.sigmoid(self.model(**batch).float())
+                for row, i in enumerate(idx):
+                    scores[i] = probs[row, encoded[i].step_ends].tolist()
+        return scores
+
+    def score_one(self, question: str, steps: list[str]) -> list[float]:
+        return self.score([(question, steps)])[0]
+
+
+# ---- checkpoints -----------------------------------------------------------------------------
+def reward_model_from_policy(policy_path: str, likelihood_features: bool = True, device: str = "cpu"):
+    """A fresh reward model whose backbone starts from a policy checkpoint (or any HF causal LM)."""
+    from .causal_lm import load_causal_lm
+
+    lm, tokenizer, _ = load_causal_lm(policy_path, device=device)
+    model = RewardModel(lm, likelihood_features=likelihood_features).to(device)
+    return model, tokenizer
+
+
+def save_reward_model(model: RewardModel, tokenizer, folder: str | Path, card: Card, dtype=None) -> Path:
+    from safetensors.torch import save_file
+
+    if card.role not in REWARD_ROLES:
+        raise CheckpointError(f"a reward model must be saved as {' or '.join(REWARD_ROLES)}, not {card.role}")
+    card.tokenizer = card.tokenizer or fingerprint(tokenizer)
+    card.config = {**card.config, "likelihood_features": model.likelihood_features}
+
+    def save(tmp: Path) -> None:
+        import copy
+
+        lm = copy.deepcopy(model.lm).to(dtype) if dtype is not None else model.lm
+        lm.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        head = {f"head.{k}": v for k, v in model.head.state_dict().items()}
+        head.update({f"feature_head.{k}": v for k, v in model.feature_head.state_dict().items()})
+        save_file({k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
+        write_card(tmp, card)
+
+    return atomic_save(folder, save)
+
+
+def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str = "cpu"):
+    """(model, tokenizer, card); a policy folder or a folder without a value head is a clear error."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .causal_lm import load_causal_lm
+
+    folder = require_folder(path, "reward model")
+    card = check_role(folder, roles)
+    if card is None or not (folder / HEAD_FILE).is_file():
+        raise CheckpointError(f"{folder} is not a reward model checkpoint (no card or no {HEAD_FILE})")
+    lm, tokenizer, _ = load_causal_lm(str(folder), roles=roles, device=device, dtype=torch.float32 if device == "cpu" else None)
+    model = RewardModel(lm, likelihood_features=bool(card.config.get("likelihood_features", True)))
+    try:
+        state = load_file(str(folder / HEAD_FILE))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{folder / HEAD_FILE}: corrupt value head ({exc})") from exc
+    model.head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
+    model.feature_head.load_state_dict({k[13:]: v.float() for k, v in state.items() if k.startswith("feature_head.")})
+    return model.to(device).eval(), tokenizer, card
+
+
+def is_reward_checkpoint(path: str | Path) -> bool:
+    card = read_card(path) if Path(path).is_dir() else None
+    return card is not None and card.role in REWARD_ROLES

@@ -1,0 +1,238 @@
+"""GLoRe inference: draft -> ORM/SORM scores -> first error -> global + local refinement -> ORM rerank.
+
+when:  the ORM's score of the whole draft (refine_needed = below `when_threshold`);
+where: the first step whose SORM score is below `threshold`;
+how:   one global and one local refinement, greedy;
+pick:  the ORM's highest-scoring of {draft, global, local} (the paper's headline method).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import CheckpointError, DataError
+from .formats import global_prompt, join_steps, local_prompt, student_prompt
+from .tasks.answers import extract_answer, is_correct
+from .tasks.steps import split_steps
+
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class Candidate:
+    kind: str  # "draft" | "global" | "local" | "sample"
+    text: str
+    steps: list[str]
+    answer: str | None
+    orm_steps: list[float] = field(default_factory=list)
+    sorm_steps: list[float] = field(default_factory=list)
+    correct: bool | None = None
+    kept_steps: int = 0  # local refinement: draft steps kept before the marked error
+    unchanged: bool = False  # local refinement skipped: the critique found no error
+
+    @property
+    def orm_score(self) -> float:
+        return self.orm_steps[-1] if self.orm_steps else 0.0
+
+
+@dataclass
+class GloreResult:
+    question: str
+    gold: str | None
+    threshold: float
+    draft: Candidate
+    first_error: int  # SORM critique: first step below threshold, -1 = none
+    first_error_orm: int  # the same rule on the ORM's step scores (ablation)
+    refine_needed: bool  # the ORM's "when": draft score below when_threshold
+    global_refinement: Candidate
+    local_refinement: Candidate
+    choice: str  # kind the ORM picked among draft, global, local
+    timings: dict = field(default_factory=dict)
+    local_orm_critique: Candidate | None = None  # evaluation only
+    samples: list[Candidate] = field(default_factory=list)  # evaluation only: best-of-3 baseline
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return [self.draft, self.global_refinement, self.local_refinement]
+
+    @property
+    def chosen(self) -> Candidate:
+        return {c.kind: c for c in self.candidates}[self.choice]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def first_below(scores: list[float], threshold: float) -> int:
+    for i, s in enumerate(scores):
+        if s < threshold:
+            return i
+    return -1
+
+
+def check_question(question: str) -> str:
+    question = (question or "").strip()
+    if not question:
+        raise DataError("the problem is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise DataError(f"the problem is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    return question
+
+
+@dataclass
+class GloreModels:
+    """The five checkpoints of a GLoRe family, loaded once; every model must share one tokenizer."""
+
+    student: object  # generation backend
+    orm: object  # RewardScorer
+    sorm: object  # RewardScorer
+    global_refiner: object  # generation backend
+    local_refiner: object  # generation backend
+    paths: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, student: str, orm: str, sorm: str, global_refiner: str, local_refiner: str,
+             device: str = "cpu", batch_size: int = 128) -> GloreModels:
+        from .generation.hf_backend import TransformersBackend
+        from .models.causal_lm import load_causal_lm
+        from .models.reward_model import RewardScorer, load_reward_model
+        from .models.tokenizer import fingerprint
+
+        paths = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
+        policies, scorers, prints = {}, {}, {}
+        for key, role in (("student", ("policy",)), ("global", ("refiner-global",)), ("local", ("refiner-local",))):
+            lm, tok, _ = load_causal_lm(paths[key], roles=role, device=device)
+            policies[key] = TransformersBackend(lm, tok, batch_size=batch_size)
+            prints[key] = fingerprint(tok)
+        for key in ("orm", "sorm"):
+            model, tok, _ = load_reward_model(paths[key], roles=(key,), device=device)
+            scorers[key] = RewardScorer(model, tok, batch_size=batch_size)
+            prints[key] = fingerprint(tok)
+        if len(set(prints.values())) > 1:
+            detail = ", ".join(f"{k}={v}" for k, v in prints.items())
+            raise CheckpointError(f"these models do not share one tokenizer ({detail}); train them from one student")
+        return cls(policies["student"], scorers["orm"], scorers["sorm"], policies["global"], policies["local"], paths)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, **kwargs) -> GloreModels:
+        """A family laid out as folder/{student,orm,sorm,refiner-global,refiner-local}."""
+        folder = Path(folder)
+        return cls.load(str(folder / "student"), str(folder / "orm"), str(folder / "sorm"),
+                        str(folder / "refiner-global"), str(folder / "refiner-local"), **kwargs)
+
+
+class GlorePipeline:
+    def __init__(self, models: GloreModels, threshold: float = 0.5, when_threshold: float = 0.5,
+                 max_new_tokens: int = 256):
+        self.models = models
+        self.threshold = threshold
+        self.when_threshold = when_threshold
+        self.max_new_tokens = max_new_tokens
+
+    def run(self, question: str, gold: str | None = None, draft: str | None = None,
+            threshold: float | None = None) -> GloreResult:
+        """One question (optionally with the user's own draft) through the whole pipeline."""
+        question = check_question(question)
+        if draft is not None and not split_steps(draft):
+            raise DataError("the draft has no steps: write one reasoning step per line")
+        return self.run_batch([question], [gold], drafts=[draft] if draft is not None else None,
+                              threshold=threshold)[0]
+
+    def run_batch(self, questions: list[str], golds: list[str | None] | None = None,
+                  drafts: list[str | None] | None = None, threshold: float | None = None,
+                  orm_critique: bool = False, best_of: int = 0, seed: int = 0) -> list[GloreResult]:
+        """Batched pipeline for evaluation; orm_critique and best_of add the ablation and baseline."""
+        threshold = self.threshold if threshold is None else threshold
+        golds = golds or [None] * len(questions)
+        timings: dict = {}
+        t0 = time.perf_counter()
+        texts = self._drafts(questions, drafts)
+        timings["draft_s"] = time.perf_counter() - t0
+        draft_c = [self._candidate("draft", t, g) for t, g in zip(texts, golds)]
+        t1 = time.perf_counter()
+        self._score(questions, draft_c)
+        timings["score_s"] = time.perf_counter() - t1
+        firsts = [first_below(c.sorm_steps, threshold) for c in draft_c]
+        firsts_orm = [first_below(c.orm_steps, threshold) for c in draft_c]
+        t2 = time.perf_counter()
+        globals_ = self._global(questions, draft_c, golds)
+        locals_ = self._local(questions, draft_c, firsts, golds)
+        local_orm = self._local(questions, draft_c, firsts_orm, golds) if orm_critique else [None] * len(questions)
+        timings["refine_s"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        pending = [(q, c) for q, trio in zip(questions, zip(globals_, locals_, local_orm))
+                   for c in trio if c is not None and not c.unchanged]
+        self._score([q for q, _ in pending], [c for _, c in pending])
+        samples = self._samples(questions, golds, best_of, seed) if best_of else [[] for _ in questions]
+        timings["rerank_s"] = time.perf_counter() - t3
+        timings["total_s"] = time.perf_counter() - t0
+        results = []
+        for i, q in enumerate(questions):
+            trio = [draft_c[i], globals_[i], locals_[i]]
+            choice = max(trio, key=lambda c: c.orm_score).kind
+            if local_orm[i] is not None and local_orm[i].unchanged:
+                local_orm[i].orm_steps, local_orm[i].sorm_steps = draft_c[i].orm_steps, draft_c[i].sorm_steps
+            results.append(GloreResult(q, golds[i], threshold, draft_c[i], firsts[i], firsts_orm[i],
+                                       draft_c[i].orm_score < self.when_threshold, globals_[i], locals_[i], choice,
+                                       dict(timings), local_orm[i], samples[i]))
+        return results
+
+    # ---- stages ---------------------------------------------------------------------------------
+    def _candidate(self, kind: str, text: str, gold: str | None, kept: int = 0, unchanged: bool = False) -> Candidate:
+        correct = is_correct(text, gold) if gold is not None else None
+        return Candidate(kind, text, split_steps(text), extract_answer(text), correct=correct, kept_steps=kept,
+                         unchanged=unchanged)
+
+    def _drafts(self, questions, drafts) -> list[str]:
+        todo = [i for i, q in enumerate(questions) if not drafts or drafts[i] is None]
+        texts = [drafts[i] if drafts and drafts[i] is not None else "" for i in range(len(questions))]
+        if todo:
+            outs = self.models.student.generate([student_prompt(questions[i]) for i in todo], n=1,
+                                                temperature=0.0, max_new_tokens=self.max_new_tokens)
+            for i, samples in zip(todo, outs):
+                texts[i] = samples[0].text
+        return texts
+
+    def _score(self, questions, candidates, orm_only: bool = False) -> None:
+        """ORM and SORM step scores for candidates with steps; a stepless candidate scores 0."""
+        live = [(q, c) for q, c in zip(questions, candidates) if c.steps]
+        if not live:
+            return
+        items = [(q, c.steps) for q, c in live]
+        orm = self.models.orm.score(items)
+        sorm = self.models.sorm.score(items) if not orm_only else [[] for _ in items]
+        for (_, c), o, s in zip(live, orm, sorm):
+            c.orm_steps, c.sorm_steps = o, s
+
+    def _global(self, questions, drafts, golds) -> list[Candidate]:
+        prompts = [global_prompt(q, d.steps or [d.text]) for q, d in zip(questions, drafts)]
+        outs = self.models.global_refiner.generate(prompts, n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
+        return [self._candidate("global", o[0].text, g) for o, g in zip(outs, golds)]
+
+    def _local(self, questions, drafts, firsts, golds) -> list[Candidate]:
+        """Refine from the marked first error; with no error found, the draft stands unchanged."""
+        out: list[Candidate | None] = [None] * len(questions)
+        todo = [i for i, e in enumerate(firsts) if e >= 0 and drafts[i].steps]
+        prompts = [local_prompt(questions[i], drafts[i].steps, firsts[i]) for i in todo]
+        gens = self.models.local_refiner.generate(prompts, n=1, temperature=0.0,
+                                                  max_new_tokens=self.max_new_tokens) if todo else []
+        for i, g in zip(todo, gens):
+            kept = drafts[i].steps[: firsts[i]]
+            text = join_steps(kept + [g[0].text]) if kept else g[0].text
+            out[i] = self._candidate("local", text, golds[i], kept=len(kept))
+        for i, c in enumerate(out):
+            if c is None:
+                d = drafts[i]
+                out[i] = Candidate("local", d.text, list(d.steps), d.answer, list(d.orm_steps), list(d.sorm_steps),
+                                   d.correct, kept_steps=len(d.steps), unchanged=True)
+        return out
+
+    def _samples(self, questions, golds, n: int, seed: int) -> list[list[Candidate]]:
+        outs = self.models.student.generate([student_prompt(q) for q in questions], n=n, temperature=1.0,
+                                            max_new_tokens=self.max_new_tokens, seed=seed)
+        cands = [[self._candidate("sample", s.text, g) for s in o] for o, g in zip(outs, golds)]
+        flat_q = [q for q, cs in zip(questions, cands) for _ in cs]
+        flat = [c for cs in cands for c in cs]
+        self._score(flat_q, flat, orm_only=True)
+        return cands

@@ -1,0 +1,184 @@
+"""Train the ORM (final-answer labels at every step) and the SORM (V* rollout labels per step).
+
+Batches are groups of questions with all their distinct samples, so the loss can compare samples
+of the same question: BCE per step (balanced within question for the ORM) plus an optional
+Bradley-Terry term between correct and incorrect samples' final scores. The head learns fast,
+the backbone slowly (DEMO-NOTES: a low backbone lr generalises, a high one memorises questions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import to_dict
+from ..errors import ConfigError, DataError
+from ..labelling.postprocess import LabelRules, apply_rules
+from ..models.checkpoint import Card
+from ..models.reward_model import EncodedSolution, collate_solutions, encode_solution
+from ..tracking import Tracker, ensure
+from .loop import OptimConfig, TrainResult, clear_state, index_stream, train
+
+
+@dataclass
+class RewardConfig(OptimConfig):
+    role: str = "orm"  # "orm" or "sorm"
+    base: str = ""  # the policy checkpoint the backbone starts from
+    likelihood_features: bool = True  # the head also reads the backbone's token log-likelihood
+    lr: float = 1e-4  # backbone
+    head_lr: float = 2e-3
+    feature_lr: float = 3e-2
+    batch_size: int = 8  # questions per step (with all their distinct samples)
+    max_steps: int = 600
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    pairwise_weight: float = -1.0  # Bradley-Terry weight; -1: 0.5 for the ORM, 0 for the SORM
+    mixed_only: bool = True  # ORM: train on questions with both correct and incorrect samples
+    balance_within_question: bool = True  # ORM: correct and incorrect samples weigh the same per question
+    consistency: bool = True  # SORM label rules (see labelling.postprocess)
+    propagate: bool = True
+    balance: bool = True
+    max_length: int = 384
+    seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.role not in ("orm", "sorm"):
+            raise ConfigError(f"role must be 'orm' or 'sorm', not {self.role!r}")
+        if self.pairwise_weight < 0:
+            self.pairwise_weight = 0.5 if self.role == "orm" else 0.0
+
+    def rules(self) -> LabelRules:
+        return LabelRules(consistency=self.consistency, propagate=self.propagate, balance=self.balance, seed=self.seed)
+
+
+@dataclass
+class RMItem:
+    question: str
+    steps: list[str]
+    labels: list[float]  # one target per step
+    mask: list[float]  # 0 drops a step's label (balancing)
+    weight: float  # per-solution weight (within-question balancing)
+    correct: bool
+    encoded: EncodedSolution | None = field(default=None, repr=False)
+
+
+def orm_items(records: list[dict], config: RewardConfig) -> list[list[RMItem]]:
+    """ORM-data records -> groups (one per question) of items; every step carries the final label."""
+    groups = []
+    for r in records:
+        samples = [s for s in r["samples"] if s["steps"]]
+        outcomes = {bool(s["correct"]) for s in samples}
+        if not samples or (config.mixed_only and len(outcomes) < 2):
+            continue
+        n_pos = sum(bool(s["correct"]) for s in samples)
+        n_neg = len(samples) - n_pos
+        group = []
+        for s in samples:
+            y = float(bool(s["correct"]))
+            w = 1.0 / len(samples)
+            if config.balance_within_question and n_pos and n_neg:
+                w = 0.5 / (n_pos if y else n_neg)
+            group.append(RMItem(r["question"], s["steps"], [y] * len(s["steps"]), [1.0] * len(s["steps"]), w, bool(y)))
+        groups.append(group)
+    return groups
+
+
+def sorm_items(labelled: list[dict], config: RewardConfig) -> list[list[RMItem]]:
+    """Rollout-labelled solutions -> groups per question with post-processed V* labels."""
+    by_question: dict[str, list[RMItem]] = {}
+    for r in apply_rules(labelled, config.rules()):
+        item = RMItem(r["question"], r["steps"], [float(y) for y in r["labels"]], r["mask"], 1.0, bool(r["correct"]))
+        by_question.setdefault(r["problem_id"], []).append(item)
+    return list(by_question.values())
+
+
+def _encode_groups(groups: list[list[RMItem]], tokenizer, max_length: int) -> list[list[RMItem]]:
+    kept = []
+    for group in groups:
+        items = []
+        for item in group:
+            try:
+                item.encoded = encode_solution(tokenizer, item.question, item.steps, max_length)
+            except DataError:
+                continue  # over-long or unalignable sample: skip it rather than fail the run
+            items.append(item)
+        if items:
+            kept.append(items)
+    if not kept:
+        raise DataError("no usable training solutions for the reward model")
+    return kept
+
+
+def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
+    import torch
+
+    items = [item for group in groups for item in group]
+    batch = collate_solutions([i.encoded for i in items], pad_id)
+    width = batch["input_ids"].shape[1]
+    targets = torch.zeros((len(items), width))
+    weights = torch.zeros((len(items), width))
+    final_pos = torch.zeros(len(items), dtype=torch.long)
+    for r, item in enumerate(items):
+        ends = torch.tensor(item.encoded.step_ends)
+        targets[r, ends] = torch.tensor(item.labels, dtype=torch.float)
+        weights[r, ends] = torch.tensor(item.mask, dtype=torch.float) * item.weight
+        final_pos[r] = item.encoded.step_ends[-1]
+    group_ids = torch.tensor([g for g, group in enumerate(groups) for _ in group])
+    correct = torch.tensor([item.correct for item in items])
+    return {**batch, "targets": targets, "weights": weights, "final_pos": final_pos, "group": group_ids,
+            "correct": correct}
+
+
+def reward_loss(pairwise_weight: float):
+    def loss_fn(model, batch):
+        import torch
+        import torch.nn.functional as F
+
+        logits = model(batch["input_ids"], batch["attention_mask"], batch["solution_mask"]).float()
+        w = batch["weights"]
+        bce = F.binary_cross_entropy_with_logits(logits, batch["targets"], weight=w, reduction="sum") / w.sum().clamp(min=1e-6)
+        loss = bce
+        if pairwise_weight:
+            final = logits.gather(1, batch["final_pos"][:, None]).squeeze(1)
+            same = batch["group"][:, None] == batch["group"][None, :]
+            better = batch["correct"][:, None] & ~batch["correct"][None, :] & same
+            if better.any():
+                margin = final[:, None] - final[None, :]
+                loss = loss + pairwise_weight * F.softplus(-margin)[better].mean()
+        return loss, int(batch["attention_mask"].sum())
+
+    return loss_fn
+
+
+def train_reward_model(config: RewardConfig, data: list[dict], output_dir: str | Path, tracker: Tracker | None = None,
+                       resume: bool = False, progress: bool = True, run_id: int | None = None,
+                       extra_card: dict | None = None) -> tuple[Path, TrainResult]:
+    """Train an ORM (data: ORM records) or SORM (data: labelled solutions) from config.base."""
+    from ..models.reward_model import reward_model_from_policy, save_reward_model
+
+    tracker = ensure(tracker)
+    if not config.base:
+        raise ConfigError("a reward model needs --base: the student (policy) checkpoint it starts from")
+    model, tokenizer = reward_model_from_policy(config.base, config.likelihood_features)
+    groups = orm_items(data, config) if config.role == "orm" else sorm_items(data, config)
+    groups = _encode_groups(groups, tokenizer, config.max_length)
+    tracker.log_metric("data/questions", len(groups))
+    tracker.log_metric("data/solutions", sum(len(g) for g in groups))
+
+    def make_batch(step: int, rank: int = 0, world: int = 1) -> dict:
+        idx = index_stream(len(groups), config.batch_size, step, config.seed)[rank::world]
+        return _batch([groups[i] for i in idx], tokenizer.pad_token_id)
+
+    head_params = list(model.head.parameters())
+    feature_params = list(model.feature_head.parameters())
+    extra = [{"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
+             {"params": feature_params, "lr": config.feature_lr, "weight_decay": 0.0}]
+    result = train(model, make_batch, reward_loss(config.pairwise_weight), config, output_dir, tracker=tracker,
+                   resume=resume, extra_param_groups=extra, progress=progress, desc=f"{config.role} training")
+    card = Card(role=config.role, base=config.base, run_id=run_id, config={**to_dict(config), **(extra_card or {})},
+                metrics={"train_loss": result.final_loss, "train_seconds": round(result.seconds, 1)})
+    folder = save_reward_model(model, tokenizer, Path(output_dir) / "model", card)
+    clear_state(output_dir)
+    tracker.log_metric("train/seconds", result.seconds)
+    tracker.log_artifact("model", str(folder), {"role": config.role})
+    return folder, result

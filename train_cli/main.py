@@ -1,0 +1,23 @@
+"""The `glore-train` command group. Each command family lives in its own module."""
+from __future__ import annotations
+
+import click
+
+from . import runs, student
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--db", envvar="GLORE_DB", help="SQLAlchemy URL of the run store (default: sqlite in $GLORE_HOME)")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Train and evaluate the GLoRe family: student, ORM, SORM, global and local refiners."""
+    ctx.ensure_object(dict)["db"] = db
+
+
+for module in (student, runs):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+if __name__ == "__main__":
+    cli()
