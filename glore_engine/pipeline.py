@@ -236,3 +236,30 @@ class GlorePipeline:
         flat = [c for cs in cands for c in cs]
         self._score(flat_q, flat, orm_only=True)
         return cands
+
+
+def result_from_dict(data: dict) -> GloreResult:
+    """Inverse of GloreResult.to_dict (stored evaluation cases reopen in the app)."""
+    def cand(d):
+        return Candidate(**d) if d is not None else None
+
+    from dataclasses import fields as dataclass_fields
+
+    known = {f.name for f in dataclass_fields(GloreResult)}
+    fields = {k: v for k, v in data.items() if k in known}
+    for key in ("draft", "global_refinement", "local_refinement", "local_orm_critique"):
+        fields[key] = cand(fields.get(key))
+    fields["samples"] = [cand(s) for s in fields.get("samples", [])]
+    return GloreResult(**fields)
+
+
+def to_case(result: GloreResult, index: int, problem_id: str | None = None) -> dict:
+    """A stored evaluation case (db.Store.add_cases format) from one pipeline result."""
+    data = result.to_dict()
+    data["candidates"] = [{"kind": c.kind, "text": c.text, "orm_score": c.orm_score, "correct": c.correct}
+                          for c in result.candidates]
+    data["final_correct"] = result.chosen.correct
+    return {"index": index, "problem_id": problem_id, "question": result.question, "gold": result.gold,
+            "draft": result.draft.text, "data": data, "tags": [],
+            "draft_correct": result.draft.correct, "global_correct": result.global_refinement.correct,
+            "local_correct": result.local_refinement.correct, "final_correct": result.chosen.correct}
