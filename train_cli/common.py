@@ -23,9 +23,10 @@ def _click_type(hint):
     return _FLAG_TYPES.get(hint, str)
 
 
-def config_options(cls, skip: tuple[str, ...] = ()):
-    """Add `--config FILE` and one `--field-name` flag per dataclass field (flags win over the file)."""
+def config_options(cls, skip: tuple[str, ...] = (), prefix: str = "", with_file: bool = True):
+    """Add one `--[prefix-]field-name` flag per dataclass field, and `--config FILE` (flags win over it)."""
     hints = typing.get_type_hints(cls)
+    dest_prefix = prefix.replace("-", "_") + "__" if prefix else ""
 
     def decorate(fn):
         for f in reversed(dataclasses.fields(cls)):
@@ -33,30 +34,50 @@ def config_options(cls, skip: tuple[str, ...] = ()):
                 continue
             kind = _click_type(hints[f.name])
             default = f.default if f.default is not dataclasses.MISSING else "required"
-            flag = "--" + f.name.replace("_", "-")
-            if kind is bool:
-                decl = f"{flag}/--no-{f.name.replace('_', '-')}"
-                fn = click.option(decl, f.name, default=None, help=f"default: {default}")(fn)
-            else:
-                fn = click.option(flag, f.name, type=kind, default=None, help=f"default: {default}")(fn)
-        fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                          help="YAML file of config keys (flags override it)")(fn)
+            name = (prefix + "-" if prefix else "") + f.name.replace("_", "-")
+            dest = dest_prefix + f.name
+            decl = f"--{name}/--no-{name}" if kind is bool else f"--{name}"
+            fn = click.option(decl, dest, type=None if kind is bool else kind, default=None,
+                              help=f"default: {default}")(fn)
+        if with_file:
+            fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                              help="YAML file of config keys (flags override it)")(fn)
         return fn
 
     return decorate
 
 
-def resolve_config(cls, config_file, flags: dict, extra: dict | None = None):
-    """defaults < --config file < flags; unknown keys in the file fail."""
+def resolve_config(cls, config_file, flags: dict, extra: dict | None = None, section: str | None = None,
+                   sections: tuple[str, ...] = ()):
+    """defaults < extra < --config file < flags; unknown keys fail.
+
+    A file may hold sub-configs as mappings (`sample:`, `label:`): `section` reads one of them,
+    and the main config skips the names in `sections`.
+    """
     from glore_engine.config import build, read_yaml
 
+    data = read_yaml(config_file)
+    data = {k: v for k, v in data.items() if k not in sections}
+    if section is not None:
+        data = read_yaml(config_file)
+        data = data.get(section) or {}
+        if not isinstance(data, dict):
+            from glore_engine.errors import ConfigError
+
+            raise ConfigError(f"config section {section!r} must be a mapping")
     names = {f.name for f in dataclasses.fields(cls)}
-    return build(cls, extra, read_yaml(config_file), {k: v for k, v in flags.items() if k in names})
+    return build(cls, extra, data, {k: v for k, v in flags.items() if k in names})
 
 
-def pop_config_flags(cls, kwargs: dict) -> dict:
+def pop_config_flags(cls, kwargs: dict, prefix: str = "") -> dict:
+    """Remove this config's flags from a command's kwargs (prefix stripped)."""
+    dest_prefix = prefix.replace("-", "_") + "__" if prefix else ""
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    out = {}
+    for key in list(kwargs):
+        if key.startswith(dest_prefix) and key[len(dest_prefix):] in names:
+            out[key[len(dest_prefix):]] = kwargs.pop(key)
+    return out
 
 
 def open_store(ctx: click.Context):

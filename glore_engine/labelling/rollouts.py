@@ -22,7 +22,7 @@ def prefix_prompt(question: str, steps: list[str], i: int) -> str:
     return student_prompt(question) + join_steps(steps[:i]) + "\n"
 
 
-def _solutions(records: list[dict]) -> list[dict]:
+def solutions_of(records: list[dict]) -> list[dict]:
     """Flatten question records into one entry per distinct sampled solution with steps."""
     out = []
     for r in records:
@@ -74,7 +74,7 @@ def build_sorm_labels(backend, records: list[dict], folder: str | Path, k: int =
                       max_new_tokens: int = 192, seed: int = 0, shard_size: int = 64, calculator: bool = False,
                       on_shard: Callable | None = None) -> list[dict]:
     """Label every distinct sample of `records` (ORM-data format) in resumable shards of solutions."""
-    solutions = _solutions(records)
+    solutions = solutions_of(records)
 
     def process(shard, index):
         return label_solutions(backend, shard, k, temperature, max_new_tokens, seed * 7919 + index, calculator)

@@ -1,0 +1,107 @@
+"""`glore-train refine | eval`: the refiners and the paper's end-to-end tables T2 and T3."""
+from __future__ import annotations
+
+import click
+
+from glore_engine.stages import OrmDataConfig, SormLabelConfig
+from glore_engine.training.refiner import RefinerConfig
+
+from .common import (config_options, engine_ready, friendly_errors, open_store, pop_config_flags,
+                     resolve_config, run_dir)
+from .reward import SECTIONS, orm_records, sorm_labels
+
+
+@click.command("refine")
+@config_options(RefinerConfig)
+@config_options(OrmDataConfig, skip=("student",), prefix="sample", with_file=False)
+@config_options(SormLabelConfig, prefix="label", with_file=False)
+@click.option("--samples", "samples_path", help="global: reuse an ORM data folder for (incorrect -> correct) pairs")
+@click.option("--labels", "labels_path", help="local: reuse a SORM labels folder for [BAD]-marked triples")
+@click.option("--out", help="output folder (default: <GLORE_HOME>/runs/<id>-refine)")
+@click.option("--resume", is_flag=True)
+@click.pass_context
+@friendly_errors
+def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) -> None:
+    """Train a global refiner (whole-draft rewrite) or a local one (fix from a marked first error)."""
+    from glore_engine.config import to_dict
+    from glore_engine.labelling.pairing import global_pairs, local_triples
+    from glore_engine.training.refiner import train_refiner
+
+    config = resolve_config(RefinerConfig, config_file, pop_config_flags(RefinerConfig, flags), sections=SECTIONS)
+    sample = resolve_config(OrmDataConfig, config_file, pop_config_flags(OrmDataConfig, flags, "sample"),
+                            extra={"student": config.base}, section="sample")
+    label = resolve_config(SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label")
+    if resume and not out:
+        raise click.UsageError("--resume needs --out")
+    engine_ready()
+    store = open_store(ctx)
+    with store.run("refine", name=config.kind, config={"train": to_dict(config), "sample": to_dict(sample)}) as run:
+        folder = run_dir(run.id, f"refine-{config.kind}", out)
+        run.set_output_dir(str(folder))
+        if config.kind == "global":
+            examples = global_pairs(orm_records(run, sample, samples_path, folder), seed=config.seed)
+        else:
+            examples = local_triples(sorm_labels(run, sample, label, labels_path, samples_path, folder), seed=config.seed)
+        run.log_metric(f"data/{config.kind}_examples", len(examples))
+        model_dir, result = train_refiner(config, examples, folder, tracker=run, resume=resume, run_id=run.id)
+        run.set_summary({"model": str(model_dir), "examples": len(examples), "final_loss": result.final_loss})
+    click.echo(f"{config.kind} refiner saved to {model_dir} ({len(examples)} examples, loss {result.final_loss:.4f})")
+
+
+@click.command("eval")
+@click.option("--family", help="folder with student/ orm/ sorm/ refiner-global/ refiner-local/ (default: bundled)")
+@click.option("--student")
+@click.option("--orm")
+@click.option("--sorm")
+@click.option("--global-refiner")
+@click.option("--local-refiner")
+@click.option("--data", default="synthetic", show_default=True, help="synthetic, a GSM8K .jsonl path or a hub id")
+@click.option("--split", default="test", show_default=True)
+@click.option("--limit", default=500, show_default=True, help="problems")
+@click.option("--data-seed", default=0, show_default=True)
+@click.option("--threshold", default=0.5, show_default=True, help="SORM score below which a step is the first error")
+@click.option("--best-of", default=3, show_default=True, help="student samples for the best-of-N baseline")
+@click.option("--seed", default=0, show_default=True)
+@click.pass_context
+@friendly_errors
+def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, data, split, limit, data_seed,
+             threshold, best_of, seed) -> None:
+    """Tables T2 and T3 (greedy, best-of-3, draft+global, draft+local, GLoRe, oracle); every case stored."""
+    from glore_engine.data import load_eval_problems
+    from glore_engine.evaluation.pipeline_eval import evaluate_pipeline
+    from glore_engine.pipeline import GlorePipeline, to_case
+
+    engine_ready()
+    models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
+    store = open_store(ctx)
+    config = {"models": paths, "data": data, "split": split, "limit": limit, "data_seed": data_seed,
+              "threshold": threshold, "best_of": best_of, "seed": seed}
+    with store.run("eval", name=data, config=config) as run:
+        run.set_output_dir(str(run_dir(run.id, "eval", None)))
+        problems = load_eval_problems(data, split, limit, data_seed, paths["student"])
+        with click.progressbar(length=len(problems), label="GLoRe pipeline") as bar:
+            results, tables = evaluate_pipeline(GlorePipeline(models, threshold=threshold), problems, best_of=best_of,
+                                                seed=seed, progress=lambda done, total: bar.update(done - bar.pos))
+        store.add_cases(run.id, [to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))])
+        run.log_metrics(tables["metrics"])
+        run.set_summary({"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(results)})
+    click.echo(tables["T2"] + "\n\n" + tables["T3"])
+    click.echo(f"\n{len(results)} cases stored in run {run.id} (browse them in glore-app)")
+
+
+def _load_family(family, student, orm, sorm, global_refiner, local_refiner):
+    from glore_engine.pipeline import GloreModels
+
+    if family or not any((student, orm, sorm, global_refiner, local_refiner)):
+        from glore_engine.bundled import require_bundle
+
+        folder = family or str(require_bundle())
+        models = GloreModels.from_folder(folder)
+    else:
+        if not all((student, orm, sorm, global_refiner, local_refiner)):
+            raise click.UsageError("give --family, or all five of --student --orm --sorm --global-refiner --local-refiner")
+        models = GloreModels.load(student, orm, sorm, global_refiner, local_refiner)
+    return models, models.paths
+
+
+COMMANDS = [refine, evaluate]
