@@ -1,0 +1,171 @@
+"""`glore-app`: the GLoRe workbench in the browser (Inspect, Results, Annotate, Runs, Export).
+
+Binds 127.0.0.1 by default, never shares, sends no analytics and asks no outside host for anything;
+binding another address needs --auth. gradio, torch and transformers are imported only after the
+flags are read, so `glore-app --help` is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CONFIG_KEYS = ("host", "port", "db", "models", "data", "auth", "threshold", "max_new_tokens", "browser")
+DEFAULTS = {"host": "127.0.0.1", "port": None, "db": None, "models": None, "data": None, "auth": None,
+            "threshold": 0.5, "max_new_tokens": 256, "browser": True}
+
+
+def offline_env() -> None:
+    """No telemetry, no hub: set before gradio or transformers is imported (a user's own value wins)."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def create_app(models_folder: Optional[str | Path] = None, db_url: Optional[str] = None,
+               data: Optional[str] = None, *, threshold: float = 0.5, max_new_tokens: int = 256):
+    """The workbench as a gr.Blocks (queued; launch it with launch_app for the stylesheet and keys).
+
+    models_folder: a family folder; None: the bundled demo family if present, else Inspect explains
+    how to get one. db_url: a SQLAlchemy url or a sqlite file path; None: $GLORE_DB or the default store.
+    data: a GSM8K-format JSONL file to pick problems from; None: the synthetic test split.
+    """
+    offline_env()
+    import gradio as gr
+
+    from . import annotate_tab, export_tab, inspect_tab, results_tab, runs_tab
+    from .state import Workbench, resolve_models, sqlite_url
+    from .ui import annotator_name
+
+    bench = Workbench(resolve_models(models_folder), sqlite_url(db_url), data, max_new_tokens=max_new_tokens,
+                      threshold=threshold)
+    with gr.Blocks(title="GLoRe workbench", analytics_enabled=False) as demo:
+        gr.Markdown("## GLoRe workbench · *when, where and how* to refine a maths draft")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Inspect", id="inspect"):
+                inspect = inspect_tab.build(bench)
+            with gr.Tab("Results", id="results"):
+                results = results_tab.build(bench, inspect, tabs)
+            with gr.Tab("Annotate", id="annotate"):
+                annotate = annotate_tab.build(bench)
+            with gr.Tab("Runs", id="runs"):
+                runs = runs_tab.build(bench)
+            with gr.Tab("Export", id="export"):
+                export = export_tab.build(bench)
+        for tab in (results, annotate, runs, export):
+            demo.load(tab.refresh, None, tab.refresh_outputs, api_visibility="private")
+        demo.load(annotator_name, None, annotate.annotator, api_visibility="private")
+    demo.queue(default_concurrency_limit=8)
+    demo.workbench = bench
+    return demo
+
+
+def launch_app(demo, host: str = "127.0.0.1", port: Optional[int] = None, auth: Optional[tuple[str, str]] = None,
+               open_browser: bool = False, prevent_thread_lock: bool = False, quiet: bool = False):
+    """Launch with the app's stylesheet and keyboard shortcuts; share=False, no SSR, no MCP, no PWA."""
+    check_bind(host, auth)
+    from .ui import CSS, JS
+
+    return demo.launch(server_name=host, server_port=port, share=False, inbrowser=open_browser, auth=auth,
+                       prevent_thread_lock=prevent_thread_lock, quiet=quiet, css=CSS, js=JS, ssr_mode=False,
+                       mcp_server=False, pwa=False, enable_monitoring=False, show_error=False,
+                       footer_links=["api", "settings"])
+
+
+class UsageError(Exception):
+    """A bad flag or config value: printed as one line, exit status 2."""
+
+
+def check_bind(host: str, auth) -> None:
+    if not is_loopback(host) and not auth:
+        raise UsageError(f"binding {host} exposes the app beyond this machine: add --auth user:password")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def parse_auth(text: Optional[str]) -> Optional[tuple[str, str]]:
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise UsageError("--auth takes user:password (both non-empty)")
+    return user, password
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glore-app", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
+    p.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    p.add_argument("--db", help="run store: a SQLAlchemy url or a sqlite file (default $GLORE_DB, else "
+                                "$GLORE_HOME/glore.db)")
+    p.add_argument("--models", help="model family folder with student/ orm/ sorm/ refiner-global/ refiner-local/ "
+                                    "(default: the bundled demo models)")
+    p.add_argument("--data", help="GSM8K-format JSONL file to pick problems from (default: synthetic test split)")
+    p.add_argument("--auth", help="user:password required to open the app")
+    p.add_argument("--threshold", type=float, help="initial SORM/ORM threshold (default 0.5)")
+    p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="generation limit (default 256)")
+    p.add_argument("--config", help="YAML file with any of: " + ", ".join(CONFIG_KEYS) + " (flags override it)")
+    p.add_argument("--no-browser", dest="browser", action="store_const", const=False,
+                   help="do not open a browser tab")
+    return p
+
+
+def settings(argv: Optional[Sequence[str]] = None) -> dict:
+    """defaults < --config file < flags; unknown config keys fail."""
+    args = vars(parser().parse_args(argv))
+    merged = dict(DEFAULTS)
+    merged.update(read_config(args.pop("config")))
+    merged.update({k: v for k, v in args.items() if v is not None})
+    merged["auth"] = parse_auth(merged["auth"])
+    check_bind(merged["host"], merged["auth"])
+    return merged
+
+
+def read_config(path: Optional[str]) -> dict:
+    if not path:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config {path} must be a mapping of keys to values")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise UsageError(f"config {path}: unknown key(s) {unknown}; known: {', '.join(CONFIG_KEYS)}")
+    return {k: str(v) if k == "auth" and v is not None else v for k, v in data.items()}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    offline_env()
+    try:
+        opts = settings(argv)
+    except UsageError as exc:
+        print(f"glore-app: error: {exc}", file=sys.stderr)
+        return 2
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    demo = create_app(opts["models"], opts["db"], opts["data"], threshold=float(opts["threshold"]),
+                      max_new_tokens=int(opts["max_new_tokens"]))
+    launch_app(demo, opts["host"], opts["port"], opts["auth"], open_browser=bool(opts["browser"]),
+               prevent_thread_lock=True)
+    threading.Thread(target=demo.workbench.preload, name="glore-preload", daemon=True).start()
+    try:
+        demo.block_thread()
+    finally:
+        demo.workbench.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Runs tab: every run with status and config, its metrics as a table and loss/accuracy plots, and
+the paper's tables (T1-T3) of evaluation runs."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from .state import Workbench
+from .ui import as_int, guarded, markdown, run_choices
+
+RUN_COLUMNS = ["id", "kind", "name", "status", "created (UTC)", "duration", "parent", "error"]
+METRIC_COLUMNS = ["metric", "points", "last", "min", "max"]
+PLOT_COLUMNS = ["step", "value", "metric"]
+
+
+@dataclass
+class RunsTab:
+    refresh: object = None
+    refresh_outputs: list = field(default_factory=list)
+
+
+def run_rows(runs) -> list[list]:
+    def duration(run):
+        s = run.duration_s
+        return "running" if s is None else (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
+
+    return [[r.id, r.kind, r.name or "", r.status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"), duration(r),
+             r.parent_id if r.parent_id is not None else "", (r.error or "")[:120]] for r in runs]
+
+
+def metric_rows(series: dict) -> list[list]:
+    rows = []
+    for key, points in series.items():
+        values = [v for _, v in points]
+        rows.append([key, len(values), round(values[-1], 5), round(min(values), 5), round(max(values), 5)])
+    return rows
+
+
+def plot_frame(series: dict, words: tuple[str, ...]):
+    """Long-format frame (step, value, metric) of the keys containing any of `words`; a missing step is
+    the point's place in its series."""
+    import pandas as pd
+
+    records = [(step if step is not None else i, value, key)
+               for key, points in series.items() if any(w in key.lower() for w in words)
+               for i, (step, value) in enumerate(points)]
+    return pd.DataFrame(records, columns=PLOT_COLUMNS)
+
+
+def paper_tables(summary: dict) -> str:
+    """summary["tables_md"] (name -> Markdown table) as one Markdown document."""
+    tables = summary.get("tables_md") or {}
+    if not isinstance(tables, dict) or not tables:
+        return "*No paper tables for this run (evaluation runs store them).*"
+    return "\n\n".join(f"### {name}\n\n{table}" for name, table in tables.items())
+
+
+def run_header(run) -> str:
+    lines = [f"**Run #{run.id}** · {run.kind}{' · ' + run.name if run.name else ''} · **{run.status}**"]
+    if run.output_dir:
+        lines.append(f"Output: `{run.output_dir}`")
+    if run.error:
+        lines.append(f"Error: `{run.error}`")
+    return "  \n".join(lines)
+
+
+def build(bench: Workbench) -> RunsTab:
+    with gr.Row():
+        run = gr.Dropdown(label="Run", choices=[], scale=3, elem_id="runs-run")
+        refresh = gr.Button("Refresh", scale=1)
+    status = markdown(elem_id="runs-status")
+    runs_table = gr.Dataframe(headers=RUN_COLUMNS, value=[], interactive=False, label="Runs (newest first)")
+    header = markdown(elem_id="runs-header")
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="value", color="metric", title="Loss", label="Loss")
+        acc_plot = gr.LinePlot(x="step", y="value", color="metric", title="Accuracy", label="Accuracy")
+    metrics = gr.Dataframe(headers=METRIC_COLUMNS, value=[], interactive=False, label="Metrics")
+    tables = markdown(elem_id="runs-tables")
+    with gr.Row():
+        config = gr.JSON(label="Config")
+        summary = gr.JSON(label="Summary")
+
+    @guarded(3, status_at=2)
+    def runs():
+        store = bench.store()
+        choices = run_choices(store, with_cases=False)
+        value = choices[0][1] if choices else None
+        return (run_rows(store.list_runs(limit=200)), gr.update(choices=choices, value=value),
+                "" if choices else "No runs in this store yet: `glore-train` records them.")
+
+    @guarded(8, status_at=7)
+    def show(run_id):
+        run_id = as_int(run_id)
+        if run_id is None:
+            return "", [], None, None, "", None, None, ""
+        store = bench.store()
+        info, series = store.get_run(run_id), store.metric_series(run_id)
+        summary_view = {k: v for k, v in info.summary.items() if k != "tables_md"}
+        return (run_header(info), metric_rows(series), plot_frame(series, ("loss",)),
+                plot_frame(series, ("acc",)), paper_tables(info.summary), _jsonable(info.config),
+                _jsonable(summary_view), "")
+
+    refresh.click(runs, None, [runs_table, run, status], api_name="runs")
+    run.change(show, [run], [header, metrics, loss_plot, acc_plot, tables, config, summary, status],
+               api_name="run_details")
+    return RunsTab(runs, [runs_table, run, status])
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,196 @@
+"""The app's non-UI logic: models loaded once, the pipeline behind one lock, the store, datasets.
+
+Nothing here imports gradio, so every behaviour of the tabs can be tested as plain Python.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from glore_engine.errors import CheckpointError, DataError
+
+FAMILY = ("student", "orm", "sorm", "refiner-global", "refiner-local")
+SYNTHETIC_TEST_N = 50
+DATA_LIMIT = 500
+GET_MODELS = ("No models to run. Train the demo family with `glore-train demo` (it writes the bundled "
+              "models to `glore_engine/bundled/`), or start the app with `glore-app --models FOLDER`, a "
+              "folder holding " + ", ".join(f"`{n}/`" for n in FAMILY) + ". The Results, Annotate, Runs "
+              "and Export tabs work without models.")
+
+
+def bundled_models() -> Path:
+    """glore_engine/bundled/, found without importing the engine package."""
+    spec = find_spec("glore_engine")
+    return Path(list(spec.submodule_search_locations)[0]) / "bundled"
+
+
+def missing_roles(folder: Path) -> list[str]:
+    return [name for name in FAMILY if not (folder / name).is_dir()]
+
+
+def resolve_models(folder: Optional[str | Path]) -> Optional[Path]:
+    """The family to load: the given folder, else the bundle when complete, else None."""
+    if folder:
+        return Path(folder).expanduser()
+    bundle = bundled_models()
+    return bundle if bundle.is_dir() and not missing_roles(bundle) else None
+
+
+def sqlite_url(db: Optional[str]) -> Optional[str]:
+    """A database url from --db: a url as is, a file path as sqlite."""
+    if not db or "://" in db:
+        return db or None
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def looks_like_maths(question: str) -> bool:
+    """The models know arithmetic word problems: a question without a single number is not one."""
+    return any(ch.isdigit() for ch in question)
+
+
+@dataclass
+class Workbench:
+    """Shared by every browser session: one model family, one store, one problem list."""
+
+    models_folder: Optional[Path] = None
+    db_url: Optional[str] = None
+    data: Optional[str] = None
+    max_new_tokens: int = 256
+    threshold: float = 0.5
+    _pipeline: Any = field(default=None, repr=False)
+    _store: Any = field(default=None, repr=False)
+    _problems: Optional[list] = field(default=None, repr=False)
+    _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ---- models -------------------------------------------------------------------------------
+    @property
+    def models_message(self) -> Optional[str]:
+        """Why Inspect cannot run, or None when a family is there to load."""
+        if self.models_folder is None:
+            return GET_MODELS
+        if not self.models_folder.is_dir():
+            return f"Models folder `{self.models_folder}` does not exist. " + GET_MODELS
+        missing = missing_roles(self.models_folder)
+        if missing:
+            return f"Models folder `{self.models_folder}` lacks {', '.join(missing)}. " + GET_MODELS
+        return None
+
+    @property
+    def models_loaded(self) -> bool:
+        return self._pipeline is not None
+
+    def pipeline(self):
+        """The GlorePipeline, loading the family on first use (callers hold the model lock)."""
+        if self._pipeline is None:
+            message = self.models_message
+            if message:
+                raise CheckpointError(message)
+            from glore_engine.pipeline import GloreModels, GlorePipeline
+
+            models = GloreModels.from_folder(self.models_folder)
+            self._pipeline = GlorePipeline(models, threshold=self.threshold, max_new_tokens=self.max_new_tokens)
+        return self._pipeline
+
+    def preload(self) -> None:
+        """Load the models now (e.g. in a background thread at start); errors wait for the first run."""
+        try:
+            with self._model_lock:
+                self.pipeline()
+        except Exception:  # noqa: BLE001 - reported when the user runs Inspect
+            pass
+
+    def inspect(self, question: str, draft: Optional[str] = None, gold: Optional[str] = None,
+                threshold: float = 0.5, on_stage: Optional[Callable[[str], None]] = None):
+        """One question through draft -> critique -> refinements -> rerank, one request at a time.
+
+        draft None: the student writes it; an empty-but-given draft is refused by the engine.
+        """
+        from glore_engine.pipeline import check_question
+
+        question = check_question(question)  # before loading anything: empty and huge problems fail fast
+        gold = (gold or "").strip() or None
+        with self._model_lock:
+            if on_stage and not self.models_loaded:
+                on_stage("loading models")
+            pipeline = self.pipeline()
+            with _stage_reports(pipeline.models, on_stage):
+                return pipeline.run(question, gold=gold, draft=draft, threshold=threshold)
+
+    # ---- store --------------------------------------------------------------------------------
+    def store(self):
+        """The run store, opened on first use; a failure (StoreError) is retried on the next call."""
+        with self._store_lock:
+            if self._store is None:
+                from db import Store
+
+                self._store = Store(self.db_url)
+            return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def update_annotation(self, case_id: int, annotator: str, change: Callable[[dict], dict]):
+        """Read-modify-write of one annotation under a lock, so two tabs never overwrite each other's
+        step ratings; `change` maps the current fields to the fields to save."""
+        store = self.store()
+        with self._write_lock:
+            current = store.get_annotation(case_id, annotator)
+            fields = annotation_fields(current)
+            return store.save_annotation(case_id, annotator, **change(fields))
+
+    # ---- datasets -----------------------------------------------------------------------------
+    def problems(self) -> list:
+        """Problems to pick from: --data (GSM8K JSONL) or the synthetic test split."""
+        if self._problems is None:
+            from glore_engine.tasks import generate, load_jsonl
+
+            if self.data:
+                self._problems = load_jsonl(self.data, limit=DATA_LIMIT)
+            else:
+                self._problems = generate("test", SYNTHETIC_TEST_N)
+        return self._problems
+
+    def problem(self, index: int):
+        problems = self.problems()
+        if not 0 <= index < len(problems):
+            raise DataError(f"no problem {index} in the list of {len(problems)}")
+        return problems[index]
+
+
+def annotation_fields(row) -> dict:
+    """The editable fields of an AnnotationRow (or empty ones when there is none yet)."""
+    if row is None:
+        return {"step_ratings": [], "first_error_step": None, "verdict": None, "note": None, "tags": []}
+    return {"step_ratings": [dict(r) for r in row.step_ratings], "first_error_step": row.first_error_step,
+            "verdict": row.verdict, "note": row.note, "tags": list(row.tags)}
+
+
+class _stage_reports:
+    """Report each finished generation stage through on_stage by hooking the backends' progress."""
+
+    STAGES = (("student", "draft written; scoring steps"), ("global_refiner", "global refinement written"),
+              ("local_refiner", "local refinement written; reranking"))
+
+    def __init__(self, models, on_stage):
+        self.models, self.on_stage, self.saved = models, on_stage, {}
+
+    def __enter__(self):
+        if self.on_stage is None:
+            return self
+        for attr, text in self.STAGES:
+            backend = getattr(self.models, attr, None)
+            if backend is not None and hasattr(backend, "progress"):
+                self.saved[attr] = backend.progress
+                backend.progress = lambda done, total, text=text: self.on_stage(text)
+        return self
+
+    def __exit__(self, *exc):
+        for attr, previous in self.saved.items():
+            getattr(self.models, attr).progress = previous
+        return False
