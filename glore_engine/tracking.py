@@ -14,6 +14,8 @@ class Tracker(Protocol):
 
     def set_summary(self, summary: dict) -> None: ...
 
+    # optional: def log_cases(self, cases: list[dict]) -> None  (evaluation cases, see pipeline.to_case)
+
 
 class NullTracker:
     """Keeps metrics in memory (handy in tests and notebooks)."""
@@ -22,6 +24,7 @@ class NullTracker:
         self.metrics: list[tuple[str, float, int | None]] = []
         self.artifacts: list[tuple[str, str, dict | None]] = []
         self.summary: dict = {}
+        self.cases: list[dict] = []
 
     def log_metric(self, key, value, step=None):
         self.metrics.append((key, float(value), step))
@@ -31,6 +34,9 @@ class NullTracker:
 
     def set_summary(self, summary):
         self.summary.update(summary)
+
+    def log_cases(self, cases):
+        self.cases.extend(cases)
 
     def last(self, key: str) -> float | None:
         values = [v for k, v, _ in self.metrics if k == key]

@@ -15,6 +15,7 @@ from collections import deque
 from ..errors import DataError
 from .base import GenerationStats, Sample
 
+MIN_NEW_TOKENS = 16
 _CALC_OPEN = re.compile(r"<<([^<>=\n]{1,120})=$")
 
 
@@ -76,16 +77,17 @@ class TransformersBackend:
 
     # ---- decode loop --------------------------------------------------------------------------
     def _encode(self, prompts, max_new_tokens):
+        """Left-padded ids and mask, and how many tokens fit after the longest prompt."""
         enc = self.tokenizer(prompts, padding=True, return_tensors="pt")
         width = enc.input_ids.shape[1]
         if self._max_positions and width + max_new_tokens > self._max_positions:
-            longest = int(enc.attention_mask.sum(1).max())
-            raise DataError(
-                f"prompt too long: {longest} tokens + {max_new_tokens} new tokens exceeds the model's "
-                f"context of {self._max_positions} tokens"
-            )
+            room = self._max_positions - width
+            if room < MIN_NEW_TOKENS:
+                raise DataError(f"prompt too long: {width} tokens leave no room in the model's context of "
+                                f"{self._max_positions} tokens")
+            max_new_tokens = room
         self.stats.prompt_tokens += int(enc.attention_mask.sum())
-        return enc.input_ids.to(self.device), enc.attention_mask.to(self.device)
+        return enc.input_ids.to(self.device), enc.attention_mask.to(self.device), max_new_tokens
 
     def _forward(self, ids, mask, positions, cache, keep_last=True):
         kwargs = {self._cache_kw: cache, "use_cache": True}
@@ -99,7 +101,7 @@ class TransformersBackend:
         from transformers import DynamicCache
 
         with torch.inference_mode():
-            ids, mask = self._encode(prompts, max_new_tokens)
+            ids, mask, max_new_tokens = self._encode(prompts, max_new_tokens)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             cache = DynamicCache(config=self.model.config)
             logits = self._forward(ids, mask, positions, cache)

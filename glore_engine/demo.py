@@ -1,0 +1,364 @@
+"""`glore-train demo`: the whole GLoRe loop on the synthetic task, from nothing, stage by stage.
+
+tokenizer + student -> ORM samples -> SORM rollout labels -> ORM -> SORM -> global and local
+refiners -> held-out labels -> T1 -> T2/T3 -> the bundled family. Each stage writes a `done.json`
+when it finishes; a rerun with resume skips finished stages and resumes the unfinished one
+(sampling and labelling shard by shard, training from its last checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .config import to_dict
+from .labelling.postprocess import LabelRules
+from .stages import OrmDataConfig, SormLabelConfig
+from .training.refiner import RefinerConfig
+from .training.reward import RewardConfig
+from .training.student import StudentConfig
+
+
+@dataclass
+class DemoPreset:
+    student: StudentConfig
+    orm_data: OrmDataConfig
+    sorm_labels: SormLabelConfig
+    orm: RewardConfig
+    sorm: RewardConfig
+    global_refiner: RefinerConfig
+    local_refiner: RefinerConfig
+    eval_rm_questions: int = 300  # held-out questions whose samples get V* labels for T1
+    eval_samples: int = 8
+    eval_problems: int = 500  # T2/T3
+    threshold: float = 0.5
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def demo_preset(name: str = "demo", seed: int = 0) -> DemoPreset:
+    """`demo`: the bundled family, about an hour on a 2-core CPU; `tiny`: every stage in a few minutes."""
+    if name == "tiny":
+        student = StudentConfig(base="tiny", n_train=600, max_steps=60, batch_size=16, warmup_steps=5,
+                                save_every=30, log_every=5, seed=seed)
+        return DemoPreset(
+            student=student,
+            orm_data=OrmDataConfig(n_questions=48, n=4, max_new_tokens=96, shard_size=16, seed=seed),
+            sorm_labels=SormLabelConfig(k=2, max_new_tokens=64, shard_size=32, n_questions=16, seed=seed),
+            orm=RewardConfig(role="orm", max_steps=20, batch_size=4, mixed_only=False, seed=seed, log_every=5),
+            sorm=RewardConfig(role="sorm", max_steps=20, batch_size=4, seed=seed, log_every=5),
+            global_refiner=RefinerConfig(kind="global", max_steps=20, batch_size=8, seed=seed, log_every=5),
+            local_refiner=RefinerConfig(kind="local", max_steps=20, batch_size=8, seed=seed, log_every=5),
+            eval_rm_questions=8, eval_samples=2, eval_problems=12, seed=seed)
+    if name == "demo":
+        return DemoPreset(
+            student=StudentConfig(base="demo", n_train=20000, max_steps=2800, batch_size=16, seed=seed),
+            orm_data=OrmDataConfig(n_questions=3000, n=8, seed=seed),
+            sorm_labels=SormLabelConfig(k=8, n_questions=1000, seed=seed),
+            orm=RewardConfig(role="orm", max_steps=800, seed=seed),
+            sorm=RewardConfig(role="sorm", max_steps=800, seed=seed),
+            global_refiner=RefinerConfig(kind="global", max_steps=600, seed=seed),
+            local_refiner=RefinerConfig(kind="local", max_steps=600, seed=seed),
+            seed=seed)
+    from .errors import ConfigError
+
+    raise ConfigError(f"unknown demo preset {name!r} (choose tiny or demo)")
+
+
+STAGES = ("student", "eval-student", "orm-data", "sorm-labels", "orm", "sorm", "refiner-global", "refiner-local",
+          "family", "test-labels", "eval-rm", "eval", "install")
+
+
+class Demo:
+    """Runs the stages into `folder`; `child(kind, name, config)` opens a tracked run per stage."""
+
+    def __init__(self, preset: DemoPreset, folder: str | Path, child: Callable | None = None,
+                 on_stage: Callable | None = None, progress: bool = True, bundle_dir: str | Path | None = None,
+                 commit: str = "", command: str = ""):
+        self.p = preset
+        self.folder = Path(folder)
+        self.child = child or (lambda kind, name=None, config=None: nullcontext(None))
+        self.on_stage = on_stage or (lambda stage, status, info: None)
+        self.progress = progress
+        self.bundle_dir = Path(bundle_dir) if bundle_dir else None
+        self.commit, self.command = commit, command
+        self.outputs: dict = {}
+
+    # ---- bookkeeping -----------------------------------------------------------------------------
+    def _done_file(self, stage: str) -> Path:
+        return self.folder / stage / "done.json"
+
+    @contextmanager
+    def _stage(self, stage: str, config: dict | None = None):
+        done = self._done_file(stage)
+        if done.is_file():
+            self.outputs[stage] = json.loads(done.read_text())
+            self.on_stage(stage, "cached", self.outputs[stage])
+            yield None
+            return
+        (self.folder / stage).mkdir(parents=True, exist_ok=True)
+        self.on_stage(stage, "start", {})
+        started = time.perf_counter()
+        with self.child(stage, stage, config or {}) as tracker:
+            holder: dict = {}
+            yield (tracker, holder)
+            holder["seconds"] = round(time.perf_counter() - started, 1)
+            done.write_text(json.dumps(holder, indent=2, default=str))
+            self.outputs[stage] = holder
+        self.on_stage(stage, "done", holder)
+
+    def path(self, stage: str) -> Path:
+        return self.folder / stage
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        student = self._student()
+        self._eval_student(student)
+        orm_records = self._orm_data(student)
+        labelled = self._sorm_labels(student, orm_records)
+        orm = self._reward("orm", student, orm_records)
+        sorm = self._reward("sorm", student, labelled)
+        glob = self._refiner("refiner-global", student, orm_records, labelled)
+        loc = self._refiner("refiner-local", student, orm_records, labelled)
+        family = self._family({"student": student, "orm": orm, "sorm": sorm, "refiner-global": glob,
+                               "refiner-local": loc})
+        test_labels = self._test_labels(student)
+        self._eval_rm(family, test_labels)
+        self._eval(family)
+        if self.bundle_dir is not None:
+            self._install(family)
+        return self.outputs
+
+    # ---- stages ----------------------------------------------------------------------------------
+    def _student(self) -> str:
+        from .training.student import train_student
+
+        with self._stage("student", to_dict(self.p.student)) as ctx:
+            if ctx:
+                tracker, out = ctx
+                folder, result = train_student(self.p.student, self.path("student"), tracker, resume=True,
+                                               progress=self.progress, run_id=_run_id(tracker))
+                out.update(model=str(folder), loss=result.final_loss, tokens=result.tokens,
+                           tokens_per_s=result.tokens / max(result.seconds, 1e-9))
+        return self.outputs["student"]["model"]
+
+    def _eval_student(self, student: str) -> None:
+        from .data import load_eval_problems
+        from .evaluation.student import evaluate_student
+        from .generation.loading import open_policy_backend
+
+        with self._stage("eval-student") as ctx:
+            if ctx:
+                tracker, out = ctx
+                backend, _, _ = open_policy_backend(student, batch_size=256)
+                problems = load_eval_problems("synthetic", "test", self.p.eval_problems, 0, student)
+                result = evaluate_student(backend, problems, k=8, seed=self.p.seed)
+                out.update(result.metrics())
+                _log(tracker, result.metrics())
+
+    def _orm_data(self, student: str) -> list[dict]:
+        from .stages import load_records, make_orm_data
+
+        config = replace(self.p.orm_data, student=student)
+        with self._stage("orm-data", to_dict(config)) as ctx:
+            if ctx:
+                tracker, out = ctx
+                records = make_orm_data(config, self.path("orm-data"), tracker, progress=self.progress)
+                out["questions"] = len(records)
+                return records
+        return load_records(self.path("orm-data"), "orm-data")
+
+    def _sorm_labels(self, student: str, orm_records: list[dict]) -> list[dict]:
+        from .stages import load_records, make_sorm_labels
+
+        with self._stage("sorm-labels", to_dict(self.p.sorm_labels)) as ctx:
+            if ctx:
+                tracker, out = ctx
+                labelled = make_sorm_labels(self.p.sorm_labels, student, orm_records, self.path("sorm-labels"),
+                                            tracker, progress=self.progress)
+                out["solutions"] = len(labelled)
+                return labelled
+        return load_records(self.path("sorm-labels"), "sorm-labels")
+
+    def _reward(self, role: str, student: str, data: list[dict]) -> str:
+        from .training.reward import train_reward_model
+
+        config = replace(getattr(self.p, role), base=student)
+        with self._stage(role, to_dict(config)) as ctx:
+            if ctx:
+                tracker, out = ctx
+                folder, result = train_reward_model(config, data, self.path(role), tracker, resume=True,
+                                                    progress=self.progress, run_id=_run_id(tracker))
+                out.update(model=str(folder), loss=result.final_loss)
+        return self.outputs[role]["model"]
+
+    def _refiner(self, stage: str, student: str, orm_records: list[dict], labelled: list[dict]) -> str:
+        from .labelling.pairing import global_pairs, local_triples
+        from .training.refiner import train_refiner
+
+        config = replace(self.p.global_refiner if stage == "refiner-global" else self.p.local_refiner, base=student)
+        with self._stage(stage, to_dict(config)) as ctx:
+            if ctx:
+                tracker, out = ctx
+                if config.kind == "global":
+                    examples = global_pairs(orm_records, seed=config.seed)
+                else:
+                    examples = local_triples(labelled, seed=config.seed)
+                folder, result = train_refiner(config, examples, self.path(stage), tracker, resume=True,
+                                               progress=self.progress, run_id=_run_id(tracker))
+                out.update(model=str(folder), loss=result.final_loss, examples=len(examples))
+        return self.outputs[stage]["model"]
+
+    def _family(self, trained: dict) -> Path:
+        """fp16 copies of the five models: what ships, and what the tables are measured on."""
+        with self._stage("family") as ctx:
+            if ctx:
+                _, out = ctx
+                export_family(trained, self.path("family") / "models")
+                out["folder"] = str(self.path("family") / "models")
+                out["bytes"] = folder_bytes(self.path("family") / "models")
+        return Path(self.outputs["family"]["folder"])
+
+    def _test_labels(self, student: str) -> list[dict]:
+        from .stages import load_records, make_orm_data, make_sorm_labels
+
+        samples = OrmDataConfig(student=student, split="test", data_seed=0, n_questions=self.p.eval_rm_questions,
+                                n=self.p.eval_samples, seed=self.p.seed + 1, shard_size=self.p.orm_data.shard_size,
+                                max_new_tokens=self.p.orm_data.max_new_tokens)
+        labels = replace(self.p.sorm_labels, n_questions=0, seed=self.p.seed + 1)
+        with self._stage("test-labels", {"samples": to_dict(samples), "labels": to_dict(labels)}) as ctx:
+            if ctx:
+                tracker, out = ctx
+                records = make_orm_data(samples, self.path("test-labels") / "samples", tracker, progress=self.progress)
+                labelled = make_sorm_labels(labels, student, records, self.path("test-labels") / "labels", tracker,
+                                            progress=self.progress)
+                out["solutions"] = len(labelled)
+                return labelled
+        return load_records(self.path("test-labels") / "labels", "sorm-labels")
+
+    def _eval_rm(self, family: Path, labelled: list[dict]) -> None:
+        from .evaluation.reward import evaluate_reward_models
+        from .models.reward_model import RewardScorer, load_reward_model
+
+        with self._stage("eval-rm", {"threshold": self.p.threshold}) as ctx:
+            if ctx:
+                tracker, out = ctx
+                scorers = {}
+                for role in ("orm", "sorm"):
+                    model, tok, _ = load_reward_model(family / role)
+                    scorers[role.upper()] = RewardScorer(model, tok)
+                rows, table = evaluate_reward_models(scorers, labelled, LabelRules(seed=self.p.seed), self.p.threshold)
+                for row in rows:
+                    _log(tracker, {f"{row.name}/{k}": v for k, v in row.metrics().items()})
+                out["T1"] = table
+                out["rows"] = {row.name: row.metrics() for row in rows}
+                _summary(tracker, {"tables_md": {"T1": table}})
+
+    def _eval(self, family: Path) -> None:
+        from .data import load_eval_problems
+        from .evaluation.pipeline_eval import evaluate_pipeline
+        from .pipeline import GloreModels, GlorePipeline, to_case
+
+        with self._stage("eval", {"problems": self.p.eval_problems, "threshold": self.p.threshold}) as ctx:
+            if ctx:
+                tracker, out = ctx
+                models = GloreModels.from_folder(family)
+                problems = load_eval_problems("synthetic", "test", self.p.eval_problems, 0, str(family / "student"))
+                results, tables = evaluate_pipeline(GlorePipeline(models, threshold=self.p.threshold), problems,
+                                                    seed=self.p.seed)
+                cases = [to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))]
+                if tracker is not None and hasattr(tracker, "log_cases"):
+                    tracker.log_cases(cases)
+                _log(tracker, tables["metrics"])
+                _summary(tracker, {"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(cases)})
+                out.update(T2=tables["T2"], T3=tables["T3"], metrics=tables["metrics"], cases=len(cases),
+                           run_id=_run_id(tracker))
+
+    def _install(self, family: Path) -> None:
+        """Copy the fp16 family and its card (BUNDLE.md, bundle.json) into the bundle folder."""
+        with self._stage("install", {"bundle_dir": str(self.bundle_dir)}) as ctx:
+            if ctx:
+                _, out = ctx
+                self.bundle_dir.mkdir(parents=True, exist_ok=True)
+                for member in FAMILY_MEMBERS:
+                    target = self.bundle_dir / member
+                    shutil.rmtree(target, ignore_errors=True)
+                    shutil.copytree(family / member, target)
+                card = bundle_card(self)
+                (self.bundle_dir / "bundle.json").write_text(json.dumps(card, indent=2, default=str))
+                (self.bundle_dir / "BUNDLE.md").write_text(bundle_markdown(card))
+                out["bundle_dir"] = str(self.bundle_dir)
+                out["bytes"] = folder_bytes(self.bundle_dir)
+
+
+FAMILY_MEMBERS = ("student", "orm", "sorm", "refiner-global", "refiner-local")
+
+
+def export_family(trained: dict, folder: Path) -> None:
+    """Save each trained model as fp16 safetensors under folder/<member>."""
+    import torch
+
+    from .models.causal_lm import load_causal_lm, save_causal_lm
+    from .models.checkpoint import read_card
+    from .models.reward_model import load_reward_model, save_reward_model
+
+    for member in FAMILY_MEMBERS:
+        source = trained[member]
+        card = read_card(source)
+        if member in ("orm", "sorm"):
+            model, tok, _ = load_reward_model(source)
+            save_reward_model(model, tok, folder / member, card, dtype=torch.float16)
+        else:
+            model, tok, _ = load_causal_lm(source, roles=(card.role,))
+            save_causal_lm(model, tok, folder / member, card, dtype=torch.float16)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def bundle_card(demo: Demo) -> dict:
+    out = demo.outputs
+    return {"command": demo.command, "commit": demo.commit, "seed": demo.p.seed,
+            "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "student": {k: v for k, v in out.get("eval-student", {}).items() if not k.startswith("seconds")},
+            "stage_seconds": {k: v.get("seconds") for k, v in out.items()},
+            "T1": out.get("eval-rm", {}).get("T1"), "T2": out.get("eval", {}).get("T2"),
+            "T3": out.get("eval", {}).get("T3"), "bytes": out.get("family", {}).get("bytes")}
+
+
+def bundle_markdown(card: dict) -> str:
+    lines = ["# Bundled GLoRe demo family", "",
+             f"Produced by `{card['command']}` (seed {card['seed']}, commit {card['commit'] or 'unknown'}) "
+             f"on {card['created_at']}. fp16 safetensors, {card['bytes'] or 0:,} bytes in all.", "",
+             "## Student", ""]
+    lines += [f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in card["student"].items()
+              if "/" not in k]
+    for key in ("T1", "T2", "T3"):
+        if card.get(key):
+            lines += ["", f"## {key}", "", card[key]]
+    lines += ["", "## Wall time per stage (s)", ""]
+    lines += [f"- {k}: {v}" for k, v in card["stage_seconds"].items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _run_id(tracker) -> int | None:
+    return getattr(tracker, "id", None)
+
+
+def _log(tracker, metrics: dict) -> None:
+    if tracker is None:
+        return
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            tracker.log_metric(key, value)
+
+
+def _summary(tracker, summary: dict) -> None:
+    if tracker is not None:
+        tracker.set_summary(summary)
