@@ -22,13 +22,17 @@ GET_MODELS = ("No models to run. Train the demo family with `glore-train demo` (
 
 
 def bundled_models() -> Path:
-    """glore_engine/bundled/, found without importing the engine package."""
-    spec = find_spec("glore_engine")
-    return Path(list(spec.submodule_search_locations)[0]) / "bundled"
+    """glore_engine/bundled/: where `glore-train demo` puts the demo family."""
+    try:
+        from glore_engine.bundled import BUNDLE_DIR
+    except ImportError:  # an engine without the bundle package: same place
+        return Path(list(find_spec("glore_engine").submodule_search_locations)[0]) / "bundled"
+    return BUNDLE_DIR
 
 
 def missing_roles(folder: Path) -> list[str]:
-    return [name for name in FAMILY if not (folder / name).is_dir()]
+    """Members of a family absent from folder (a member is a folder with its config.json)."""
+    return [name for name in FAMILY if not (folder / name / "config.json").is_file()]
 
 
 def resolve_models(folder: Optional[str | Path]) -> Optional[Path]:
@@ -60,6 +64,7 @@ class Workbench:
     data: Optional[str] = None
     max_new_tokens: int = 256
     threshold: float = 0.5
+    busy_timeout_s: float = 5.0  # a locked store answers within seconds, not the CLI's 30
     _pipeline: Any = field(default=None, repr=False)
     _store: Any = field(default=None, repr=False)
     _problems: Optional[list] = field(default=None, repr=False)
@@ -128,7 +133,7 @@ class Workbench:
             if self._store is None:
                 from db import Store
 
-                self._store = Store(self.db_url)
+                self._store = Store(self.db_url, busy_timeout_s=self.busy_timeout_s)
             return self._store
 
     def close(self) -> None:

@@ -1,0 +1,58 @@
+"""The Blocks as built (no server): tabs, the no-models message, the model queue, error guarding."""
+from __future__ import annotations
+
+import pytest
+
+from app import state
+from app.main import create_app
+
+
+@pytest.fixture(scope="module")
+def demo_without_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("nomodels")
+    demo = create_app(folder / "missing-family", f"sqlite:///{folder / 'glore.db'}")
+    yield demo
+    demo.workbench.close()
+
+
+def markdown_texts(demo) -> list[str]:
+    import gradio as gr
+
+    return [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and isinstance(b.value, str)]
+
+
+def test_tabs_and_no_models_message(demo_without_models):
+    import gradio as gr
+
+    tabs = [b.label for b in demo_without_models.blocks.values() if isinstance(b, gr.Tab)]
+    assert tabs == ["Inspect", "Results", "Annotate", "Runs", "Export"]
+    text = " ".join(markdown_texts(demo_without_models))
+    assert "glore-train demo" in text and "--models FOLDER" in text
+
+
+def test_neither_models_flag_nor_bundle(monkeypatch, tmp_path):
+    monkeypatch.setattr(state, "bundled_models", lambda: tmp_path / "bundled")
+    demo = create_app(None, f"sqlite:///{tmp_path / 'g.db'}")
+    assert demo.workbench.models_folder is None
+    assert any("glore-train demo" in t for t in markdown_texts(demo))
+
+
+def test_model_work_shares_one_worker(demo_without_models):
+    fns = {fn.api_name: fn for fn in demo_without_models.fns.values()}
+    inspect = fns["inspect"]
+    assert inspect.concurrency_id == "model" and inspect.concurrency_limit == 1
+    model_fns = [fn for fn in demo_without_models.fns.values() if fn.concurrency_id == "model"]
+    assert len(model_fns) == 2  # button click and Enter in the problem box
+    assert fns["rethreshold"].concurrency_id != "model"  # re-rendering never waits for the models
+
+
+def test_guarded_turns_store_errors_into_a_status_line():
+    from app.ui import guarded
+    from db import StoreError
+
+    @guarded(3, status_at=2)
+    def locked():
+        raise StoreError("run store x is locked by another process")
+
+    first, second, status = locked()
+    assert "locked" in status and status.startswith("⚠️")

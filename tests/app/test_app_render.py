@@ -1,0 +1,116 @@
+"""Pure rendering: categories, first error, diffs, maths text, verdicts, the whole Inspect view."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app import render
+from glore_engine.pipeline import Candidate, GloreResult
+
+RED_LIKE = ("#ff0000", "#d55e00", "red")
+
+
+def cand(kind, steps, sorm, orm, answer="10", correct=None, kept=0, unchanged=False):
+    return Candidate(kind, "\n".join(steps), steps, answer, orm, sorm, correct, kept, unchanged)
+
+
+def result(threshold=0.5, first=1, local_kept=1, choice="local"):
+    draft = cand("draft", ["a = 3*4 = 12", "b = 12-2 = 11", "#### 11"], [0.9, 0.3, 0.2], [0.8, 0.4, 0.35], "11", False)
+    glob = cand("global", ["a = 12", "b = 10", "#### 10"], [0.9, 0.8, 0.7], [0.9, 0.6, 0.55], "10", True)
+    local = cand("local", ["a = 3*4 = 12", "b = 12-2 = 10", "#### 10"], [0.9, 0.9, 0.9], [0.9, 0.7, 0.7], "10", True,
+                 kept=local_kept)
+    return GloreResult("Tom has $5 and 3 boxes of 4. What is $x+1$?", "10", threshold, draft, first, 1, True, glob,
+                       local, choice)
+
+
+@pytest.mark.parametrize("score", [0.5, 0.61, 0.75, 0.99, 1.0])
+def test_good_scores_are_never_an_error_category(score):
+    for orm in (None, 0.1, 0.9):
+        category = render.step_category(0, score, orm, threshold=0.5, first=-1)
+        assert category in ("ok", "doubtful")
+        assert not any(red in render.CATEGORIES[category]["colour"].lower() for red in RED_LIKE)
+
+
+def test_categories_around_the_first_error():
+    rows = render.step_rows(["s1", "s2", "s3", "s4"], [0.95, 0.55, 0.2, 0.9], [0.9, 0.9, 0.9, 0.9], 0.5)
+    assert [r.category for r in rows] == ["ok", "doubtful", "first_error", "after_error"]
+    assert render.step_category(0, None, None, 0.5, -1) == "unscored"
+
+
+def test_every_category_has_a_text_label_and_a_distinct_colour():
+    colours = [c["colour"] for k, c in render.CATEGORIES.items() if k != "unscored"]
+    assert len(set(colours)) == len(colours)
+    assert all(c["label"] and c["symbol"] for c in render.CATEGORIES.values())
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.25, 0.5, 0.85, 1.0])
+def test_first_error_index_is_within_range(threshold):
+    scores = [0.9, 0.3, 0.2]
+    first = render.first_error(scores, threshold)
+    assert first == -1 or 0 <= first < len(scores)
+    if first >= 0:
+        assert scores[first] < threshold and all(s >= threshold for s in scores[:first])
+
+
+def test_steps_table_marks_first_error_with_label():
+    html = render.steps_table(render.step_rows(["a", "b"], [0.9, 0.1], [0.9, 0.9], 0.5))
+    assert html.count('class="glore-step glore-') == 2
+    assert 'data-category="first_error"' in html and "first error" in html
+    assert "\n\n" not in html  # one Markdown HTML block
+    assert "no steps" in render.steps_table([])
+
+
+def test_math_text_escapes_html_and_shields_money():
+    text = render.math_text("5+8=$<<5+8=13>>13 <b>x</b> and $x^2$ cost $5\nnext")
+    assert "<b>" not in text and "&lt;b&gt;" in text
+    assert "&lt;&lt;5+8=13&gt;&gt;" in text
+    assert "$x^2$" in text  # maths kept for KaTeX
+    assert text.count('<span class="glore-money">$</span>') == 2
+    assert "<br>" in text
+
+
+def test_diff_keeps_local_prefix_and_marks_changes():
+    draft = ["a = 12", "b = 11", "#### 11"]
+    rows = render.diff_steps(draft, ["a = 12", "b = 10", "#### 10"], kept=1)
+    assert [r.op for r in rows] == ["kept", "changed", "changed"]
+    rows = render.diff_steps(draft, ["a = 12", "b = 11", "c = 1", "#### 11"])
+    assert [r.op for r in rows] == ["same", "same", "added", "same"]
+    assert [r.op for r in render.diff_steps(draft, ["#### 11"])] == ["removed", "removed", "same"]
+    html = render.diff_html(render.diff_steps(["x <1>"], ["y <1>"]))
+    assert "&lt;1&gt;" in html and "<del" in html and "<ins" in html and "changed" in html
+
+
+def test_verdict_texts():
+    assert "refine" in render.when_text(0.3, 0.5)
+    assert "stand" in render.when_text(0.7, 0.5)
+    assert "step 2" in render.where_text([0.9, 0.3], [0.9, 0.9], 0.5)
+    assert "no error" in render.where_text([0.9, 0.8], [0.9, 0.9], 0.5)
+
+
+def test_inspect_view_rethreshold_needs_no_models():
+    r = result()
+    at_run = render.inspect_view(r)
+    assert at_run.first_error == 1 and 'data-category="first_error"' in at_run.draft_table
+    lower = render.inspect_view(r, 0.1)
+    assert lower.first_error == -1 and "first_error" not in re.findall(r'data-category="(\w+)"', lower.draft_table)
+    assert "Run again" in lower.verdict  # the local refinement came from another step
+    higher = render.inspect_view(r, 0.95)
+    assert higher.first_error == 0
+    for card, kind in ((at_run.global_card, "global"), (at_run.local_card, "local"), (at_run.rerank_card, "rerank")):
+        assert f'data-kind="{kind}"' in card and ("ORM score" in card or "ORM picks" in card)
+    assert "kept" in at_run.local_card and "✓ correct" in at_run.local_card
+    assert "picks <strong>local</strong>" in at_run.rerank_card
+
+
+def test_rerank_card_flags_a_wrong_choice():
+    r = result(choice="draft")
+    assert "Reranker wrong" in render.rerank_card(r)
+    assert "draft itself" in render.rerank_card(r)
+
+
+def test_unchanged_local_refinement_is_explained():
+    r = result(first=-1)
+    r.local_refinement = Candidate("local", r.draft.text, r.draft.steps, "11", r.draft.orm_steps, r.draft.sorm_steps,
+                                   False, kept_steps=3, unchanged=True)
+    assert "not run" in render.inspect_view(r, 0.1).local_card
