@@ -30,7 +30,7 @@ class AnnotateTab:
 
 def build(bench: Workbench) -> AnnotateTab:
     with gr.Row():
-        run = gr.Dropdown(label="Evaluation run", choices=[], scale=3, elem_id="ann-run")
+        run = gr.Dropdown(label="Evaluation run", choices=[], allow_custom_value=True, scale=3, elem_id="ann-run")
         annotator = gr.Textbox(value="default", label="Annotator", scale=1, elem_id="ann-annotator")
         resume = gr.Button("Resume (r)", scale=1, elem_id="ann-resume")
         show_scores = gr.Checkbox(value=False, label="Show model scores", scale=1)

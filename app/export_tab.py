@@ -38,8 +38,8 @@ def export_file(bench: Workbench, run_id: int | None, fmt: str, annotator: str |
 
 def build(bench: Workbench) -> ExportTab:
     with gr.Row():
-        run = gr.Dropdown(label="Run", choices=[("all runs", ALL_RUNS)], value=ALL_RUNS, scale=2,
-                          elem_id="export-run")
+        run = gr.Dropdown(label="Run", choices=[("all runs", ALL_RUNS)], value=ALL_RUNS, allow_custom_value=True,
+                          scale=2, elem_id="export-run")
         fmt = gr.Radio(FORMATS, value="trl", label="Format", scale=3, elem_id="export-format")
         annotator = gr.Textbox(label="Annotator (empty: everyone)", scale=1, elem_id="export-annotator")
     with gr.Row():

@@ -63,7 +63,7 @@ def stored_result(case):
 
 def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
     with gr.Row():
-        run = gr.Dropdown(label="Evaluation run", choices=[], scale=3, elem_id="results-run")
+        run = gr.Dropdown(label="Evaluation run", choices=[], allow_custom_value=True, scale=3, elem_id="results-run")
         refresh = gr.Button("Refresh runs", scale=1)
     with gr.Row():
         filters = gr.CheckboxGroup(FILTER_CHOICES, label="Filters (all must hold)", scale=4)

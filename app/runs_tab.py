@@ -68,7 +68,7 @@ def run_header(run) -> str:
 
 def build(bench: Workbench) -> RunsTab:
     with gr.Row():
-        run = gr.Dropdown(label="Run", choices=[], scale=3, elem_id="runs-run")
+        run = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, scale=3, elem_id="runs-run")
         refresh = gr.Button("Refresh", scale=1)
     status = markdown(elem_id="runs-status")
     runs_table = gr.Dataframe(headers=RUN_COLUMNS, value=[], interactive=False, label="Runs (newest first)")

@@ -126,6 +126,31 @@ def app_server(tiny_family, eval_store):
 
 
 @pytest.fixture
+def sample() -> dict:
+    """A problem with a three-step draft (answer 10) the tests paste into Inspect."""
+    return {"question": QUESTION, "draft": DRAFT, "gold": "10"}
+
+
+@pytest.fixture
+def launch():
+    """launch(demo) -> url on a free loopback port; every app launched is closed after the test."""
+    from app.main import launch_app
+
+    launched = []
+
+    def start(demo):
+        port = free_port()
+        launch_app(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+        launched.append(demo)
+        return f"http://127.0.0.1:{port}/"
+
+    yield start
+    for demo in launched:
+        demo.close()
+        demo.workbench.close()
+
+
+@pytest.fixture
 def client(app_server, tmp_path):
     from gradio_client import Client
 

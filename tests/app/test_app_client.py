@@ -1,0 +1,190 @@
+"""The launched app through gradio_client: inspect, results, annotate, runs, export, bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from db import Store
+
+pytestmark = pytest.mark.e2e
+
+
+def step_categories(table_html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<tr class="glore-step glore-\w+" data-category="(\w+)"', table_html)
+
+
+def counting_runs(demo, monkeypatch) -> list:
+    """Count pipeline runs of the app's (already loaded) pipeline."""
+    with demo.workbench._model_lock:
+        pipeline = demo.workbench.pipeline()
+    calls = []
+    original = pipeline.run
+    monkeypatch.setattr(pipeline, "run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    return calls
+
+
+def test_inspect_returns_rows_and_three_refinements(app_server, client, monkeypatch, sample):
+    calls = counting_runs(app_server["demo"], monkeypatch)
+    status, question, table, verdict, glob, local, rerank = client.predict(
+        sample["question"], "10", sample["draft"], 0.99, api_name="/inspect")
+    assert status.startswith("Done") and len(calls) == 1
+    assert step_categories(table) == ["first_error", "after_error", "after_error"]  # threshold 0.99: step 1
+    assert "When:" in verdict and "first error at **step 1**" in verdict
+    assert 'data-kind="global"' in glob and 'data-kind="local"' in local and 'data-kind="rerank"' in rerank
+    assert "ORM score" in glob and "ORM score" in local and "ORM picks" in rerank
+    assert "gold 10" in glob  # correctness shown against the gold answer
+
+    # Re-thresholding re-renders the stored result: no model runs.
+    question2, table2, verdict2, *_ = client.predict(0.0, api_name="/rethreshold")
+    assert "first_error" not in step_categories(table2) and len(calls) == 1
+    assert "Run again" in verdict2  # the local refinement was made from another step
+
+
+def test_student_draft_when_none_is_given(client, sample):
+    status, *_ = client.predict(sample["question"], "", "", 0.5, api_name="/inspect")
+    assert status.startswith("Done")
+
+
+@pytest.mark.parametrize("question, draft, message", [
+    ("", "", "empty"),
+    ("9" * 50_000, "", "limit"),
+    (None, "   \n  ", "no steps"),
+])
+def test_bad_input_gives_a_message_and_the_app_keeps_running(client, sample, question, draft, message):
+    question = sample["question"] if question is None else question
+    status, *_ = client.predict(question, "", draft, 0.5, api_name="/inspect")
+    assert status.startswith("⚠️") and message in status
+    assert client.predict(0.5, api_name="/rethreshold")  # still answering
+
+
+def test_non_maths_text_still_runs(client):
+    status, *_ = client.predict("Tell me a poem about the sea.", "", "", 0.5, api_name="/inspect")
+    assert status.startswith("Done")
+
+
+def test_results_filter_and_open_case_in_inspect(app_server, client):
+    run_id = app_server["run_id"]
+    table, status = client.predict(run_id, [], "", 1, api_name="/cases")
+    assert "**4** case(s)" in status and len(table["data"]) == 4
+    table, status = client.predict(run_id, ["draft_wrong"], "", 1, api_name="/cases")
+    assert "**2** case(s)" in status
+    case_id = table["data"][0][0]
+    tags, _, status = client.predict(case_id, "units, slip", run_id, api_name="/save_tags")
+    assert tags == "units, slip"
+    with Store(app_server["db_url"]) as store:
+        assert store.get_case(case_id).tags == ["units", "slip"]
+    table, status = client.predict(run_id, [], "slip", 1, api_name="/cases")
+    assert [row[0] for row in table["data"]] == [case_id]
+    question, draft_table, verdict, glob, local, rerank, threshold, inspect_status, status = client.predict(
+        case_id, api_name="/open_case")
+    assert "no model was run" in inspect_status and step_categories(draft_table)
+    assert 'data-kind="rerank"' in rerank and threshold == 0.5
+
+
+def test_annotate_saves_every_change_to_the_store(app_server, client):
+    run_id, who = app_server["run_id"], "client-a"
+    case_id, step, progress, header, table, summary, note, tags, status = client.predict(
+        run_id, who, None, 1, False, api_name="/annotate_resume")
+    assert case_id is not None and "0/4" in progress
+    where = (run_id, who, case_id)
+    step, progress, table, *_ = client.predict(*where, 1, False, api_name="/annotate_rate_bad")
+    assert step == 2 and 'data-rating="-1"' in table  # the cursor moved on
+    client.predict(*where, 2, False, api_name="/annotate_unsure")
+    client.predict(*where, 1, False, api_name="/annotate_first_error")
+    client.predict(*where, 1, False, api_name="/annotate_verdict_found_error")
+    client.predict(*where, 1, False, "carried 11 forward", api_name="/annotate_note")
+    client.predict(*where, 1, False, "slip, borrow", api_name="/annotate_tags")
+    with Store(app_server["db_url"]) as store:
+        saved = store.get_annotation(case_id, who)
+    assert saved.step_ratings[0] == {"rating": -1, "unsure": False}
+    assert saved.step_ratings[1]["unsure"] is True
+    assert (saved.first_error_step, saved.verdict, saved.note, saved.tags) == (
+        0, "found_error", "carried 11 forward", ["slip", "borrow"])
+    nxt = client.predict(*where, 1, False, api_name="/annotate_next")
+    assert nxt[0] != case_id and "1/4" in nxt[2]
+    back = client.predict(run_id, who, nxt[0], 1, False, api_name="/annotate_prev")
+    assert back[0] == case_id and back[6] == "carried 11 forward"  # note reloaded from the store
+    resumed = client.predict(run_id, who, None, 1, False, api_name="/annotate_resume")
+    assert resumed[0] == nxt[0]  # where this annotator left off
+
+
+def test_two_tabs_annotating_at_once_lose_nothing(app_server):
+    from gradio_client import Client
+
+    run_id, who = app_server["run_id"], "client-b"
+    with Store(app_server["db_url"]) as store:
+        case_id = next(c.id for c in store.cases(run_id) if len(c.steps) >= 3)
+    tabs = [Client(app_server["url"], verbose=False) for _ in range(2)]
+    errors = []
+
+    def rate(client, step, api):
+        try:
+            client.predict(run_id, who, case_id, step, False, api_name=api)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rate, args=(tabs[0], 1, "/annotate_rate_good")),
+               threading.Thread(target=rate, args=(tabs[1], 3, "/annotate_rate_bad")),
+               threading.Thread(target=rate, args=(tabs[0], 2, "/annotate_rate_okay"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    with Store(app_server["db_url"]) as store:
+        ratings = [r["rating"] for r in store.get_annotation(case_id, who).step_ratings]
+    assert ratings[:3] == [1, 0, -1]
+
+
+def test_runs_tab_shows_metrics_plots_and_paper_tables(app_server, client):
+    runs, run, status = client.predict(api_name="/runs")
+    assert any(row[0] == app_server["run_id"] for row in runs["data"])
+    header, metrics, loss, acc, tables, config, summary, status = client.predict(
+        app_server["run_id"], api_name="/run_details")
+    assert "FINISHED" in header and {row[0] for row in metrics["data"]} == {"train/loss", "eval/accuracy"}
+    assert "greedy draft" in tables and config == {"n": 4}
+    assert loss and acc
+
+
+@pytest.mark.parametrize("fmt", ["trl", "processbench", "prm800k", "csv"])
+def test_export_downloads_records_with_schema_version(app_server, client, fmt):
+    with Store(app_server["db_url"]) as store:
+        case = store.cases(app_server["run_id"])[0]
+        store.save_annotation(case.id, "exporter", first_error_step=0, verdict="found_error",
+                              step_ratings=[-1])
+    download, status = client.predict(app_server["run_id"], fmt, "exporter", api_name="/export")
+    path = download["value"] if isinstance(download, dict) else download  # a button update with the file
+    text = Path(path).read_text(encoding="utf-8")
+    if fmt == "csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        assert rows and all(r["schema_version"] == "1" for r in rows)
+    else:
+        records = [json.loads(line) for line in text.splitlines()]
+        assert records and all(r["schema_version"] == 1 for r in records)
+    assert "record(s)" in status
+
+
+def test_no_connection_leaves_this_machine(app_server):
+    assert app_server["connections"].outside() == []
+
+
+def test_missing_store_keeps_the_app_running(tmp_path, tiny_family, launch):
+    from gradio_client import Client
+
+    from app.main import create_app
+
+    url = launch(create_app(tiny_family, f"sqlite:///{tmp_path / 'absent' / 'glore.db'}"))
+    client = Client(url, verbose=False)
+    runs, run, status = client.predict(api_name="/runs")
+    assert "does not exist" in status
+    path, status = client.predict(-1, "trl", "", api_name="/export")
+    assert "does not exist" in status
+    (tmp_path / "absent").mkdir()
+    runs, run, status = client.predict(api_name="/runs")  # fixed while running: the store opens
+    assert "No runs" in status
