@@ -1,0 +1,261 @@
+"""TransformersBackend: greedy parity with HF generate, seeded sampling, stops, calculator, limits, stats."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine_helpers import make_policy
+from glore_engine.errors import ConfigError, DataError
+from glore_engine.formats import student_prompt
+from glore_engine.generation import make_backend
+from glore_engine.generation.hf_backend import MIN_NEW_TOKENS, TransformersBackend
+
+PROMPTS = [student_prompt(q) for q in (
+    "Emma buys 3 packs of 4 beads and gives 5 beads to Hana. How many beads does Emma have now?",
+    "Hi?",
+    "Tom has 3 apples. How many apples?",
+)]
+PROMPT = student_prompt("Tom has 3 apples. How many apples?")
+
+
+def hf_greedy(model, tokenizer, prompt, max_new_tokens):
+    """(text, n_tokens, logprob) of HF generate(do_sample=False) on one unpadded prompt."""
+    enc = tokenizer(prompt, return_tensors="pt")
+    out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, output_scores=True, return_dict_in_generate=True)
+    new = out.sequences[0, enc.input_ids.shape[1]:].tolist()
+    logprob = sum(torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, new))
+    text = tokenizer.decode([t for t in new if t != tokenizer.eos_token_id], skip_special_tokens=True)
+    return text.strip("\n"), len(new), logprob
+
+
+def test_greedy_equals_hf_generate_per_prompt_in_a_left_padded_batch(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer, answer_stop=False)
+    lengths = [len(tokenizer(p).input_ids) for p in PROMPTS]
+    assert len(set(lengths)) == len(PROMPTS)  # the batch really is padded
+    outs = backend.generate(PROMPTS, n=1, temperature=0.0, max_new_tokens=12)
+    texts = []
+    for prompt, samples in zip(PROMPTS, outs):
+        (sample,) = samples
+        text, n_tokens, logprob = hf_greedy(policy, tokenizer, prompt, 12)
+        assert sample.text == text
+        assert sample.n_tokens == n_tokens
+        assert sample.logprob == pytest.approx(logprob, abs=1e-3)
+        texts.append(text)
+    assert len(set(texts)) == len(texts) and all(texts)  # a varied model: the comparison is not vacuous
+
+
+def test_greedy_is_deterministic_and_ignores_the_seed(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    a = backend.generate(PROMPTS, max_new_tokens=10, seed=1)
+    b = backend.generate(PROMPTS, max_new_tokens=10, seed=2)
+    assert [s[0].text for s in a] == [s[0].text for s in b]
+
+
+def test_results_come_back_in_prompt_order(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    together = backend.generate(PROMPTS, max_new_tokens=8)
+    alone = [backend.generate([p], max_new_tokens=8)[0] for p in PROMPTS]
+    assert [s[0].text for s in together] == [s[0].text for s in alone]
+
+
+def test_n_samples_share_one_prefill_per_prompt(script, tokenizer):
+    backend, s = script(PROMPT, "a b c d e f g h")
+    prompts = [PROMPT, PROMPT + " "]
+    out = backend.generate(prompts, n=3, temperature=1.0, max_new_tokens=4, seed=0)
+    assert [len(o) for o in out] == [3, 3]
+    prefills = [c for c in s.calls if c[1] > 1]
+    assert len(prefills) == 1 and prefills[0][0] == 2  # one forward over the 2 prompts, not 6 rows
+    assert all(c == (6, 1) for c in s.calls[1:])  # every decode step carries the 6 sampled rows
+
+
+def test_sampling_is_reproducible_with_a_seed_and_differs_across_seeds(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    a = backend.generate(PROMPTS[:2], n=4, temperature=1.0, max_new_tokens=10, seed=7)
+    b = backend.generate(PROMPTS[:2], n=4, temperature=1.0, max_new_tokens=10, seed=7)
+    c = backend.generate(PROMPTS[:2], n=4, temperature=1.0, max_new_tokens=10, seed=8)
+    texts = lambda out: [[s.text for s in o] for o in out]  # noqa: E731
+    assert texts(a) == texts(b)
+    assert [[s.logprob for s in o] for o in a] == [[s.logprob for s in o] for o in b]
+    assert texts(a) != texts(c)
+    assert len(set(texts(a)[0])) > 1  # the n samples of one prompt differ
+
+
+def test_a_row_stops_after_its_answer_line(script):
+    backend, _ = script(PROMPT, "He has 3 apples.\n#### 3\nThen more text.\nAnd more.")
+    (sample,) = backend.generate([PROMPT], max_new_tokens=40)[0]
+    assert sample.text == "He has 3 apples.\n#### 3"
+    assert sample.finished
+    assert sample.n_tokens < 20  # stopped at the newline after "#### 3", not at max_new_tokens
+
+
+def test_answer_stop_can_be_switched_off(script):
+    backend, _ = script(PROMPT, "He has 3 apples.\n#### 3\nThen more text.", answer_stop=False)
+    (sample,) = backend.generate([PROMPT], max_new_tokens=30)[0]
+    assert sample.text.startswith("He has 3 apples.\n#### 3\nThen more text.")
+    assert not sample.finished and sample.n_tokens == 30
+
+
+def test_answer_line_needs_its_newline_before_the_row_stops(script):
+    """'#### 3' might continue as '#### 35': the row stops at the newline after it, or at EOS."""
+    backend, _ = script(PROMPT, "a\n#### 35", eos=True)
+    (sample,) = backend.generate([PROMPT], max_new_tokens=30)[0]
+    assert sample.text == "a\n#### 35" and sample.finished
+
+
+def test_a_row_stops_at_eos(script, tokenizer):
+    backend, s = script(PROMPT, "He has 3 apples", eos=True)
+    (sample,) = backend.generate([PROMPT], max_new_tokens=30)[0]
+    assert sample.text == "He has 3 apples"
+    assert sample.finished
+    assert sample.n_tokens == len(s.ids)  # the script's tokens including the EOS
+
+
+def test_max_new_tokens_ends_a_row_unfinished(script):
+    backend, _ = script(PROMPT, "")
+    (sample,) = backend.generate([PROMPT], max_new_tokens=7)[0]
+    assert sample.text == "x" * 7 and sample.n_tokens == 7 and not sample.finished
+
+
+def test_stop_strings_cut_the_text_before_the_stop(script):
+    backend, _ = script(PROMPT, "He has 3 apples. STOP here\n#### 3\n")
+    (sample,) = backend.generate([PROMPT], max_new_tokens=30, stop=["STOP"])[0]
+    assert sample.text == "He has 3 apples. "  # everything before the stop string, nothing of it
+    assert sample.finished
+
+
+def test_finished_rows_leave_the_batch_while_others_go_on(script):
+    backend, s = script(PROMPT, "a\n#### 1\n")
+    out = backend.generate([PROMPT, "Question: other\nAnswer:\n"], max_new_tokens=12)
+    assert out[0][0].text == "a\n#### 1" and out[0][0].finished
+    assert not out[1][0].finished and out[1][0].n_tokens == 12
+    assert s.calls[-1][0] == 1  # the last decode steps ran the straggler alone
+
+
+def test_calculator_mode_writes_the_result_of_an_open_annotation(script):
+    text = "He has 3*4=<<3*4=99>>99 apples.\n#### 99\n"
+    backend, _ = script(PROMPT, text)
+    (plain,) = backend.generate([PROMPT], max_new_tokens=40)[0]
+    assert plain.text == "He has 3*4=<<3*4=99>>99 apples.\n#### 99"
+    (calc,) = backend.generate([PROMPT], max_new_tokens=40, calculator=True)[0]
+    # the engine wrote "12>>" itself; the model's own tokens continue afterwards
+    assert calc.text == "He has 3*4=<<3*4=12>>99 apples.\n#### 99"
+
+
+def test_calculator_ignores_expressions_it_cannot_evaluate(script):
+    backend, _ = script(PROMPT, "So 5/0=<<5/0=7>>7 and x=<<a+b=9>>9.\n#### 7\n")
+    (calc,) = backend.generate([PROMPT], max_new_tokens=60, calculator=True)[0]
+    assert calc.text == "So 5/0=<<5/0=7>>7 and x=<<a+b=9>>9.\n#### 7"
+
+
+def test_queue_calculator_text_path(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    forced: dict = {}
+    backend._queue_calculator("Tom has 20-17=<<20-17=", 3, forced)
+    assert tokenizer.decode(list(forced[3])) == "3>>"
+    backend._queue_calculator("Half is 7/2=<<7/2=", 4, forced)
+    assert tokenizer.decode(list(forced[4])) == "3.5>>"
+    for text in ("no annotation=", "<<1/0=", "<<3*4=12>>12=", "<<2**99999="):
+        backend._queue_calculator(text, 5, forced)
+    assert 5 not in forced
+
+
+def test_stop_cut_rules(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    cut = backend._stop_cut
+    assert cut("a\n#### 5\n", [], set()) == "a\n#### 5"
+    assert cut("a\n  #### 5\nb\n", [], set()) == "a\n  #### 5"
+    assert cut("a\n#### 5", [], set()) is None  # no newline after the answer yet
+    assert cut("a\nb\n", [], set()) is None
+    assert cut("one STOP two", ["STOP"], {"P"}) == "one "
+    assert cut("#### 5\n", [], set()) == "#### 5"
+    quiet = TransformersBackend(policy, tokenizer, answer_stop=False)
+    assert quiet._stop_cut("a\n#### 5\n", [], set()) is None
+
+
+def test_a_prompt_too_long_for_the_context_is_a_data_error(script, tokenizer):
+    backend, _ = script(PROMPT, "", max_positions=40)
+    width = len(tokenizer(PROMPT).input_ids)
+    assert 40 - width < MIN_NEW_TOKENS  # precondition of the crafted case
+    with pytest.raises(DataError, match="prompt too long"):
+        backend.generate([PROMPT], max_new_tokens=100)
+    # a request that fits is served as asked
+    assert backend.generate([PROMPT], max_new_tokens=40 - width)[0][0].n_tokens == 40 - width
+
+
+def test_a_prompt_longer_than_the_context_is_a_data_error(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    with pytest.raises(DataError, match="512"):
+        backend.generate([student_prompt("apples " * 600)], max_new_tokens=4)
+
+
+def test_new_tokens_are_clamped_to_the_context(script, tokenizer):
+    width = len(tokenizer(PROMPT).input_ids)
+    backend, _ = script(PROMPT, "", max_positions=width + 20)
+    (sample,) = backend.generate([PROMPT], max_new_tokens=100)[0]
+    assert sample.n_tokens == 20 and not sample.finished
+    (short,) = backend.generate([PROMPT], max_new_tokens=5)[0]
+    assert short.n_tokens == 5
+
+
+def test_stats_count_prompts_samples_and_tokens(script, tokenizer):
+    backend, _ = script(PROMPT, "a b c", eos=True)
+    other = PROMPT + " more words"
+    out = backend.generate([PROMPT, other], n=3, temperature=1.0, max_new_tokens=6, seed=0)
+    stats = backend.stats
+    assert stats.prompts == 2 and stats.samples == 6
+    assert stats.prompt_tokens == len(tokenizer(PROMPT).input_ids) + len(tokenizer(other).input_ids)
+    assert stats.generated_tokens == sum(s.n_tokens for o in out for s in o)
+    assert stats.seconds > 0 and stats.tokens_per_second > 0
+    backend.generate([PROMPT], max_new_tokens=6)
+    assert stats.prompts == 3 and stats.samples == 7
+
+
+def test_empty_prompt_list_generates_nothing(policy, tokenizer):
+    backend = TransformersBackend(policy, tokenizer)
+    assert backend.generate([]) == []
+    assert backend.stats.prompts == 0
+
+
+def test_progress_reports_prompts_done(policy, tokenizer):
+    seen = []
+    backend = TransformersBackend(policy, tokenizer, batch_size=2, progress=lambda d, t: seen.append((d, t)))
+    backend.generate(PROMPTS, max_new_tokens=3)
+    assert seen == [(2, 3), (3, 3)]
+
+
+def test_chunked_batches_give_the_same_greedy_text(policy, tokenizer):
+    big = TransformersBackend(policy, tokenizer, batch_size=64)
+    small = TransformersBackend(policy, tokenizer, batch_size=1)
+    assert [o[0].text for o in big.generate(PROMPTS, max_new_tokens=8)] == \
+           [o[0].text for o in small.generate(PROMPTS, max_new_tokens=8)]
+
+
+def test_make_backend_names(policy, tokenizer):
+    assert isinstance(make_backend("transformers", policy, tokenizer), TransformersBackend)
+    with pytest.raises(ConfigError, match="unknown generation backend"):
+        make_backend("nope", policy, tokenizer)
+    with pytest.raises(ConfigError, match="model_path"):
+        make_backend("vllm")
+
+
+def test_open_policy_backend_needs_a_model():
+    from glore_engine.generation.loading import open_policy_backend
+
+    with pytest.raises(ConfigError, match="no model given"):
+        open_policy_backend("")
+
+
+def test_open_policy_backend_on_a_checkpoint(tiny_family):
+    from glore_engine.generation.loading import open_policy_backend
+
+    backend, tok, card = open_policy_backend(str(tiny_family / "student"), device="cpu")
+    assert card.role == "policy" and isinstance(backend, TransformersBackend)
+    assert len(backend.generate([PROMPT], max_new_tokens=3)[0]) == 1
+
+
+def test_backend_on_a_policy_without_varied_weights(tokenizer):
+    """A plain random init emits one special token over and over; the text drops special tokens."""
+    model = make_policy(tokenizer, seed=0, std=None)
+    (sample,) = TransformersBackend(model, tokenizer).generate([PROMPT], max_new_tokens=5)[0]
+    assert "[BAD]" not in sample.text and "<|endoftext|>" not in sample.text
