@@ -51,8 +51,9 @@ class StepRow:
 def math_text(text: str) -> str:
     """HTML-escaped text that keeps $...$ maths for KaTeX; newlines become <br>.
 
-    Money ("$5") gets its "$" in a span of its own: KaTeX auto-render pairs delimiters only within
-    one text node, so a shielded "$" never opens or closes maths.
+    Money ("$5", "=$<<5+8=13>>13") must not pair up into maths: gradio finds maths spans in the
+    source text and again in the DOM's text nodes, so such a "$" is written as an entity (absent
+    from the source) inside a span of its own (a text node that can never hold a pair).
     """
     text = (text or "").replace("\r", "")
     out, pos = [], 0
@@ -64,8 +65,11 @@ def math_text(text: str) -> str:
     return "".join(out).replace("\n", "<br>")
 
 
+MONEY = '<span class="glore-money">&#36;</span>'
+
+
 def _plain(text: str) -> str:
-    return html.escape(text, quote=False).replace("$", '<span class="glore-money">$</span>')
+    return html.escape(text, quote=False).replace("$", MONEY)
 
 
 def fmt_score(score: float | None) -> str:

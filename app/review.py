@@ -8,6 +8,7 @@ from typing import Optional
 from .render import CATEGORIES, fmt_score, math_text
 
 RATING_LABELS = {1: "+1 good", 0: "0 okay", -1: "−1 bad", None: "unrated"}
+RATING_CLASSES = {1: "good", 0: "okay", -1: "bad", None: "unrated"}  # classes survive gradio's sanitizer
 # Colour of a human rating (Okabe-Ito, as the critique categories): never an error colour for +1.
 RATING_COLOURS = {1: CATEGORIES["ok"]["colour"], 0: "#555555", -1: CATEGORIES["first_error"]["colour"], None: "#999999"}
 
@@ -114,7 +115,8 @@ def annotation_table(case, fields: dict, cursor: int, show_scores: bool = False)
         style = "outline:2px solid #0072B2;" if i == cursor else ""
         scores = (f"<td>{fmt_score(sorm[i] if sorm else None)}</td><td>{fmt_score(orm[i] if orm else None)}</td>"
                   if show_scores else "")
-        rows.append(f'<tr class="glore-ann-step" data-step="{i}" data-rating="{rating}" style="{style}">'
+        rows.append(f'<tr class="glore-ann-step glore-ann-step-{i} glore-rating-{RATING_CLASSES[rating]}" '
+                    f'data-step="{i}" data-rating="{rating}" style="{style}">'
                     f"<td>{cursor_mark}</td><td>{i + 1}</td><td>{math_text(text)}</td>"
                     f'<td style="color:{RATING_COLOURS[rating]};font-weight:600">{label}</td>'
                     f"<td>{mark}</td>{scores}</tr>")

@@ -66,7 +66,8 @@ def test_math_text_escapes_html_and_shields_money():
     assert "<b>" not in text and "&lt;b&gt;" in text
     assert "&lt;&lt;5+8=13&gt;&gt;" in text
     assert "$x^2$" in text  # maths kept for KaTeX
-    assert text.count('<span class="glore-money">$</span>') == 2
+    assert text.count(render.MONEY) == 2
+    assert text.count("$") == 2  # only the maths delimiters remain in the source
     assert "<br>" in text
 
 
