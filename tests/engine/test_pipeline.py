@@ -1,0 +1,215 @@
+"""The GLoRe pipeline on a tiny random family: complete and self-consistent results, inputs, tokenizers."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from engine_helpers import QUESTION, SOLUTION, problems, wrong
+from glore_engine.errors import CheckpointError, DataError
+from glore_engine.formats import join_steps, student_prompt
+from glore_engine.pipeline import (MAX_QUESTION_CHARS, GloreModels, GlorePipeline, GloreResult, result_from_dict,
+                                   to_case)
+from glore_engine.tasks.answers import is_correct
+from glore_engine.tasks.steps import split_steps
+
+
+@pytest.fixture(scope="module")
+def models(tiny_family):
+    return GloreModels.from_folder(tiny_family)
+
+
+@pytest.fixture(scope="module")
+def pipeline(models):
+    return GlorePipeline(models, max_new_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def batch(pipeline):
+    """Six problems: drafts given (right and wrong, two and more steps) and two greedy drafts."""
+    probs = problems(6, seed=3, split="test")
+    drafts = [p.solution if i % 2 else wrong(p.solution) for i, p in enumerate(probs)]
+    drafts[4] = drafts[5] = None  # the student drafts these
+    return probs, drafts, pipeline.run_batch([p.question for p in probs], [p.answer for p in probs], drafts=drafts,
+                                             orm_critique=True, best_of=2, seed=1)
+
+
+def first_below(scores, threshold):
+    return next((i for i, s in enumerate(scores) if s < threshold), -1)
+
+
+def test_every_candidate_with_steps_has_one_score_per_step(batch):
+    _, _, results = batch
+    for r in results:
+        for c in [*r.candidates, r.local_orm_critique, *r.samples]:
+            if c.steps:
+                assert len(c.orm_steps) == len(c.steps)
+                assert all(0.0 <= s <= 1.0 for s in c.orm_steps)
+                if c.kind != "sample":  # best-of-N samples are scored by the ORM only
+                    assert len(c.sorm_steps) == len(c.steps)
+            else:
+                assert c.orm_steps == [] and c.orm_score == 0.0
+
+
+def test_first_error_is_the_first_sorm_score_below_the_threshold(batch):
+    _, _, results = batch
+    for r in results:
+        assert -1 <= r.first_error < max(len(r.draft.steps), 1)
+        assert r.first_error == first_below(r.draft.sorm_steps, r.threshold)
+        assert r.first_error_orm == first_below(r.draft.orm_steps, r.threshold)
+    assert {r.first_error for r in results if r.draft.steps} != {-1}  # the random SORM flags some steps
+
+
+def test_the_orm_picks_the_best_of_draft_global_and_local(batch):
+    _, _, results = batch
+    for r in results:
+        scores = [c.orm_score for c in r.candidates]
+        assert r.choice == ["draft", "global", "local"][scores.index(max(scores))]
+        assert r.chosen.orm_score == max(scores)
+        assert r.refine_needed == (r.draft.orm_score < 0.5)
+        assert [c.kind for c in r.candidates] == ["draft", "global", "local"]
+
+
+def test_correctness_is_graded_against_the_gold_answer(batch):
+    probs, drafts, results = batch
+    for p, d, r in zip(probs, drafts, results):
+        assert r.gold == p.answer
+        for c in [*r.candidates, *r.samples]:
+            assert c.correct == is_correct(c.text, p.answer)
+        if d is not None:
+            assert r.draft.text == d and r.draft.steps == split_steps(d)
+            assert r.draft.correct == (d == p.solution)
+
+
+def test_local_refinement_keeps_the_drafts_steps_before_the_error(batch):
+    _, _, results = batch
+    for r in results:
+        e, local = r.first_error, r.local_refinement
+        if e < 0:
+            assert local.unchanged and local.text == r.draft.text and local.orm_steps == r.draft.orm_steps
+        else:
+            assert not local.unchanged and local.kept_steps == e
+            kept = join_steps(r.draft.steps[:e])
+            assert local.text.startswith(kept + "\n" if e else "")
+
+
+def test_the_samples_baseline_and_orm_critique_ablation(batch):
+    _, _, results = batch
+    for r in results:
+        assert len(r.samples) == 2 and {c.kind for c in r.samples} == {"sample"}
+        assert r.local_orm_critique is not None and r.local_orm_critique.kind == "local"
+        if r.first_error_orm < 0:
+            assert r.local_orm_critique.unchanged and r.local_orm_critique.orm_steps == r.draft.orm_steps
+    assert set(results[0].timings) >= {"draft_s", "score_s", "refine_s", "rerank_s", "total_s"}
+
+
+def test_greedy_drafts_are_the_students_greedy_output(models, batch):
+    probs, _, results = batch
+    for p, r in zip(probs[4:], results[4:]):
+        assert r.draft.text == models.student.generate_one(student_prompt(p.question), max_new_tokens=16).text
+
+
+def test_a_first_error_after_step_one_keeps_the_steps_before_it(pipeline, models):
+    """Choose the threshold so the SORM's first error falls at step e > 0; the local refinement keeps 1..e."""
+    for p in problems(12, seed=5):
+        steps = split_steps(p.solution)
+        scores = models.sorm.score_one(p.question, steps)
+        for e in range(1, len(steps)):
+            if scores[e] < min(scores[:e]):
+                threshold = (scores[e] + min(scores[:e])) / 2
+                r = pipeline.run(p.question, p.answer, draft=p.solution, threshold=threshold)
+                assert r.first_error == e and r.threshold == threshold
+                assert r.local_refinement.kept_steps == e
+                assert split_steps(r.local_refinement.text)[: e - 1] == steps[: e - 1]
+                assert r.local_refinement.text.startswith(join_steps(steps[:e]) + "\n")
+                return
+    pytest.fail("no draft with a first error after step one (the random SORM is too flat)")
+
+
+def test_a_user_draft_skips_the_student(pipeline, models, monkeypatch):
+    calls = []
+    original = models.student.generate
+    monkeypatch.setattr(models.student, "generate", lambda *a, **k: calls.append(a) or original(*a, **k))
+    r = pipeline.run(QUESTION, "10", draft=SOLUTION)
+    assert calls == [] and r.draft.text == SOLUTION and r.draft.correct is True
+    assert r.draft.steps == split_steps(SOLUTION) and len(r.draft.orm_steps) == 2
+    r = pipeline.run(QUESTION)  # no gold: correctness unknown
+    assert len(calls) == 1 and r.draft.correct is None and r.chosen.correct is None
+
+
+@pytest.mark.parametrize("question", ["", "   \n", "x" * (MAX_QUESTION_CHARS + 1)], ids=["empty", "blank", "huge"])
+def test_empty_or_huge_questions_are_data_errors(pipeline, question):
+    with pytest.raises(DataError, match="empty|limit"):
+        pipeline.run(question)
+
+
+def test_a_question_at_the_limit_is_accepted():
+    from glore_engine.pipeline import check_question
+
+    assert check_question("  " + "x" * MAX_QUESTION_CHARS + " ") == "x" * MAX_QUESTION_CHARS
+
+
+@pytest.mark.parametrize("draft", ["", "  \n\n  "])
+def test_a_stepless_draft_is_a_data_error(pipeline, draft):
+    with pytest.raises(DataError, match="no steps"):
+        pipeline.run(QUESTION, draft=draft)
+
+
+def test_family_members_with_different_tokenizers_are_a_checkpoint_error(tiny_family, tmp_path):
+    from engine_helpers import make_policy
+    from glore_engine.models.causal_lm import save_causal_lm
+    from glore_engine.models.checkpoint import Card
+    from glore_engine.testing import tiny_tokenizer
+
+    family = tmp_path / "family"
+    shutil.copytree(tiny_family, family)
+    other = tiny_tokenizer(n_problems=40, seed=7)
+    shutil.rmtree(family / "refiner-local")
+    save_causal_lm(make_policy(other), other, family / "refiner-local", Card(role="refiner-local", base="tiny"))
+    with pytest.raises(CheckpointError, match="do not share one tokenizer"):
+        GloreModels.from_folder(family)
+
+
+def test_a_family_member_in_the_wrong_place_is_a_checkpoint_error(tiny_family, tmp_path):
+    family = tmp_path / "family"
+    shutil.copytree(tiny_family, family)
+    shutil.rmtree(family / "orm")
+    shutil.copytree(tiny_family / "sorm", family / "orm")
+    with pytest.raises(CheckpointError, match="sorm checkpoint; expected a orm"):
+        GloreModels.from_folder(family)
+    shutil.rmtree(family / "student")
+    with pytest.raises(CheckpointError, match="not found"):
+        GloreModels.from_folder(family)
+
+
+def test_results_survive_a_round_trip_through_dicts(batch):
+    _, _, results = batch
+    for r in results:
+        back = result_from_dict(r.to_dict())
+        assert isinstance(back, GloreResult) and back == r
+        assert back.chosen == r.chosen
+
+
+def test_to_case_records_the_outcome(batch):
+    probs, _, results = batch
+    case = to_case(results[1], 1, probs[1].id)
+    r = results[1]
+    assert case["index"] == 1 and case["problem_id"] == probs[1].id and case["question"] == r.question
+    assert case["draft"] == r.draft.text and case["gold"] == probs[1].answer
+    assert (case["draft_correct"], case["global_correct"], case["local_correct"], case["final_correct"]) == (
+        r.draft.correct, r.global_refinement.correct, r.local_refinement.correct, r.chosen.correct)
+    assert [c["kind"] for c in case["data"]["candidates"]] == ["draft", "global", "local"]
+    assert result_from_dict(case["data"]) == r  # the extra keys are ignored on the way back
+
+
+def test_evaluate_pipeline_tables(pipeline):
+    from glore_engine.evaluation.pipeline_eval import evaluate_pipeline
+
+    probs = problems(3, seed=9, split="test")
+    seen = []
+    results, tables = evaluate_pipeline(pipeline, probs, batch_size=2, progress=lambda d, t: seen.append((d, t)))
+    assert len(results) == 3 and seen == [(2, 3), (3, 3)]
+    assert all(len(r.samples) == 3 for r in results)
+    assert tables["metrics"]["T3/n_problems"] == 3
+    assert tables["metrics"]["T3/greedy draft"] == sum(bool(r.draft.correct) for r in results) / 3
+    assert tables["T2"].startswith("T2:") and tables["T3"].startswith("T3: end-to-end accuracy on 3 problems")
