@@ -120,7 +120,7 @@ def train(
     model.train()
     bar = tqdm(total=config.max_steps, initial=start, desc=desc, disable=not progress or not accelerator.is_main_process,
                dynamic_ncols=True)
-    tokens, loss_ema, t0, step = 0, None, time.perf_counter(), start
+    tokens, loss_ema, t0, done = 0, None, time.perf_counter(), start
     try:
         for step in range(start, config.max_steps):
             batch = {k: v.to(accelerator.device) if hasattr(v, "to") else v for k, v in make_batch(step, accelerator.process_index, accelerator.num_processes).items()}
@@ -131,6 +131,7 @@ def train(
                 accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
+            done = step + 1  # from here on a Ctrl-C (while logging or saving) must not replay this step
             optimizer.zero_grad(set_to_none=True)
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -148,7 +149,7 @@ def train(
                 _save_state(accelerator, workdir, step + 1)
     except KeyboardInterrupt:
         bar.close()
-        _save_state(accelerator, workdir, step)  # `step` steps are complete; resume redoes none of them
+        _save_state(accelerator, workdir, done)  # `done` steps are complete; resume redoes none of them
         raise
     bar.close()
     seconds = time.perf_counter() - t0

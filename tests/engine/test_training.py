@@ -1,0 +1,319 @@
+"""Training: SFT learns, an interrupted run resumes to the same weights, the schedule, the trainers' outputs."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from engine_helpers import make_policy, problems, wrong
+from glore_engine.errors import CheckpointError, ConfigError, DataError
+from glore_engine.formats import RefinementExample, student_prompt
+from glore_engine.tracking import NullTracker
+from glore_engine.training.loop import OptimConfig, clear_state, index_stream, train
+from glore_engine.training.sft import batch_maker, collate, lm_loss, tokenize_examples
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return [(student_prompt(p.question), p.solution) for p in problems(8)]
+
+
+@pytest.fixture(scope="module")
+def examples(tokenizer, pairs):
+    return tokenize_examples(tokenizer, pairs, max_length=256)
+
+
+def fixed_loss(model, examples, tokenizer):
+    with torch.no_grad():
+        return float(lm_loss(model, collate(examples, tokenizer.pad_token_id))[0])
+
+
+def test_tokenize_examples_masks_the_prompt_and_closes_with_eos(tokenizer, pairs, examples):
+    prompt, completion = pairs[0]
+    ex = examples[0]
+    assert ex.ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ex.ids[: ex.n_prompt]) == prompt
+    assert tokenizer.decode(ex.ids[ex.n_prompt : -1]) == completion
+    batch = collate(examples[:2], tokenizer.pad_token_id)
+    labels, ids = batch["labels"][0], batch["input_ids"][0]
+    assert (labels[: ex.n_prompt] == -100).all()
+    assert torch.equal(labels[ex.n_prompt : len(ex.ids)], ids[ex.n_prompt : len(ex.ids)])
+    assert (labels[len(ex.ids):] == -100).all() and batch["attention_mask"][0].sum() == len(ex.ids)
+
+
+def test_tokenize_examples_drops_overlong_pairs_and_rejects_none(tokenizer, pairs):
+    lengths = [len(e.ids) for e in tokenize_examples(tokenizer, pairs, 1000)]
+    cut = sorted(lengths)[len(lengths) // 2]
+    assert len(tokenize_examples(tokenizer, pairs, cut)) == sum(n <= cut for n in lengths)
+    with pytest.raises(DataError, match="longer than max_length=5"):
+        tokenize_examples(tokenizer, pairs, 5)
+    with pytest.raises(DataError, match="no training examples"):
+        tokenize_examples(tokenizer, [], 100)
+
+
+def test_index_stream_is_a_pure_function_of_the_step():
+    a = [index_stream(10, 4, step, seed=3) for step in range(5)]
+    assert a == [index_stream(10, 4, step, seed=3) for step in range(5)]
+    flat = sum(a, [])
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))  # whole epochs
+    assert a != [index_stream(10, 4, step, seed=4) for step in range(5)]
+    with pytest.raises(ConfigError):
+        index_stream(0, 4, 0, 0)
+
+
+def test_optim_config_validates():
+    with pytest.raises(ConfigError):
+        OptimConfig(max_steps=0)
+    with pytest.raises(ConfigError):
+        OptimConfig(min_lr_ratio=1.5)
+
+
+def test_a_few_sft_steps_reduce_the_loss(tokenizer, examples, tmp_path):
+    model = make_policy(tokenizer, seed=0, std=None)
+    before = fixed_loss(model, examples, tokenizer)
+    tracker = NullTracker()
+    config = OptimConfig(max_steps=25, batch_size=4, lr=1e-2, warmup_steps=2, log_every=5)
+    result = train(model, batch_maker(examples, tokenizer.pad_token_id, 4, 0), lm_loss, config, tmp_path,
+                   tracker=tracker, progress=False)
+    after = fixed_loss(model, examples, tokenizer)
+    assert after < before - 1.0, (before, after)
+    assert result.steps == 25 and result.tokens > 0 and math.isfinite(result.final_loss)
+    losses = [v for k, v, _ in tracker.metrics if k == "train/loss"]
+    assert [s for k, _, s in tracker.metrics if k == "train/loss"] == [5, 10, 15, 20, 25]
+    assert losses[-1] < losses[0]
+    assert not model.training  # left in eval mode
+
+
+def test_cosine_schedule_warms_up_and_ends_at_min_lr(tokenizer, examples, tmp_path):
+    model = make_policy(tokenizer, seed=0, std=None)
+    tracker = NullTracker()
+    config = OptimConfig(max_steps=12, batch_size=2, lr=2e-3, warmup_steps=4, min_lr_ratio=0.25, log_every=1)
+    train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), lm_loss, config, tmp_path, tracker=tracker,
+          progress=False)
+    lrs = {s: v for k, v, s in tracker.metrics if k == "train/lr"}
+    assert [lrs[s] for s in (1, 2, 3)] == pytest.approx([2e-3 / 4, 2e-3 * 2 / 4, 2e-3 * 3 / 4])  # linear warm-up
+    assert lrs[4] == pytest.approx(2e-3)  # the peak at the end of the warm-up
+    assert lrs[12] == pytest.approx(2e-3 * 0.25)  # and exactly lr * min_lr_ratio at max_steps
+    assert all(lrs[s] >= lrs[s + 1] for s in range(4, 12))
+
+
+class Interrupt:
+    """make_batch that raises KeyboardInterrupt once, at step `at` (Ctrl-C during a run)."""
+
+    def __init__(self, make_batch, at):
+        self.make_batch, self.at, self.fired = make_batch, at, False
+
+    def __call__(self, step, rank=0, world=1):
+        if step == self.at and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+        return self.make_batch(step, rank, world)
+
+
+@pytest.mark.parametrize("save_every,interrupt_at", [(0, 5), (3, 7)], ids=["no-checkpoints", "after-a-checkpoint"])
+def test_resume_after_an_interruption_gives_the_same_weights(tokenizer, examples, tmp_path, save_every, interrupt_at):
+    config = OptimConfig(max_steps=10, batch_size=3, lr=5e-3, warmup_steps=2, save_every=save_every, log_every=1)
+    make_batch = batch_maker(examples, tokenizer.pad_token_id, 3, seed=1)
+
+    straight = make_policy(tokenizer, seed=2, std=None)
+    train(straight, make_batch, lm_loss, config, tmp_path / "straight", progress=False)
+
+    resumed = make_policy(tokenizer, seed=2, std=None)
+    flaky = Interrupt(make_batch, at=interrupt_at)
+    with pytest.raises(KeyboardInterrupt):
+        train(resumed, flaky, lm_loss, config, tmp_path / "resumed", progress=False)
+    state = tmp_path / "resumed" / "train_state"
+    assert json.loads((state / "step.json").read_text()) == {"step": interrupt_at}
+    assert not torch.equal(resumed.lm_head.weight, straight.lm_head.weight)  # really stopped early
+
+    fresh = make_policy(tokenizer, seed=9, std=None)  # the state on disk, not the live model, carries the run
+    tracker = NullTracker()
+    train(fresh, flaky, lm_loss, config, tmp_path / "resumed", tracker=tracker, resume=True, progress=False)
+    assert [s for k, _, s in tracker.metrics if k == "train/loss"] == list(range(interrupt_at + 1, 11))
+    a, b = straight.state_dict(), fresh.state_dict()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=1e-5, msg=key)
+    lrs = [v for k, v, _ in tracker.metrics if k == "train/lr"]
+    assert lrs[-1] == pytest.approx(5e-3 * 0.1)  # the scheduler resumed too
+
+
+class InterruptingTracker(NullTracker):
+    """Ctrl-C while the step's metrics are being written: the optimiser step itself has already happened."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.fired = at, False
+
+    def log_metric(self, key, value, step=None):
+        if step == self.at and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+        super().log_metric(key, value, step)
+
+
+def test_an_interruption_after_the_update_is_not_replayed_on_resume(tokenizer, examples, tmp_path):
+    config = OptimConfig(max_steps=8, batch_size=3, lr=5e-3, warmup_steps=2, save_every=0, log_every=1)
+    make_batch = batch_maker(examples, tokenizer.pad_token_id, 3, seed=1)
+    straight = make_policy(tokenizer, seed=2, std=None)
+    train(straight, make_batch, lm_loss, config, tmp_path / "straight", progress=False)
+
+    model = make_policy(tokenizer, seed=2, std=None)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, make_batch, lm_loss, config, tmp_path / "resumed", tracker=InterruptingTracker(at=4),
+              progress=False)
+    # four optimiser steps are complete: the resume must not run step 4 a second time
+    assert json.loads((tmp_path / "resumed" / "train_state" / "step.json").read_text()) == {"step": 4}
+    fresh = make_policy(tokenizer, seed=9, std=None)
+    train(fresh, make_batch, lm_loss, config, tmp_path / "resumed", resume=True, progress=False)
+    a, b = straight.state_dict(), fresh.state_dict()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=1e-5, msg=key)
+
+
+def test_resume_without_saved_state_starts_over(tokenizer, examples, tmp_path):
+    model = make_policy(tokenizer, seed=0, std=None)
+    tracker = NullTracker()
+    train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), lm_loss, OptimConfig(max_steps=2, batch_size=2,
+          log_every=1), tmp_path, tracker=tracker, resume=True, progress=False)
+    assert [s for k, _, s in tracker.metrics if k == "train/loss"] == [1, 2]
+
+
+def test_a_corrupt_training_state_is_a_checkpoint_error(tokenizer, examples, tmp_path):
+    state = tmp_path / "train_state"
+    state.mkdir()
+    (state / "step.json").write_text(json.dumps({"step": 1}))
+    model = make_policy(tokenizer, seed=0, std=None)
+    with pytest.raises(CheckpointError, match="corrupt training state"):
+        train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), lm_loss, OptimConfig(max_steps=2, batch_size=2),
+              tmp_path, resume=True, progress=False)
+    clear_state(tmp_path)
+    assert not state.exists()
+
+
+def test_a_diverging_loss_stops_the_run(tokenizer, examples, tmp_path):
+    model = make_policy(tokenizer, seed=0, std=None)
+
+    def nan_loss(m, batch):
+        loss, n = lm_loss(m, batch)
+        return loss * float("nan"), n
+
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), nan_loss, OptimConfig(max_steps=3, batch_size=2),
+              tmp_path, progress=False)
+
+
+# ---- trainers --------------------------------------------------------------------------------------
+def test_train_student_from_a_preset(tmp_path):
+    from glore_engine.models.causal_lm import load_causal_lm
+    from glore_engine.training.student import StudentConfig, train_student
+
+    config = StudentConfig(base="tiny", n_train=24, max_steps=3, batch_size=4, warmup_steps=1, log_every=1,
+                           tokenizer_vocab=300)
+    tracker = NullTracker()
+    folder, result = train_student(config, tmp_path, tracker=tracker, progress=False, run_id=11)
+    model, tok, card = load_causal_lm(folder)
+    assert card.role == "policy" and card.base == "tiny" and card.run_id == 11
+    assert card.config["n_train"] == 24 and card.metrics["train_loss"] == pytest.approx(result.final_loss)
+    assert (tmp_path / "tokenizer" / "tokenizer.json").is_file() and len(tok) <= 300
+    assert not (tmp_path / "train_state").exists()  # cleared once the model is saved
+    assert tracker.last("data/train_problems") == 24 and tracker.artifacts[0][0] == "model"
+
+
+@pytest.fixture(scope="module")
+def orm_records():
+    out = []
+    for i, p in enumerate(problems(4)):
+        samples = [{"text": p.solution, "correct": True}, {"text": wrong(p.solution), "correct": False},
+                   {"text": "garbage\n#### 0", "correct": False}]
+        if i == 3:
+            samples = samples[1:]  # an all-wrong question
+        for s in samples:
+            from glore_engine.tasks.steps import split_steps
+
+            s["steps"], s["count"] = split_steps(s["text"]), 1
+        out.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "samples": samples})
+    return out
+
+
+def test_orm_items_balance_within_question_and_skip_unmixed(orm_records):
+    from glore_engine.training.reward import RewardConfig, orm_items
+
+    groups = orm_items(orm_records, RewardConfig(role="orm"))
+    assert len(groups) == 3  # the all-wrong question teaches no discrimination
+    for group in groups:
+        assert sum(i.weight for i in group if i.correct) == pytest.approx(0.5)
+        assert sum(i.weight for i in group if not i.correct) == pytest.approx(0.5)
+        for item in group:
+            assert item.labels == [float(item.correct)] * len(item.steps) and item.mask == [1.0] * len(item.steps)
+    assert len(orm_items(orm_records, RewardConfig(role="orm", mixed_only=False))) == 4
+
+
+def test_reward_config_defaults_and_validation():
+    from glore_engine.training.reward import RewardConfig
+
+    assert RewardConfig(role="orm").pairwise_weight == 0.5 and RewardConfig(role="sorm").pairwise_weight == 0.0
+    with pytest.raises(ConfigError, match="role"):
+        RewardConfig(role="prm")
+
+
+def test_reward_loss_prefers_correct_samples(tokenizer, orm_records):
+    from glore_engine.models.reward_model import RewardModel
+    from glore_engine.training.reward import RewardConfig, _batch, _encode_groups, orm_items, reward_loss
+
+    config = RewardConfig(role="orm")
+    groups = _encode_groups(orm_items(orm_records, config), tokenizer, 384)
+    batch = _batch(groups, tokenizer.pad_token_id)
+    model = RewardModel(make_policy(tokenizer, seed=0, std=None), likelihood_features=False)
+    loss, n_tokens = reward_loss(0.0)(model, batch)
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-4)  # zero head: p = 0.5 everywhere
+    assert n_tokens == int(batch["attention_mask"].sum())
+    with_pairs, _ = reward_loss(1.0)(model, batch)
+    assert with_pairs.item() == pytest.approx(2 * math.log(2), abs=1e-4)  # + softplus(0) on every pair
+    items = [i for g in groups for i in g]
+    # every step end carries its solution's weight; nothing else does
+    assert batch["weights"].sum() == pytest.approx(sum(i.weight * len(i.steps) for i in items))
+    assert int((batch["weights"] > 0).sum()) == sum(len(i.steps) for i in items)
+
+
+def test_train_reward_models_save_loadable_checkpoints(tiny_family, orm_records, tmp_path):
+    from glore_engine.labelling.rollouts import solutions_of
+    from glore_engine.models.reward_model import load_reward_model
+    from glore_engine.training.reward import RewardConfig, train_reward_model
+
+    base = str(tiny_family / "student")
+    config = RewardConfig(role="orm", base=base, max_steps=3, batch_size=2, warmup_steps=1, log_every=1)
+    folder, result = train_reward_model(config, orm_records, tmp_path / "orm", progress=False, run_id=5)
+    model, _, card = load_reward_model(folder, roles=("orm",))
+    assert card.role == "orm" and card.base == base and card.run_id == 5 and result.steps == 3
+    assert card.config["max_steps"] == 3 and model.head.weight.abs().sum() > 0  # the head learned something
+
+    labelled = [{**s, "rollouts": [{"k": 2, "correct": int(s["correct"]), "consistent_correct": int(s["correct"]),
+                                    "pos": None, "neg": None}] * (len(s["steps"]) - 1)}
+                for s in solutions_of(orm_records)]
+    sorm = RewardConfig(role="sorm", base=base, max_steps=2, batch_size=2, warmup_steps=1, likelihood_features=False)
+    folder, _ = train_reward_model(sorm, labelled, tmp_path / "sorm", progress=False)
+    model, _, card = load_reward_model(folder, roles=("sorm",))
+    assert card.config["likelihood_features"] is False and not model.likelihood_features
+    with pytest.raises(ConfigError, match="needs --base"):
+        train_reward_model(RewardConfig(role="orm"), orm_records, tmp_path / "x", progress=False)
+
+
+def test_train_refiner(tiny_family, tmp_path):
+    from glore_engine.models.causal_lm import load_causal_lm
+    from glore_engine.training.refiner import RefinerConfig, train_refiner
+
+    examples = [RefinementExample("Question: Q\nDraft:\n[BAD] a\nRefinement:\n", "b\n#### 2", "local"),
+                RefinementExample("Question: Q\nDraft:\na\nRefinement:\n", "b\n#### 2", "global")] * 3
+    base = str(tiny_family / "student")
+    config = RefinerConfig(kind="local", base=base, max_steps=2, batch_size=2, warmup_steps=1)
+    folder, _ = train_refiner(config, examples, tmp_path, progress=False, extra_card={"task": {"x": 1}})
+    _, _, card = load_causal_lm(folder, roles=("refiner-local",))
+    assert card.role == "refiner-local" and card.metrics["examples"] == 3 and card.config["task"] == {"x": 1}
+    with pytest.raises(DataError, match="no global refinement examples"):
+        train_refiner(RefinerConfig(kind="global", base=base), examples[:1], tmp_path / "g", progress=False)
+    with pytest.raises(ConfigError, match="needs --base"):
+        train_refiner(RefinerConfig(kind="local"), examples, tmp_path / "l", progress=False)
+    with pytest.raises(ConfigError, match="'global' or 'local'"):
+        RefinerConfig(kind="both")
