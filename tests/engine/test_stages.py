@@ -1,0 +1,113 @@
+"""Data stages: ORM samples and SORM labels with manifests, reuse checks, evaluation problems from cards."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from glore_engine.errors import DataError
+from glore_engine.stages import (MANIFEST, OrmDataConfig, SormLabelConfig, check_compatible, load_records,
+                                 make_orm_data, make_sorm_labels, read_manifest)
+from glore_engine.tracking import NullTracker
+
+
+@pytest.fixture(scope="module")
+def stage_data(tiny_family, tmp_path_factory):
+    """ORM samples and SORM labels of the tiny student, made once."""
+    folder = tmp_path_factory.mktemp("stages")
+    student = str(tiny_family / "student")
+    tracker = NullTracker()
+    config = OrmDataConfig(student=student, n_questions=4, n=3, max_new_tokens=12, shard_size=3, seed=1)
+    records = make_orm_data(config, folder / "orm-data", tracker=tracker, progress=False)
+    labels = SormLabelConfig(k=2, max_new_tokens=8, shard_size=4, seed=2)
+    labelled = make_sorm_labels(labels, student, records, folder / "sorm-labels", tracker=tracker, progress=False)
+    return folder, student, records, labelled, tracker
+
+
+def test_make_orm_data_writes_records_shards_and_a_manifest(stage_data):
+    folder, student, records, _, tracker = stage_data
+    assert len(records) == 4 and all(r["n_samples"] == 3 for r in records)
+    assert all(sum(s["count"] for s in r["samples"]) == 3 for r in records)
+    assert sorted(p.name for p in (folder / "orm-data" / "shards").iterdir()) == ["shard-00000.jsonl",
+                                                                                 "shard-00001.jsonl"]
+    manifest = json.loads((folder / "orm-data" / MANIFEST).read_text())
+    assert manifest["kind"] == "orm-data" and manifest["student"] == student
+    assert manifest["config"]["n"] == 3 and manifest["stats"]["questions"] == 4
+    assert manifest["stats"]["samples"] == 12 and manifest["stats"]["sampling/samples"] == 12
+    assert load_records(folder / "orm-data", "orm-data", base=student) == records
+    assert ("orm-data", str(folder / "orm-data" / "orm-data.jsonl"), {"questions": 4}) in tracker.artifacts
+    assert tracker.last("data/questions") == 4
+
+
+def test_make_sorm_labels_labels_every_distinct_sample(stage_data):
+    folder, student, records, labelled, tracker = stage_data
+    with_steps = [s for r in records for s in r["samples"] if s["steps"]]
+    assert len(labelled) == len(with_steps)
+    for sol in labelled:
+        assert len(sol["rollouts"]) == len(sol["steps"]) - 1 and len(sol["results"]) == len(sol["steps"])
+        assert all(p["k"] == 2 for p in sol["rollouts"])
+    manifest = json.loads((folder / "sorm-labels" / MANIFEST).read_text())
+    assert manifest["kind"] == "sorm-labels" and manifest["stats"]["solutions"] == len(labelled)
+    assert manifest["stats"]["rollouts"] == 2 * manifest["stats"]["prefixes"]
+    assert load_records(folder / "sorm-labels" / "sorm-labels.jsonl", "sorm-labels") == labelled
+    assert tracker.last("data/solutions") == len(labelled)
+
+
+def test_labelling_nothing_is_a_data_error(tiny_family, tmp_path):
+    records = [{"problem_id": "p", "question": "Q", "gold": "1", "samples": [{"text": "", "steps": [], "correct": False}]}]
+    with pytest.raises(DataError, match="no sampled solutions"):
+        make_sorm_labels(SormLabelConfig(), str(tiny_family / "student"), records, tmp_path, progress=False)
+
+
+def test_read_manifest_errors(stage_data, tmp_path):
+    folder = stage_data[0]
+    with pytest.raises(DataError, match="no manifest.json"):
+        read_manifest(tmp_path, "orm-data")
+    with pytest.raises(DataError, match="holds sorm-labels data, not orm-data"):
+        read_manifest(folder / "sorm-labels", "orm-data")
+    half = tmp_path / "half"
+    shutil.copytree(folder / "orm-data", half)
+    (half / "orm-data.jsonl").unlink()
+    with pytest.raises(DataError, match="unfinished run"):
+        read_manifest(half, "orm-data")
+
+
+def test_labels_from_another_tokenizer_are_refused(stage_data, tmp_path):
+    from engine_helpers import make_policy
+    from glore_engine.models.causal_lm import save_causal_lm
+    from glore_engine.models.checkpoint import Card
+    from glore_engine.testing import tiny_tokenizer
+
+    folder, student, *_ = stage_data
+    other_tok = tiny_tokenizer(n_problems=40, seed=3)
+    other = save_causal_lm(make_policy(other_tok), other_tok, tmp_path / "other", Card(role="policy", base="tiny"))
+    with pytest.raises(DataError, match="labels belong to the student that sampled them"):
+        load_records(folder / "sorm-labels", "sorm-labels", base=str(other))
+
+
+def test_labels_from_another_task_are_refused(stage_data, tmp_path):
+    folder, student, *_ = stage_data
+    harder = tmp_path / "harder"
+    shutil.copytree(student, harder)
+    card = json.loads((harder / "glore_card.json").read_text())
+    card["config"] = {"task_min_steps": 3, "task_max_steps": 5}
+    (harder / "glore_card.json").write_text(json.dumps(card))
+    manifest = json.loads((folder / "orm-data" / MANIFEST).read_text())
+    with pytest.raises(DataError, match="another task"):
+        check_compatible(manifest, str(harder), "samples")
+    check_compatible(manifest, student, "samples")  # its own student is fine
+
+
+def test_eval_problems_follow_the_students_task(tmp_path):
+    from glore_engine.data import load_eval_problems, task_config_from_card, task_dict
+    from glore_engine.models.checkpoint import Card, write_card
+    from glore_engine.tasks.synthetic import TaskConfig
+
+    assert task_config_from_card(None) == TaskConfig()
+    write_card(tmp_path, Card(role="policy", base="tiny", config={"task_min_steps": 4, "task_max_steps": 4}))
+    config = task_config_from_card(tmp_path)
+    assert (config.min_steps, config.max_steps) == (4, 4)
+    assert task_dict(config)["task_min_steps"] == 4
+    probs = load_eval_problems("synthetic", "test", 5, 0, tmp_path)
+    assert len(probs) == 5 and all(p.n_steps == 4 for p in probs)
