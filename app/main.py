@@ -38,7 +38,7 @@ def create_app(models_folder: Optional[str | Path] = None, db_url: Optional[str]
     offline_env()
     import gradio as gr
 
-    from . import annotate_tab, export_tab, inspect_tab, results_tab, runs_tab
+    from . import annotate_tab, api, export_tab, inspect_tab, results_tab, runs_tab
     from .state import Workbench, resolve_models, sqlite_url
     from .ui import annotator_name
 
@@ -60,6 +60,7 @@ def create_app(models_folder: Optional[str | Path] = None, db_url: Optional[str]
         for tab in (results, annotate, runs, export):
             demo.load(tab.refresh, None, tab.refresh_outputs, api_visibility="private")
         demo.load(annotator_name, None, annotate.annotator, api_visibility="private")
+        api.register(bench)
     demo.queue(default_concurrency_limit=8)
     demo.workbench = bench
     return demo

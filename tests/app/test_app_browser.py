@@ -54,16 +54,23 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
         page.wait_for_selector(f"#inspect-{kind} .glore-card-{kind}", state="visible")
     page.wait_for_selector("#inspect-question-view .katex")  # $x+y$ rendered as maths
 
-    # Annotate: the review queue opens where "default" left off; "b" rates the step under the cursor -1.
+    # Annotate: the queue opens where "default" left off. Keys pressed without waiting for the server
+    # rate consecutive steps (g g b), move the cursor up (k), mark the first error (f), give a verdict (1).
     page.get_by_role("tab", name="Annotate").click()
     page.wait_for_selector("#ann-table tr.glore-ann-step")
     case_id = int(page.input_value("#ann-case-id input"))
-    page.click("#ann-progress")  # focus out of any text field so the shortcut applies
-    page.keyboard.press("b")
-    page.wait_for_selector("#ann-table tr.glore-ann-step-0.glore-rating-bad")
+    page.click("#ann-progress")  # focus out of any text field so the shortcuts apply
+    for key in "ggbkf1":
+        page.keyboard.press(key)
+    page.wait_for_selector("#ann-table tr.glore-ann-step-2.glore-rating-bad")
+    page.wait_for_function("document.querySelector('#ann-summary').innerText.includes('found_error')")
     with Store(app_server["db_url"]) as store:
-        assert store.get_annotation(case_id, "default").step_ratings[0]["rating"] == -1
+        saved = store.get_annotation(case_id, "default")
+    assert [r["rating"] for r in saved.step_ratings] == [1, 1, -1]
+    assert (saved.first_error_step, saved.verdict) == (2, "found_error")
     assert "(b)" in page.inner_text("#ann-bad") and "(n)" in page.inner_text("#ann-next")
+    page.keyboard.press("n")
+    page.wait_for_function(f"document.querySelector('#ann-case-id input').value != '{case_id}'")
 
     # Export: TRL stepwise JSONL through the download button.
     page.get_by_role("tab", name="Export").click()
@@ -73,6 +80,6 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
         page.click("#export-download")
     records = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
     assert records and all(r["schema_version"] == 1 for r in records)
-    assert any(r["completions"] and r["labels"][0] is False for r in records)
+    assert any(r["labels"][:3] == [True, True, False] for r in records)  # the ratings given above
 
     assert page.hosts <= {"127.0.0.1"}, f"requests left this machine: {page.hosts}"

@@ -87,31 +87,30 @@ def test_results_filter_and_open_case_in_inspect(app_server, client):
     assert 'data-kind="rerank"' in rerank and threshold == 0.5
 
 
-def test_annotate_saves_every_change_to_the_store(app_server, client):
+def test_annotation_api_saves_at_once_and_resumes(app_server, client):
     run_id, who = app_server["run_id"], "client-a"
-    case_id, step, progress, header, table, summary, note, tags, status = client.predict(
-        run_id, who, None, 1, False, api_name="/annotate_resume")
-    assert case_id is not None and "0/4" in progress
-    where = (run_id, who, case_id)
-    step, progress, table, *_ = client.predict(*where, 1, False, api_name="/annotate_rate_bad")
-    assert step == 2 and 'data-rating="-1"' in table  # the cursor moved on
-    client.predict(*where, 2, False, api_name="/annotate_unsure")
-    client.predict(*where, 1, False, api_name="/annotate_first_error")
-    client.predict(*where, 1, False, api_name="/annotate_verdict_found_error")
-    client.predict(*where, 1, False, "carried 11 forward", api_name="/annotate_note")
-    client.predict(*where, 1, False, "slip, borrow", api_name="/annotate_tags")
+    queue = client.predict(run_id, who, api_name="/review_queue")
+    assert queue["annotated"] == [] and queue["resume"] == queue["queue"][0]
+    case_id = queue["resume"]
+    saved = client.predict(case_id, 0, -1, who, False, api_name="/rate_step")
+    assert saved["step_ratings"][0] == {"rating": -1, "unsure": False}
+    client.predict(case_id, 1, 1, who, True, api_name="/rate_step")
+    client.predict(case_id, {"first_error_step": 0, "verdict": "found_error", "note": "carried 11 forward",
+                             "tags": ["slip"]}, who, api_name="/save_annotation")
     with Store(app_server["db_url"]) as store:
-        saved = store.get_annotation(case_id, who)
-    assert saved.step_ratings[0] == {"rating": -1, "unsure": False}
-    assert saved.step_ratings[1]["unsure"] is True
-    assert (saved.first_error_step, saved.verdict, saved.note, saved.tags) == (
-        0, "found_error", "carried 11 forward", ["slip", "borrow"])
-    nxt = client.predict(*where, 1, False, api_name="/annotate_next")
-    assert nxt[0] != case_id and "1/4" in nxt[2]
-    back = client.predict(run_id, who, nxt[0], 1, False, api_name="/annotate_prev")
-    assert back[0] == case_id and back[6] == "carried 11 forward"  # note reloaded from the store
-    resumed = client.predict(run_id, who, None, 1, False, api_name="/annotate_resume")
-    assert resumed[0] == nxt[0]  # where this annotator left off
+        row = store.get_annotation(case_id, who)
+    assert [r["rating"] for r in row.step_ratings] == [-1, 1] and row.step_ratings[1]["unsure"] is True
+    assert (row.first_error_step, row.verdict, row.note, row.tags) == (0, "found_error", "carried 11 forward", ["slip"])
+    queue = client.predict(run_id, who, api_name="/review_queue")
+    assert queue["annotated"] == [case_id] and queue["resume"] == queue["queue"][1]  # where they left off
+
+
+def test_annotation_api_refuses_bad_fields_with_a_message(app_server, client):
+    from gradio_client.exceptions import AppError
+
+    case_id = client.predict(app_server["run_id"], "client-c", api_name="/review_queue")["resume"]
+    with pytest.raises(AppError, match="verdict must be one of"):
+        client.predict(case_id, {"verdict": "maybe"}, "client-c", api_name="/save_annotation")
 
 
 def test_two_tabs_annotating_at_once_lose_nothing(app_server):
@@ -120,18 +119,17 @@ def test_two_tabs_annotating_at_once_lose_nothing(app_server):
     run_id, who = app_server["run_id"], "client-b"
     with Store(app_server["db_url"]) as store:
         case_id = next(c.id for c in store.cases(run_id) if len(c.steps) >= 3)
-    tabs = [Client(app_server["url"], verbose=False) for _ in range(2)]
+    tabs = [Client(app_server["url"], verbose=False) for _ in range(3)]
     errors = []
 
-    def rate(client, step, api):
+    def rate(client, step, rating):
         try:
-            client.predict(run_id, who, case_id, step, False, api_name=api)
+            client.predict(case_id, step, rating, who, False, api_name="/rate_step")
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=rate, args=(tabs[0], 1, "/annotate_rate_good")),
-               threading.Thread(target=rate, args=(tabs[1], 3, "/annotate_rate_bad")),
-               threading.Thread(target=rate, args=(tabs[0], 2, "/annotate_rate_okay"))]
+    threads = [threading.Thread(target=rate, args=(tab, step, rating))
+               for tab, (step, rating) in zip(tabs, [(0, 1), (2, -1), (1, 0)])]
     for t in threads:
         t.start()
     for t in threads:
