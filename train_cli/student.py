@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -63,6 +64,8 @@ def sample(ctx, config_file, out_file, **flags) -> None:
                                        max_new_tokens=config.max_new_tokens, seed=config.seed,
                                        calculator=config.calculator)
         path = out_file or str(run_dir(run.id, "sample", None) / "samples.jsonl")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        run.set_output_dir(str(Path(path).resolve().parent))
         correct = 0
         with open(path, "w") as fh:
             for problem, samples in zip(problems, outputs):

@@ -1,0 +1,142 @@
+"""Fixtures for the glore-train tests: a CliRunner bound to a fresh store and GLORE_HOME, a tiny family.
+
+e2e tests run only when `-m` names them: `pytest tests/cli -m e2e`.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    markexpr = config.getoption("-m") or ""
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here) and item.get_closest_marker("e2e") and "e2e" not in markexpr:
+            item.add_marker(pytest.mark.skip(reason="e2e test: run with -m e2e"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tiny models run fastest single-threaded (the CI box has 2 shared cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class Cli:
+    """`glore-train --db <url> ...` in-process, with GLORE_HOME in a temporary folder."""
+
+    def __init__(self, root, monkeypatch):
+        from click.testing import CliRunner
+
+        self.root = root
+        self.home = root / "home"
+        self.url = f"sqlite:///{root / 'glore.db'}"
+        monkeypatch.setenv("GLORE_HOME", str(self.home))
+        monkeypatch.delenv("GLORE_DB", raising=False)
+        monkeypatch.setenv("COLUMNS", "250")  # rich tables: no truncated cells
+        self.runner = CliRunner()
+
+    def __call__(self, *args, ok: bool = True, code: int | None = None):
+        from train_cli.main import cli
+
+        result = self.runner.invoke(cli, ["--db", self.url, *map(str, args)])
+        shown = f"exit {result.exit_code}\n{result.output}\n{getattr(result, 'stderr', '')}"
+        if code is not None:
+            assert result.exit_code == code, shown
+        elif ok:
+            assert result.exit_code == 0, shown + (repr(result.exception) if result.exception else "")
+        return result
+
+    def store(self):
+        from db import Store
+
+        return Store(self.url)
+
+    def runs(self, kind=None):
+        with self.store() as store:
+            return store.list_runs(kind=kind)
+
+    def last(self, kind):
+        runs = self.runs(kind)
+        assert runs, f"no {kind} run"
+        return runs[0]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    return Cli(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory):
+    from glore_engine.testing import make_tiny_family
+
+    return make_tiny_family(tmp_path_factory.mktemp("family"))
+
+
+@pytest.fixture(scope="session")
+def student(tiny_family):
+    return str(tiny_family / "student")
+
+
+@pytest.fixture(scope="session")
+def crafted(tiny_family, tmp_path_factory):
+    """ORM-data and SORM-label folders for the tiny student, made by hand so they hold mixed questions,
+    first errors and positive rollouts (a random student samples nothing correct)."""
+    from glore_engine.labelling.shards import write_jsonl_atomic
+    from glore_engine.stages import OrmDataConfig, SormLabelConfig, write_manifest
+    from glore_engine.tasks.steps import split_steps
+    from glore_engine.tasks.synthetic import generate
+
+    folder = tmp_path_factory.mktemp("crafted")
+    student = str(tiny_family / "student")
+    records, labelled = [], []
+    for p in generate("train", 6, seed=1):
+        lines = p.solution.splitlines()
+        bad = "\n".join(lines[:-1] + [f"#### {int(lines[-1][5:]) + 1}"])
+        samples = [{"text": t, "steps": split_steps(t), "answer": None, "correct": c, "count": 1, "logprob": -1.0,
+                    "n_tokens": 10, "finished": True} for t, c in ((p.solution, True), (bad, False))]
+        records.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "n_samples": 2,
+                        "samples": samples})
+        for s in samples:
+            steps = s["steps"]
+            rollouts = [{"k": 2, "correct": 1, "consistent_correct": 1, "neg": "x\n#### 0",
+                         "pos": "\n".join(steps[i + 1:]) if s["correct"] else "\n".join(split_steps(p.solution)[i + 1:])}
+                        for i in range(len(steps) - 1)]
+            if not s["correct"]:
+                rollouts[-1] = {**rollouts[-1], "correct": 0, "consistent_correct": 0, "pos": None}
+            labelled.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "text": s["text"],
+                             "steps": steps, "correct": s["correct"], "count": 1, "logprob": -1.0,
+                             "results": [None] * len(steps), "rollouts": rollouts})
+    for kind, rows, config in (("orm-data", records, OrmDataConfig(student=student)),
+                               ("sorm-labels", labelled, SormLabelConfig())):
+        (folder / kind).mkdir()
+        write_jsonl_atomic(folder / kind / f"{kind}.jsonl", rows)
+        write_manifest(folder / kind, kind, student, config, {"rows": len(rows)})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def other_student(tmp_path_factory):
+    """A policy with its own tokenizer: labels of the tiny student do not belong to it."""
+    import torch
+
+    from glore_engine.models.causal_lm import create_policy, save_causal_lm
+    from glore_engine.models.checkpoint import Card
+    from glore_engine.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer(n_problems=40, seed=9)
+    torch.manual_seed(0)
+    return str(save_causal_lm(create_policy("tiny", tok), tok, tmp_path_factory.mktemp("other") / "student",
+                              Card(role="policy", base="tiny")))
