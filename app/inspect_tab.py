@@ -106,9 +106,11 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
     def run(question, gold, draft, threshold, progress=gr.Progress()):
         """Draft (or the user's), critique, both refinements and the rerank for one problem."""
         question = question or ""
+        caution = ""
         if question.strip() and not looks_like_maths(question):
-            gr.Warning("This does not look like a maths word problem (it has no numbers); "
-                       "the models were trained on arithmetic word problems, so expect nonsense.")
+            caution = ("⚠️ This does not look like a maths word problem (it has no numbers); the models were "
+                       "trained on arithmetic word problems, so expect nonsense. ")
+            gr.Warning(caution.removeprefix("⚠️ "))
         progress(0.0, desc="queued for the model worker")
 
         def on_stage(text):
@@ -116,7 +118,7 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
 
         result = bench.inspect(question, draft=draft if draft else None, gold=gold,
                                threshold=float(threshold), on_stage=on_stage)
-        status = _status(result)
+        status = caution + _status(result)
         return (status, *view_values(result, float(threshold)), result)
 
     tab.run.click(run, [tab.question, tab.gold, tab.draft, tab.threshold],

@@ -63,9 +63,17 @@ def test_bad_input_gives_a_message_and_the_app_keeps_running(client, sample, que
     assert client.predict(0.5, api_name="/rethreshold")  # still answering
 
 
-def test_non_maths_text_still_runs(client):
+def test_non_maths_text_runs_with_a_caution(client):
     status, *_ = client.predict("Tell me a poem about the sea.", "", "", 0.5, api_name="/inspect")
-    assert status.startswith("Done")
+    assert "does not look like a maths word problem" in status and "Done" in status
+
+
+def test_pick_a_problem_from_the_synthetic_test_split(client):
+    question, gold, draft = client.predict(3, api_name="/pick_problem")
+    from glore_engine.tasks import generate
+
+    problem = generate("test", 50)[3]
+    assert (question, gold, draft) == (problem.question, problem.answer, "")
 
 
 def test_results_filter_and_open_case_in_inspect(app_server, client):

@@ -143,6 +143,27 @@ def test_cli_config_file_and_flags(tmp_path):
     assert settings(["--no-browser"])["browser"] is False
 
 
+def test_main_refuses_an_open_bind_without_auth(capsys):
+    from app.main import main
+
+    assert main(["--host", "0.0.0.0", "--no-browser"]) == 2
+    assert "--auth" in capsys.readouterr().err
+    assert main(["--auth", "nopassword"]) == 2
+
+
+def test_problems_from_a_gsm8k_jsonl_file(tmp_path):
+    import json
+
+    path = tmp_path / "mini.jsonl"
+    path.write_text(json.dumps({"question": "Ann has 2 pens and buys 3. How many?",
+                                "answer": "2+3=<<2+3=5>>5\n#### 5"}) + "\n")
+    bench = state.Workbench(None, data=str(path))
+    assert [p.answer for p in bench.problems()] == ["5"]
+    with pytest.raises(DataError):
+        bench.problem(7)
+    assert len(state.Workbench(None).problems()) == state.SYNTHETIC_TEST_N
+
+
 def test_help_does_not_import_heavy_libraries():
     import subprocess
     import sys
