@@ -167,6 +167,14 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
     """Export SORM labels (TRL stepwise, ProcessBench, Math-Shepherd) or annotated cases (also PRM800K, CSV)."""
     if bool(labels_path) == (run_id is not None):
         raise click.UsageError("pass exactly one of --labels DIR or --run ID")
+    from db import EXPORT_FORMATS
+    from glore_engine.exports import FORMATS as LABEL_FORMATS
+
+    known = LABEL_FORMATS if labels_path else EXPORT_FORMATS
+    if fmt not in known:
+        what = "labels" if labels_path else "annotations"
+        raise click.BadParameter(f"{fmt!r} is not a format for {what} (choose from {', '.join(known)})",
+                                 param_hint="'--format'")
     store = open_store(ctx)
     with store.run("export", name=fmt, config={"labels": labels_path, "run": run_id, "format": fmt}) as run:
         if labels_path:
