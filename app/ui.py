@@ -85,8 +85,8 @@ CSS = """
 # One keydown handler for the Annotate tab's shortcuts: it clicks the button whose label shows the
 # key, only when that button is visible and the focus is not in a text field.
 SHORTCUTS = {
-    "n": "ann-next", "r": "ann-resume", "p": "ann-prev", "g": "ann-good", "o": "ann-okay", "b": "ann-bad", "u": "ann-unsure",
-    "c": "ann-clear", "f": "ann-first-error", "x": "ann-no-error", "j": "ann-step-down", "k": "ann-step-up",
+    "n": "ann-next", "p": "ann-prev", "r": "ann-resume", "g": "ann-good", "o": "ann-okay", "b": "ann-bad",
+    "u": "ann-unsure", "c": "ann-clear", "f": "ann-first-error", "x": "ann-no-error", "j": "ann-step-down", "k": "ann-step-up",
     "1": "ann-verdict-found_error", "2": "ann-verdict-solution", "3": "ann-verdict-bad_problem",
     "4": "ann-verdict-give_up",
 }

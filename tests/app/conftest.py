@@ -126,6 +126,12 @@ def app_server(tiny_family, eval_store):
 
 
 @pytest.fixture
+def port() -> int:
+    """A free loopback port."""
+    return free_port()
+
+
+@pytest.fixture
 def sample() -> dict:
     """A problem with a three-step draft (answer 10) the tests paste into Inspect."""
     return {"question": QUESTION, "draft": DRAFT, "gold": "10"}

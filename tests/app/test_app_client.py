@@ -194,3 +194,30 @@ def test_missing_store_keeps_the_app_running(tmp_path, tiny_family, launch):
     (tmp_path / "absent").mkdir()
     runs, run, status = client.predict(api_name="/runs")  # fixed while running: the store opens
     assert "No runs" in status
+
+
+def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    exe = shutil.which("glore-app", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "app.main"]
+    proc = subprocess.Popen([*cmd, "--no-browser", "--port", str(port), "--models", str(tiny_family),
+                             "--db", str(tmp_path / "cli.db")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    assert response.status == 200 and b"GLoRe workbench" in response.read()
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "glore-app did not answer within 90 s"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(15)
