@@ -40,7 +40,9 @@ class TransformersBackend:
         self.device = next(model.parameters()).device
         self._cache_kw = cache_keyword(model)
         self._max_positions = getattr(model.config, "max_position_embeddings", None)
-        vocab = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+        # models often have more output rows than the tokenizer has tokens (padded embeddings): cover them all
+        n_vocab = max(len(tokenizer), getattr(model.config, "vocab_size", None) or 0)
+        vocab = [tokenizer.decode([i]) if i < len(tokenizer) else "" for i in range(n_vocab)]
         self._token_text = vocab
         self._has_newline = torch.tensor(["\n" in t for t in vocab], device=self.device)
         self._has_equals = torch.tensor(["=" in t for t in vocab], device=self.device)

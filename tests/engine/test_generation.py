@@ -259,3 +259,30 @@ def test_backend_on_a_policy_without_varied_weights(tokenizer):
     model = make_policy(tokenizer, seed=0, std=None)
     (sample,) = TransformersBackend(model, tokenizer).generate([PROMPT], max_new_tokens=5)[0]
     assert "[BAD]" not in sample.text and "<|endoftext|>" not in sample.text
+
+
+def test_a_model_with_a_padded_vocabulary(tokenizer):
+    """HF models often have more output rows than tokenizer entries (e.g. Qwen); sampling one must not crash."""
+    import torch
+
+    from glore_engine.models.causal_lm import ARCH_PRESETS, create_policy
+
+    model = create_policy(ARCH_PRESETS["tiny"], tokenizer)
+    model.resize_token_embeddings(len(tokenizer) + 8)
+    model.eval()
+    padded = len(tokenizer) + 3
+
+    def hook(module, args, kwargs, output):
+        k = kwargs["position_ids"][0, -1].item() + 1 - len(tokenizer(PROMPT).input_ids)
+        target = padded if k == 0 else tokenizer.eos_token_id
+        output.logits[:, -1, target] += 1e4
+        return output
+
+    handle = model.register_forward_hook(hook, with_kwargs=True)
+    try:
+        (sample,) = TransformersBackend(model, tokenizer).generate([PROMPT], max_new_tokens=5)[0]
+        assert sample.finished and sample.n_tokens == 2
+        (calc,) = TransformersBackend(model, tokenizer).generate([PROMPT], max_new_tokens=5, calculator=True)[0]
+        assert calc.finished
+    finally:
+        handle.remove()

@@ -1,0 +1,102 @@
+"""e2e: `glore-train demo --preset tiny` runs every stage as a finished child run, then `--resume` skips them all."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from glore_engine.demo import STAGES, demo_preset
+
+# stages that write files and log them as artifacts, and the artifact kinds each logs
+ARTIFACTS = {
+    "student": {"model"}, "orm-data": {"orm-data"}, "sorm-labels": {"sorm-labels"}, "orm": {"model"},
+    "sorm": {"model"}, "refiner-global": {"model"}, "refiner-local": {"model"},
+    "test-labels": {"orm-data", "sorm-labels"},
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from _pytest.monkeypatch import MonkeyPatch
+
+    from conftest import Cli
+
+    mp = MonkeyPatch()
+    cli = Cli(tmp_path_factory.mktemp("demo"), mp)
+    out, bundle = cli.root / "demo", cli.root / "bundle"
+    first = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle)
+    yield cli, out, bundle, first
+    mp.undo()
+
+
+@pytest.mark.e2e
+def test_every_stage_is_a_finished_child_run_with_its_artifacts(demo):
+    cli, out, _, _ = demo
+    run = cli.last("demo")
+    assert run.status == "FINISHED" and run.output_dir == str(out)
+    with cli.store() as store:
+        children = store.children(run.id)
+        assert [c.kind for c in children] == list(STAGES)
+        for child in children:
+            assert child.status == "FINISHED", (child.kind, child.error)
+            assert child.parent_id == run.id and child.output_dir == str(out / child.kind)
+            assert (out / child.kind / "done.json").is_file()
+            artifacts = store.artifacts(child.id)
+            assert {a.kind for a in artifacts} == ARTIFACTS.get(child.kind, set()), child.kind
+            for a in artifacts:
+                assert Path(a.path).exists() and a.bytes > 0 and len(a.sha256) == 64
+        metrics = {c.kind: {m.key for m in store.metrics(c.id)} for c in children}
+    assert "train/loss" in metrics["student"] and "train/loss" in metrics["orm"]
+    assert "greedy_accuracy" in metrics["eval-student"] and "T3/n_problems" in metrics["eval"]
+    assert "SORM/step_accuracy" in metrics["eval-rm"] or "SORM/auc" in metrics["eval-rm"]
+
+
+@pytest.mark.e2e
+def test_tables_and_cases_are_stored(demo):
+    cli, _, _, first = demo
+    run = cli.last("demo")
+    tables = run.summary["tables_md"]
+    assert set(tables) == {"T1", "T2", "T3"}
+    assert "| ORM |" in tables["T1"] and "| SORM |" in tables["T1"]
+    assert "| draft + global + local (ORM) = GLoRe |" in tables["T3"]
+    for table in tables.values():
+        assert table in first.output
+    assert set(run.summary["stage_seconds"]) == set(STAGES)
+    n = demo_preset("tiny").eval_problems
+    with cli.store() as store:
+        (evaluation,) = [c for c in store.children(run.id) if c.kind == "eval"]
+        assert store.count_cases(evaluation.id) == n
+        assert evaluation.summary["cases"] == n and set(evaluation.summary["tables_md"]) == {"T2", "T3"}
+
+
+@pytest.mark.e2e
+def test_the_family_is_installed_with_its_card(demo):
+    from glore_engine.bundled import has_bundle
+    from glore_engine.models.checkpoint import read_card
+    from glore_engine.pipeline import GloreModels
+
+    _, out, bundle, _ = demo
+    assert has_bundle(bundle)
+    card = json.loads((bundle / "bundle.json").read_text())
+    assert card["T1"] and card["T2"] and card["T3"] and card["bytes"] > 0
+    assert "# Bundled GLoRe demo family" in (bundle / "BUNDLE.md").read_text()
+    assert read_card(bundle / "orm").role == "orm" and read_card(bundle / "refiner-local").role == "refiner-local"
+    models = GloreModels.from_folder(bundle)
+    assert models.paths["student"] == str(bundle / "student")
+
+
+@pytest.mark.e2e
+def test_a_rerun_needs_resume_and_resume_skips_every_stage(demo):
+    cli, out, bundle, _ = demo
+    before = {p: p.read_text() for p in out.glob("*/done.json")}
+    result = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle, code=2)
+    assert "--resume" in result.output
+    result = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle, "--resume")
+    assert result.output.count("done earlier, skipped") == len(STAGES)
+    run = cli.last("demo")
+    assert run.status == "FINISHED"
+    with cli.store() as store:
+        assert store.children(run.id) == []  # nothing ran again
+    assert set(run.summary["tables_md"]) == {"T1", "T2", "T3"}
+    assert {p: p.read_text() for p in out.glob("*/done.json")} == before
