@@ -259,6 +259,7 @@ def to_case(result: GloreResult, index: int, problem_id: str | None = None) -> d
     data["candidates"] = [{"kind": c.kind, "text": c.text, "orm_score": c.orm_score, "correct": c.correct}
                           for c in result.candidates]
     data["final_correct"] = result.chosen.correct
+    data["steps"] = list(result.draft.steps)  # the pipeline's step split: human ratings index these
     return {"index": index, "problem_id": problem_id, "question": result.question, "gold": result.gold,
             "draft": result.draft.text, "data": data, "tags": [],
             "draft_correct": result.draft.correct, "global_correct": result.global_refinement.correct,
