@@ -19,6 +19,14 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise ConfigError(f"config key {name!r} must be an integer, got {value!r}")
+    if hint is float and (isinstance(value, bool) or not isinstance(value, float)):
+        raise ConfigError(f"config key {name!r} must be a number, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key {name!r} must be true or false, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # a YAML number where a name is expected: "split: 2024"
+        raise ConfigError(f"config key {name!r} must be a string, got {value!r}")
     return value
 
 

@@ -75,6 +75,8 @@ def test_an_unknown_key_in_a_section_fails_too(cli, tmp_path, student):
 
 @pytest.mark.parametrize("text,message", [
     ("max_steps: ten\n", "must be an integer"),
+    ("lr: fast\n", "config key 'lr' must be a number"),
+    ("base: [tiny]\n", "config key 'base' must be a string"),
     ("- a\n- b\n", "expected a mapping"),
     ("max_steps: [\n", "not valid YAML"),
 ])
@@ -82,6 +84,13 @@ def test_bad_yaml_files_fail_with_a_clear_message(cli, tmp_path, text, message):
     config = tmp_path / "c.yaml"
     config.write_text(text)
     assert message in cli("sft", "--config", config, code=1).output
+
+
+def test_a_quoted_boolean_in_yaml_is_not_silently_true(cli, tmp_path, student):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {student}\ncalculator: 'no'\n")
+    assert "config key 'calculator' must be true or false, got 'no'" in cli("sample", "--config", config, code=1).output
+    assert cli.runs() == []
 
 
 def test_a_missing_config_file_is_an_error(cli, tmp_path):

@@ -199,6 +199,7 @@ def test_to_case_records_the_outcome(batch):
     assert (case["draft_correct"], case["global_correct"], case["local_correct"], case["final_correct"]) == (
         r.draft.correct, r.global_refinement.correct, r.local_refinement.correct, r.chosen.correct)
     assert [c["kind"] for c in case["data"]["candidates"]] == ["draft", "global", "local"]
+    assert case["data"]["steps"] == r.draft.steps  # the step split human ratings index
     assert result_from_dict(case["data"]) == r  # the extra keys are ignored on the way back
 
 
