@@ -286,3 +286,35 @@ def test_a_model_with_a_padded_vocabulary(tokenizer):
         assert calc.finished
     finally:
         handle.remove()
+
+
+def test_greedy_parity_holds_while_rows_finish_at_different_steps(tokenizer):
+    """EOS forced at one absolute position: rows of different prompt lengths stop after different numbers of
+    tokens and leave the batch; the rows that go on must still match HF generate token for token."""
+    model = make_policy(tokenizer, seed=4)
+    lengths = sorted(len(tokenizer(p).input_ids) for p in PROMPTS)
+    stops = {length + 3 * (i + 1) - 1 for i, length in enumerate(lengths)}  # 3, 6 and 9 new tokens
+    assert all(a + 9 < b for a, b in zip(lengths, lengths[1:]))  # no row reaches a shorter row's stop
+
+    def hook(module, args, kwargs, output):
+        positions = kwargs.get("position_ids")
+        if positions is None:  # HF generate without position ids: one unpadded row
+            positions = kwargs["cache_position"][None]
+        last = positions[:, -1]
+        hit = torch.tensor([int(p) + 1 in stops for p in last], dtype=torch.bool)
+        output.logits[hit, -1, tokenizer.eos_token_id] += 1e4
+        return output
+
+    handle = model.register_forward_hook(hook, with_kwargs=True)
+    try:
+        backend = TransformersBackend(model, tokenizer, answer_stop=False)
+        outs = backend.generate(PROMPTS, max_new_tokens=12)
+        n_tokens = []
+        for prompt, (sample,) in zip(PROMPTS, outs):
+            text, n, logprob = hf_greedy(model, tokenizer, prompt, 12)
+            assert (sample.text, sample.n_tokens) == (text, n)
+            assert sample.logprob == pytest.approx(logprob, abs=1e-3)
+            n_tokens.append(n)
+        assert len(set(n_tokens)) == 3 and max(n_tokens) <= 9  # rows really stopped apart (or at a natural EOS)
+    finally:
+        handle.remove()
