@@ -204,3 +204,25 @@ def test_sample_out_file_in_a_new_folder(cli, tmp_path, student):
     assert run.output_dir == str(out.parent)
     with cli.store() as store:
         assert store.artifacts(run.id)[0].path == str(out)
+
+
+def test_the_vllm_backend_on_a_machine_without_vllm_is_a_clear_error(cli, student):
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    result = cli("sample", "--model", student, "--limit", 1, "--backend", "vllm", code=1)
+    assert "pip install 'glore-workbench[vllm]'" in result.output
+    assert cli.last("sample").status == "FAILED"
+
+
+def test_an_unknown_backend_and_a_missing_gpu_are_clear_errors(cli, student):
+    import torch
+
+    assert "unknown generation backend 'tgi'" in cli("sample", "--model", student, "--limit", 1, "--backend", "tgi",
+                                                      code=1).output
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in cli("sample", "--model", student, "--limit", 1, "--device", "cuda",
+                                              code=1).output
