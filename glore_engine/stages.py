@@ -103,6 +103,13 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True)
 
 
+def _fresh_shards(folder: Path, resume: bool) -> None:
+    if not resume:
+        import shutil
+
+        shutil.rmtree(folder / "shards", ignore_errors=True)
+
+
 def _log_cost(tracker: Tracker, prefix: str, stats, seconds: float) -> dict:
     cost = {f"{prefix}/samples": stats.samples, f"{prefix}/generated_tokens": stats.generated_tokens,
             f"{prefix}/tokens_per_s": stats.generated_tokens / max(seconds, 1e-9),
@@ -113,14 +120,18 @@ def _log_cost(tracker: Tracker, prefix: str, stats, seconds: float) -> dict:
 
 
 def make_orm_data(config: OrmDataConfig, folder: str | Path, tracker: Tracker | None = None,
-                  progress: bool = True) -> list[dict]:
-    """N samples per training question, graded and deduplicated, in folder/orm-data.jsonl."""
+                  progress: bool = True, resume: bool = True) -> list[dict]:
+    """N samples per training question, graded and deduplicated, in folder/orm-data.jsonl.
+
+    resume=False discards shards an earlier run left in folder (they may come from another config).
+    """
     from .data import load_eval_problems
     from .generation.loading import open_policy_backend
     from .labelling.orm_data import build_orm_data, orm_stats
     from .labelling.shards import write_jsonl_atomic
 
     tracker, folder = ensure(tracker), Path(folder)
+    _fresh_shards(folder, resume)
     problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
     backend, _, _ = open_policy_backend(config.student, batch_size=config.batch_size)
     started = time.perf_counter()
@@ -141,7 +152,7 @@ def make_orm_data(config: OrmDataConfig, folder: str | Path, tracker: Tracker | 
 
 
 def make_sorm_labels(config: SormLabelConfig, student: str, orm_records: list[dict], folder: str | Path,
-                     tracker: Tracker | None = None, progress: bool = True) -> list[dict]:
+                     tracker: Tracker | None = None, progress: bool = True, resume: bool = True) -> list[dict]:
     """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable)."""
     from .generation.loading import open_policy_backend
     from .labelling.postprocess import LabelRules, apply_rules, label_stats
@@ -153,6 +164,7 @@ def make_sorm_labels(config: SormLabelConfig, student: str, orm_records: list[di
     n_solutions = len(solutions_of(records))
     if not n_solutions:
         raise DataError("no sampled solutions with steps to label")
+    _fresh_shards(folder, resume)
     backend, _, _ = open_policy_backend(student, batch_size=config.batch_size)
     started = time.perf_counter()
     with _progress_bar(n_solutions, "SORM rollouts", progress) as bar:

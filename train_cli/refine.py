@@ -39,9 +39,10 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
         folder = run_dir(run.id, f"refine-{config.kind}", out)
         run.set_output_dir(str(folder))
         if config.kind == "global":
-            examples = global_pairs(orm_records(run, sample, samples_path, folder), seed=config.seed)
+            examples = global_pairs(orm_records(run, sample, samples_path, folder, resume), seed=config.seed)
         else:
-            examples = local_triples(sorm_labels(run, sample, label, labels_path, samples_path, folder), seed=config.seed)
+            examples = local_triples(sorm_labels(run, sample, label, labels_path, samples_path, folder, resume),
+                                     seed=config.seed)
         run.log_metric(f"data/{config.kind}_examples", len(examples))
         model_dir, result = train_refiner(config, examples, folder, tracker=run, resume=resume, run_id=run.id)
         run.set_summary({"model": str(model_dir), "examples": len(examples), "final_loss": result.final_loss})

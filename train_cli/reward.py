@@ -24,8 +24,8 @@ def _configs(config_file, flags, role: str):
     return train, sample, label, {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
 
 
-def orm_records(run, sample, samples_path, folder):
-    """Reuse --samples, or sample the student now (as a child run)."""
+def orm_records(run, sample, samples_path, folder, resume=True):
+    """Reuse --samples, or sample the student now (as a child run); resume reuses finished shards."""
     from glore_engine.config import to_dict
     from glore_engine.stages import load_records, make_orm_data
 
@@ -33,20 +33,20 @@ def orm_records(run, sample, samples_path, folder):
         return load_records(samples_path, "orm-data", base=sample.student)
     with run.child("orm-data", name=sample.student, config=to_dict(sample)) as child:
         child.set_output_dir(str(folder / "orm-data"))
-        return make_orm_data(sample, folder / "orm-data", tracker=child)
+        return make_orm_data(sample, folder / "orm-data", tracker=child, resume=resume)
 
 
-def sorm_labels(run, sample, label, labels_path, samples_path, folder):
+def sorm_labels(run, sample, label, labels_path, samples_path, folder, resume=True):
     """Reuse --labels, or roll out from every prefix of the ORM samples (as a child run)."""
     from glore_engine.config import to_dict
     from glore_engine.stages import load_records, make_sorm_labels
 
     if labels_path:
         return load_records(labels_path, "sorm-labels", base=sample.student)
-    records = orm_records(run, sample, samples_path, folder)
+    records = orm_records(run, sample, samples_path, folder, resume)
     with run.child("sorm-labels", name=sample.student, config=to_dict(label)) as child:
         child.set_output_dir(str(folder / "sorm-labels"))
-        return make_sorm_labels(label, sample.student, records, folder / "sorm-labels", tracker=child)
+        return make_sorm_labels(label, sample.student, records, folder / "sorm-labels", tracker=child, resume=resume)
 
 
 def _train(run, train, data, folder, resume):
@@ -81,9 +81,9 @@ def _reward_command(role: str, doc: str):
             folder = run_dir(run.id, role, out)
             run.set_output_dir(str(folder))
             if role == "orm":
-                data = orm_records(run, sample, samples_path, folder)
+                data = orm_records(run, sample, samples_path, folder, resume)
             else:
-                data = sorm_labels(run, sample, label, labels_path, samples_path, folder)
+                data = sorm_labels(run, sample, label, labels_path, samples_path, folder, resume)
             _train(run, train, data, folder, resume)
 
     return command

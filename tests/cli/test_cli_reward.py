@@ -183,3 +183,47 @@ def test_export_unknown_formats_are_clear_errors(cli, crafted, tmp_path):
     result = cli("export", "--run", run.id, "--format", "parquet", "--out", tmp_path / "y", code=2)
     assert "'parquet' is not a format for annotations" in result.output and "prm800k" in result.output
     assert [r.kind for r in cli.runs()] == ["eval"]  # no export run was opened
+
+
+def test_a_rerun_without_resume_samples_afresh(cli, student, tmp_path):
+    """Without --resume the data stages start over: shards of an earlier run in the same --out are not reused."""
+    out = tmp_path / "orm"
+    args = ("orm", "--base", student, "--sample-n-questions", 2, "--sample-max-new-tokens", 6, "--no-mixed-only",
+            *TRAIN, "--out", out)
+    cli(*args, "--sample-n", 2)
+    cli(*args, "--sample-n", 3)
+    records = [json.loads(line) for line in (out / "orm-data" / "orm-data.jsonl").read_text().splitlines()]
+    assert [r["n_samples"] for r in records] == [3, 3]
+    assert json.loads((out / "orm-data" / "manifest.json").read_text())["config"]["n"] == 3
+
+
+def test_resume_continues_the_data_stages(cli, student, tmp_path, monkeypatch):
+    """A run killed while labelling resumes: sampled shards and finished labelling shards are reused."""
+    import glore_engine.labelling.rollouts as rollouts
+
+    out = tmp_path / "sorm"
+    args = ("sorm", "--base", student, "--sample-n-questions", 3, "--sample-n", 2, "--sample-max-new-tokens", 8,
+            "--label-k", 2, "--label-max-new-tokens", 4, "--label-shard-size", 2, *TRAIN, "--out", out)
+    real = rollouts.label_solutions
+    calls, killed = [], []
+
+    def dies_on_second_shard(*a, **k):
+        calls.append(1)
+        if len(calls) == 2 and not killed:
+            killed.append(1)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(rollouts, "label_solutions", dies_on_second_shard)
+    cli(*args, code=130)
+    assert cli.last("sorm").status == "INTERRUPTED"
+    shards = sorted((out / "sorm-labels" / "shards").iterdir())
+    assert [p.name for p in shards] == ["shard-00000.jsonl"]
+    first_shard = shards[0].read_text()
+    samples = (out / "orm-data" / "orm-data.jsonl").read_text()
+    calls.clear()
+    cli(*args, "--resume")
+    assert cli.last("sorm").status == "FINISHED"
+    assert (out / "orm-data" / "orm-data.jsonl").read_text() == samples  # samples reused, not redrawn
+    assert (out / "sorm-labels" / "shards" / "shard-00000.jsonl").read_text() == first_shard
+    assert len(calls) == len(list((out / "sorm-labels" / "shards").iterdir())) - 1  # only the missing shards ran

@@ -111,3 +111,12 @@ def test_eval_problems_follow_the_students_task(tmp_path):
     assert task_dict(config)["task_min_steps"] == 4
     probs = load_eval_problems("synthetic", "test", 5, 0, tmp_path)
     assert len(probs) == 5 and all(p.n_steps == 4 for p in probs)
+
+
+def test_resume_reuses_shards_and_a_fresh_start_discards_them(tiny_family, tmp_path):
+    student = str(tiny_family / "student")
+    config = OrmDataConfig(student=student, n_questions=2, n=1, max_new_tokens=4, shard_size=1)
+    make_orm_data(config, tmp_path, progress=False)
+    more = OrmDataConfig(student=student, n_questions=2, n=2, max_new_tokens=4, shard_size=1)
+    assert [r["n_samples"] for r in make_orm_data(more, tmp_path, progress=False)] == [1, 1]  # resumed shards
+    assert [r["n_samples"] for r in make_orm_data(more, tmp_path, progress=False, resume=False)] == [2, 2]
