@@ -58,14 +58,14 @@ def tokenizer_corpus(problems) -> list[str]:
     return texts
 
 
-def _preset_model(config: StudentConfig, problems, workdir: Path):
+def _preset_model(config: StudentConfig, problems, workdir: Path, resume: bool = False):
     """A fresh model and its tokenizer; the tokenizer is kept in workdir so a resume reuses it."""
     import torch
 
     from ..models.tokenizer import train_tokenizer
 
     tok_dir = workdir / "tokenizer"
-    if (tok_dir / "tokenizer.json").is_file():
+    if resume and (tok_dir / "tokenizer.json").is_file():
         tokenizer = load_tokenizer(str(tok_dir))
     else:
         arch = ARCH_PRESETS[config.base]
@@ -92,7 +92,7 @@ def train_student(
     output_dir.mkdir(parents=True, exist_ok=True)
     problems = training_problems(config)
     if is_preset(config.base):
-        model, tokenizer = _preset_model(config, problems, output_dir)
+        model, tokenizer = _preset_model(config, problems, output_dir, resume)
     else:
         model, tokenizer, _ = load_causal_lm(config.base)
     tracker.log_metric("model/parameters", count_parameters(model))

@@ -317,3 +317,18 @@ def test_train_refiner(tiny_family, tmp_path):
         train_refiner(RefinerConfig(kind="local"), examples, tmp_path / "l", progress=False)
     with pytest.raises(ConfigError, match="'global' or 'local'"):
         RefinerConfig(kind="both")
+
+
+def test_train_student_retrains_its_tokenizer_unless_resuming(tmp_path):
+    from glore_engine.models.causal_lm import load_tokenizer
+    from glore_engine.training.student import StudentConfig, train_student
+
+    def run(vocab, resume):
+        config = StudentConfig(base="tiny", n_train=24, max_steps=1, batch_size=2, warmup_steps=0,
+                               tokenizer_vocab=vocab)
+        folder, _ = train_student(config, tmp_path, resume=resume, progress=False)
+        return len(load_tokenizer(str(folder)))
+
+    small = run(300, False)
+    assert run(400, True) == small  # a resume keeps the tokenizer the saved state was trained with
+    assert small < run(400, False) <= 400  # a fresh run trains the one its config asks for
