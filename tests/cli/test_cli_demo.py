@@ -20,7 +20,7 @@ ARTIFACTS = {
 def demo(tmp_path_factory):
     from _pytest.monkeypatch import MonkeyPatch
 
-    from conftest import Cli
+    from cli_helpers import Cli
 
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("demo"), mp)

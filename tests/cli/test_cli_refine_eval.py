@@ -57,7 +57,7 @@ def test_refine_local_with_labels_of_another_student_is_refused(cli, crafted, ot
 def evaluated(tmp_path_factory, tiny_family):
     from _pytest.monkeypatch import MonkeyPatch
 
-    from conftest import Cli
+    from cli_helpers import Cli
 
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("eval"), mp)

@@ -16,7 +16,7 @@ def sampled(tmp_path_factory, student):
     """An ORM run that samples the student, then a SORM run that reuses its samples and labels them."""
     from _pytest.monkeypatch import MonkeyPatch
 
-    from conftest import Cli
+    from cli_helpers import Cli
 
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("reward"), mp)

@@ -13,7 +13,7 @@ def journey(tmp_path_factory):
     """Run the three student commands once; later tests read the store they filled."""
     from _pytest.monkeypatch import MonkeyPatch
 
-    from conftest import Cli
+    from cli_helpers import Cli
 
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("journey"), mp)
