@@ -318,3 +318,19 @@ def test_greedy_parity_holds_while_rows_finish_at_different_steps(tokenizer):
         assert len(set(n_tokens)) == 3 and max(n_tokens) <= 9  # rows really stopped apart (or at a natural EOS)
     finally:
         handle.remove()
+
+
+def test_vllm_answer_cut_matches_the_transformers_rule():
+    from glore_engine.generation.vllm_backend import _cut_after_answer
+
+    assert _cut_after_answer("a\n#### 5\nmore text") == ("a\n#### 5", True)
+    assert _cut_after_answer("a\nb") == ("a\nb", False)
+
+
+def test_generation_stats_add_up():
+    from glore_engine.generation.base import GenerationStats
+
+    a = GenerationStats(prompts=1, samples=2, prompt_tokens=3, generated_tokens=40, seconds=2.0)
+    a.add(GenerationStats(prompts=1, samples=1, prompt_tokens=1, generated_tokens=10, seconds=3.0))
+    assert (a.prompts, a.samples, a.prompt_tokens, a.generated_tokens, a.seconds) == (2, 3, 4, 50, 5.0)
+    assert a.tokens_per_second == 10.0 and GenerationStats().tokens_per_second == 0.0
