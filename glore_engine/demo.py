@@ -218,10 +218,12 @@ class Demo:
         """fp16 copies of the five models: what ships, and what the tables are measured on."""
         with self._stage("family") as ctx:
             if ctx:
-                _, out = ctx
-                export_family(trained, self.path("family") / "models")
-                out["folder"] = str(self.path("family") / "models")
-                out["bytes"] = folder_bytes(self.path("family") / "models")
+                tracker, out = ctx
+                folder = self.path("family") / "models"
+                export_family(trained, folder)
+                out.update(folder=str(folder), bytes=folder_bytes(folder))
+                if tracker is not None:
+                    tracker.log_artifact("family", str(folder), {"bytes": out["bytes"]})
         return Path(self.outputs["family"]["folder"])
 
     def _test_labels(self, student: str) -> list[dict]:

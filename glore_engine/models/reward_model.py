@@ -194,10 +194,10 @@ def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str = "cpu")
     model = RewardModel(lm, likelihood_features=bool(card.config.get("likelihood_features", True)))
     try:
         state = load_file(str(folder / HEAD_FILE))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{folder / HEAD_FILE}: corrupt value head ({exc})") from exc
-    model.head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
-    model.feature_head.load_state_dict({k[13:]: v.float() for k, v in state.items() if k.startswith("feature_head.")})
+        model.head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
+        model.feature_head.load_state_dict({k[13:]: v.float() for k, v in state.items() if k.startswith("feature_head.")})
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder / HEAD_FILE}: corrupt or mismatched value head ({exc})") from exc
     return model.to(device).eval(), tokenizer, card
 
 

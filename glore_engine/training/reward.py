@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..labelling.postprocess import LabelRules, apply_rules
 from ..models.checkpoint import Card
-from ..models.reward_model import EncodedSolution, collate_solutions, encode_solution
 from ..tracking import Tracker, ensure
 from .loop import OptimConfig, TrainResult, clear_state, index_stream, train
+
+if TYPE_CHECKING:
+    from ..models.reward_model import EncodedSolution
 
 
 @dataclass
@@ -93,6 +96,8 @@ def sorm_items(labelled: list[dict], config: RewardConfig) -> list[list[RMItem]]
 
 
 def _encode_groups(groups: list[list[RMItem]], tokenizer, max_length: int) -> list[list[RMItem]]:
+    from ..models.reward_model import encode_solution
+
     kept = []
     for group in groups:
         items = []
@@ -111,6 +116,8 @@ def _encode_groups(groups: list[list[RMItem]], tokenizer, max_length: int) -> li
 
 def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
     import torch
+
+    from ..models.reward_model import collate_solutions
 
     items = [item for group in groups for item in group]
     batch = collate_solutions([i.encoded for i in items], pad_id)
