@@ -16,7 +16,7 @@ def reward_model(policy, tok, path):
     if path is None and has_bundle():
         model, tok, _ = load_reward_model(BUNDLE_DIR / "sorm")
         return model, tok
-    return RewardModel(policy).eval(), tok
+    return RewardModel(policy, tokenizer=tok).eval(), tok
 
 
 def bench_scoring(rm, tok, solutions) -> None:

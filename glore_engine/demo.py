@@ -26,6 +26,7 @@ from .training.student import StudentConfig
 @dataclass
 class DemoPreset:
     student: StudentConfig
+    verifier: StudentConfig  # the reward models' base: the student trained further (base set at run time)
     orm_data: OrmDataConfig
     sorm_labels: SormLabelConfig
     orm: RewardConfig
@@ -47,6 +48,7 @@ def demo_preset(name: str = "demo", seed: int = 0) -> DemoPreset:
                                 save_every=30, log_every=5, seed=seed)
         return DemoPreset(
             student=student,
+            verifier=replace(student, max_steps=20, lr=1e-3, seed=seed + 1),
             orm_data=OrmDataConfig(n_questions=48, n=4, max_new_tokens=96, shard_size=16, seed=seed),
             sorm_labels=SormLabelConfig(k=2, max_new_tokens=64, shard_size=32, n_questions=16, seed=seed),
             orm=RewardConfig(role="orm", max_steps=20, batch_size=4, mixed_only=False, seed=seed, log_every=5),
@@ -55,22 +57,26 @@ def demo_preset(name: str = "demo", seed: int = 0) -> DemoPreset:
             local_refiner=RefinerConfig(kind="local", max_steps=20, batch_size=8, seed=seed, log_every=5),
             eval_rm_questions=8, eval_samples=2, eval_problems=12, seed=seed)
     if name == "demo":
+        # Student: 2400 steps on the max_count=40 task land at 55-70 % greedy (README); the verifier base
+        # is the same model trained 1500 steps further (about 84 %): a better judge than the drafter.
+        student = StudentConfig(base="demo", n_train=20000, max_steps=2400, batch_size=16, max_count=40, seed=seed)
         return DemoPreset(
-            student=StudentConfig(base="demo", n_train=20000, max_steps=2800, batch_size=16, seed=seed),
+            student=student,
+            verifier=replace(student, max_steps=1500, lr=1e-3, seed=seed + 1),
             orm_data=OrmDataConfig(n_questions=3000, n=8, seed=seed),
-            sorm_labels=SormLabelConfig(k=8, n_questions=1000, seed=seed),
-            orm=RewardConfig(role="orm", max_steps=800, seed=seed),
-            sorm=RewardConfig(role="sorm", max_steps=800, seed=seed),
-            global_refiner=RefinerConfig(kind="global", max_steps=600, seed=seed),
-            local_refiner=RefinerConfig(kind="local", max_steps=600, seed=seed),
+            sorm_labels=SormLabelConfig(k=8, n_questions=1200, seed=seed),
+            orm=RewardConfig(role="orm", max_steps=600, seed=seed),
+            sorm=RewardConfig(role="sorm", max_steps=600, seed=seed),
+            global_refiner=RefinerConfig(kind="global", max_steps=800, seed=seed),
+            local_refiner=RefinerConfig(kind="local", max_steps=800, seed=seed),
             seed=seed)
     from .errors import ConfigError
 
     raise ConfigError(f"unknown demo preset {name!r} (choose tiny or demo)")
 
 
-STAGES = ("student", "eval-student", "orm-data", "sorm-labels", "orm", "sorm", "refiner-global", "refiner-local",
-          "family", "test-labels", "eval-rm", "eval", "install")
+STAGES = ("student", "verifier", "eval-student", "orm-data", "sorm-labels", "orm", "sorm", "refiner-global",
+          "refiner-local", "family", "test-labels", "eval-rm", "eval", "install")
 
 
 class Demo:
@@ -118,11 +124,12 @@ class Demo:
     def run(self) -> dict:
         self.folder.mkdir(parents=True, exist_ok=True)
         student = self._student()
-        self._eval_student(student)
+        verifier = self._verifier(student)
+        self._eval_student(student, verifier)
         orm_records = self._orm_data(student)
         labelled = self._sorm_labels(student, orm_records)
-        orm = self._reward("orm", student, orm_records)
-        sorm = self._reward("sorm", student, labelled)
+        orm = self._reward("orm", verifier, orm_records)
+        sorm = self._reward("sorm", verifier, labelled)
         glob = self._refiner("refiner-global", student, orm_records, labelled)
         loc = self._refiner("refiner-local", student, orm_records, labelled)
         family = self._family({"student": student, "orm": orm, "sorm": sorm, "refiner-global": glob,
@@ -147,7 +154,20 @@ class Demo:
                            tokens_per_s=result.tokens / max(result.seconds, 1e-9))
         return self.outputs["student"]["model"]
 
-    def _eval_student(self, student: str) -> None:
+    def _verifier(self, student: str) -> str:
+        """The reward models' base: the student trained further on the task (a better judge)."""
+        from .training.student import train_student
+
+        config = replace(self.p.verifier, base=student)
+        with self._stage("verifier", to_dict(config)) as ctx:
+            if ctx:
+                tracker, out = ctx
+                folder, result = train_student(config, self.path("verifier"), tracker, resume=True,
+                                               progress=self.progress, run_id=_run_id(tracker))
+                out.update(model=str(folder), loss=result.final_loss)
+        return self.outputs["verifier"]["model"]
+
+    def _eval_student(self, student: str, verifier: str) -> None:
         from .data import load_eval_problems
         from .evaluation.student import evaluate_student
         from .generation.loading import open_policy_backend
@@ -155,11 +175,14 @@ class Demo:
         with self._stage("eval-student") as ctx:
             if ctx:
                 tracker, out = ctx
-                backend, _, _ = open_policy_backend(student, batch_size=256)
                 problems = load_eval_problems("synthetic", "test", self.p.eval_problems, 0, student)
+                backend, _, _ = open_policy_backend(student, batch_size=256)
                 result = evaluate_student(backend, problems, k=8, seed=self.p.seed)
-                out.update(result.metrics())
-                _log(tracker, result.metrics())
+                judge, _, _ = open_policy_backend(verifier, batch_size=256)
+                verifier_acc = evaluate_student(judge, problems, k=0).greedy_accuracy
+                metrics = {**result.metrics(), "verifier_greedy_accuracy": verifier_acc}
+                out.update(metrics)
+                _log(tracker, metrics)
 
     def _orm_data(self, student: str) -> list[dict]:
         from .stages import load_records, make_orm_data

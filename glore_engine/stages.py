@@ -20,7 +20,7 @@ MANIFEST = "manifest.json"
 
 @dataclass
 class OrmDataConfig:
-    student: str = ""  # the policy that samples
+    student: str = ""  # the policy that samples (CLI: --sample-student, default the --base model)
     data: str = "synthetic"
     n_questions: int = 2000
     data_seed: int = 1  # synthetic: 1 draws questions the student did not train on (its SFT used seed 0)

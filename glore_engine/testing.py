@@ -32,7 +32,7 @@ def make_tiny_family(folder: str | Path, seed: int = 0, preset: str = "tiny") ->
     for name in FAMILY:
         lm = create_policy(preset, tokenizer)
         if name in ("orm", "sorm"):
-            model = RewardModel(lm)
+            model = RewardModel(lm, tokenizer=tokenizer)
             torch.nn.init.normal_(model.head.weight, std=0.5)  # non-constant scores, like a trained head
             save_reward_model(model, tokenizer, folder / name, Card(role=name, base=preset))
         else:

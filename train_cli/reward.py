@@ -19,6 +19,8 @@ def _configs(config_file, flags, role: str):
                            sections=SECTIONS)
     sample = resolve_config(OrmDataConfig, config_file, pop_config_flags(OrmDataConfig, flags, "sample"),
                             extra={"student": train.base}, section="sample")
+    if not sample.student:
+        raise click.UsageError("give --base (the backbone) and, if another model samples, --sample-student")
     label = resolve_config(SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"),
                            section="label")
     return train, sample, label, {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
@@ -61,7 +63,7 @@ def _train(run, train, data, folder, resume):
 def _reward_command(role: str, doc: str):
     @click.command(role, help=doc)
     @config_options(RewardConfig, skip=("role",))
-    @config_options(OrmDataConfig, skip=("student",), prefix="sample", with_file=False)
+    @config_options(OrmDataConfig, prefix="sample", with_file=False)
     @config_options(SormLabelConfig, prefix="label", with_file=False)
     @click.option("--samples", "samples_path", help="reuse an ORM data folder (from an earlier orm/sorm run)")
     @click.option("--labels", "labels_path", help="sorm: reuse a SORM labels folder")

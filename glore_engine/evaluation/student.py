@@ -27,11 +27,13 @@ class StudentEval:
     records: list = field(default_factory=list, repr=False)
 
     def metrics(self) -> dict:
-        out = {"greedy_accuracy": self.greedy_accuracy, f"pass@{self.k}": self.pass_at_k,
-               "sample_accuracy": self.sample_accuracy, "n_problems": self.n_problems}
+        out = {"greedy_accuracy": self.greedy_accuracy, "n_problems": self.n_problems}
+        if self.k:
+            out.update({f"pass@{self.k}": self.pass_at_k, "sample_accuracy": self.sample_accuracy})
         for steps, row in sorted(self.by_steps.items()):
             out[f"greedy_accuracy/steps={steps}"] = row["greedy"]
-            out[f"pass@{self.k}/steps={steps}"] = row["pass@k"]
+            if self.k:
+                out[f"pass@{self.k}/steps={steps}"] = row["pass@k"]
         return out
 
 

@@ -17,7 +17,7 @@ from .checkpoint import REWARD_ROLES, Card, atomic_save, check_role, read_card, 
 from .tokenizer import fingerprint
 
 HEAD_FILE = "value_head.safetensors"
-N_FEATURES = 4
+N_FEATURES = 6
 
 
 def _torch():
@@ -29,7 +29,7 @@ def _torch():
 class RewardModel(_torch().nn.Module):
     """backbone (any HF causal LM) + value head -> one logit per token; read at step ends."""
 
-    def __init__(self, lm, likelihood_features: bool = True):
+    def __init__(self, lm, likelihood_features: bool = True, tokenizer=None):
         torch = _torch()
         super().__init__()
         self.lm = lm
@@ -40,6 +40,18 @@ class RewardModel(_torch().nn.Module):
         torch.nn.init.zeros_(self.head.bias)
         self.feature_head = torch.nn.Linear(N_FEATURES, 1, bias=False)
         torch.nn.init.zeros_(self.feature_head.weight)
+        vocab = lm.get_output_embeddings().weight.shape[0]
+        self.register_buffer("digit_tokens", torch.ones(vocab, dtype=torch.bool), persistent=False)
+        if tokenizer is not None:
+            self.set_digit_tokens(tokenizer)
+
+    def set_digit_tokens(self, tokenizer) -> None:
+        """Mark tokens that carry digits: arithmetic slips live there, wording noise does not."""
+        torch = _torch()
+        mask = torch.zeros_like(self.digit_tokens)
+        for i in range(min(len(tokenizer), mask.shape[0])):
+            mask[i] = any(c.isdigit() for c in tokenizer.decode([i]))
+        self.digit_tokens = mask
 
     @property
     def config(self):
@@ -53,22 +65,37 @@ class RewardModel(_torch().nn.Module):
         logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
         if self.likelihood_features and solution_mask is not None:
             with torch.no_grad():
-                features = self._features(hidden, input_ids, solution_mask)
+                features = self.features(hidden, input_ids, solution_mask)
             logits = logits + self.feature_head(features).squeeze(-1)
         return logits
 
-    def _features(self, hidden, input_ids, solution_mask):
-        """(B, T, 4): cumulative log-likelihood of the solution so far and its running minimum."""
+    def features(self, hidden, input_ids, solution_mask):
+        """(B, T, N_FEATURES) of the backbone's own likelihood of the solution up to each token.
+
+        Summed log-probability of all solution tokens, and over digit tokens only: its sum, its
+        running minimum, and the same two for the gap to the most likely token; plus a count.
+        """
         torch = _torch()
         token_logits = self.lm.get_output_embeddings()(hidden[:, :-1]).float()
-        lp = torch.log_softmax(token_logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-        lp = torch.nn.functional.pad(lp, (1, 0))  # lp[t] = log p(x_t | x_<t)
-        mask = solution_mask.float()
-        lp = lp * mask
-        cum = lp.cumsum(-1)
-        run_min = torch.where(mask.bool(), lp, torch.zeros_like(lp)).cummin(-1).values
-        n = mask.cumsum(-1).clamp(min=1)
-        return torch.stack([cum / 10.0, run_min, cum / n, torch.log(n) / 5.0], dim=-1).to(self.head.weight.dtype)
+        logp = torch.log_softmax(token_logits, -1)
+        lp = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        gap = lp - logp.max(-1).values
+        lp, gap = torch.nn.functional.pad(lp, (1, 0)), torch.nn.functional.pad(gap, (1, 0))  # [t]: log p(x_t | x_<t)
+        sol = solution_mask.bool()
+        digits = sol & self.digit_tokens[input_ids]
+        zero = torch.zeros_like(lp)
+
+        def running_min(x):
+            return torch.where(digits, x, zero).cummin(-1).values
+
+        return torch.stack([
+            torch.where(sol, lp, zero).cumsum(-1) / 10.0,
+            torch.where(digits, lp, zero).cumsum(-1) / 10.0,
+            running_min(lp),
+            torch.where(digits, gap, zero).cumsum(-1) / 10.0,
+            running_min(gap),
+            torch.log1p(digits.float().cumsum(-1)) / 3.0,
+        ], dim=-1).to(self.head.weight.dtype)
 
 
 # ---- encoding ---------------------------------------------------------------------------------
@@ -152,7 +179,7 @@ def reward_model_from_policy(policy_path: str, likelihood_features: bool = True,
     from .causal_lm import load_causal_lm
 
     lm, tokenizer, _ = load_causal_lm(policy_path, device=device)
-    model = RewardModel(lm, likelihood_features=likelihood_features).to(device)
+    model = RewardModel(lm, likelihood_features=likelihood_features, tokenizer=tokenizer).to(device)
     return model, tokenizer
 
 
@@ -167,12 +194,16 @@ def save_reward_model(model: RewardModel, tokenizer, folder: str | Path, card: C
     def save(tmp: Path) -> None:
         import copy
 
+        import torch
+
         lm = copy.deepcopy(model.lm).to(dtype) if dtype is not None else model.lm
         lm.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         head = {f"head.{k}": v for k, v in model.head.state_dict().items()}
         head.update({f"feature_head.{k}": v for k, v in model.feature_head.state_dict().items()})
-        save_file({k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
+        head = {k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in head.items()}
+        head["digit_tokens"] = model.digit_tokens.to(torch.uint8).contiguous()  # features read exactly these
+        save_file(head, str(tmp / HEAD_FILE))
         write_card(tmp, card)
 
     return atomic_save(folder, save)
@@ -191,11 +222,13 @@ def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str = "cpu")
     if card is None or not (folder / HEAD_FILE).is_file():
         raise CheckpointError(f"{folder} is not a reward model checkpoint (no card or no {HEAD_FILE})")
     lm, tokenizer, _ = load_causal_lm(str(folder), roles=roles, device=device, dtype=torch.float32 if device == "cpu" else None)
-    model = RewardModel(lm, likelihood_features=bool(card.config.get("likelihood_features", True)))
+    model = RewardModel(lm, likelihood_features=bool(card.config.get("likelihood_features", True)), tokenizer=tokenizer)
     try:
         state = load_file(str(folder / HEAD_FILE))
         model.head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
         model.feature_head.load_state_dict({k[13:]: v.float() for k, v in state.items() if k.startswith("feature_head.")})
+        if "digit_tokens" in state:
+            model.digit_tokens = state["digit_tokens"].bool()
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise CheckpointError(f"{folder / HEAD_FILE}: corrupt or mismatched value head ({exc})") from exc
     return model.to(device).eval(), tokenizer, card

@@ -2,8 +2,9 @@
 
 Batches are groups of questions with all their distinct samples, so the loss can compare samples
 of the same question: BCE per step (balanced within question for the ORM) plus an optional
-Bradley-Terry term between correct and incorrect samples' final scores. The head learns fast,
-the backbone slowly (DEMO-NOTES: a low backbone lr generalises, a high one memorises questions).
+Bradley-Terry term between correct and incorrect samples' final scores. The head learns fast;
+the backbone is frozen by default (lr 0): fine-tuning it on a few thousand questions memorises
+them and lets the likelihood features drift (measured in README, "Reward models").
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
 @dataclass
 class RewardConfig(OptimConfig):
     role: str = "orm"  # "orm" or "sorm"
-    base: str = ""  # the policy checkpoint the backbone starts from
+    base: str = ""  # the causal LM the backbone starts from: the student, or a stronger verifier base
     likelihood_features: bool = True  # the head also reads the backbone's token log-likelihood
-    lr: float = 1e-4  # backbone
+    lr: float = 0.0  # backbone; 0 freezes it, so the likelihood features stay the base model's own
     head_lr: float = 2e-3
     feature_lr: float = 3e-2
     batch_size: int = 8  # questions per step (with all their distinct samples)
@@ -167,6 +168,9 @@ def train_reward_model(config: RewardConfig, data: list[dict], output_dir: str |
     if not config.base:
         raise ConfigError("a reward model needs --base: the student (policy) checkpoint it starts from")
     model, tokenizer = reward_model_from_policy(config.base, config.likelihood_features)
+    if config.lr == 0:  # frozen backbone: the features stay the student's own likelihoods, and steps are cheap
+        for p in model.lm.parameters():
+            p.requires_grad_(False)
     groups = orm_items(data, config) if config.role == "orm" else sorm_items(data, config)
     groups = _encode_groups(groups, tokenizer, config.max_length)
     tracker.log_metric("data/questions", len(groups))

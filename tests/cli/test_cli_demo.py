@@ -10,7 +10,7 @@ from glore_engine.demo import STAGES, demo_preset
 
 # stages that write files and log them as artifacts, and the artifact kinds each logs
 ARTIFACTS = {
-    "student": {"model"}, "orm-data": {"orm-data"}, "sorm-labels": {"sorm-labels"}, "orm": {"model"},
+    "student": {"model"}, "verifier": {"model"}, "family": {"family"}, "orm-data": {"orm-data"}, "sorm-labels": {"sorm-labels"}, "orm": {"model"},
     "sorm": {"model"}, "refiner-global": {"model"}, "refiner-local": {"model"},
     "test-labels": {"orm-data", "sorm-labels"},
 }

@@ -102,9 +102,9 @@ def test_orm_refuses_labels(cli, crafted, student):
     assert cli.runs() == []
 
 
-def test_orm_without_a_base_is_a_clear_error(cli, crafted):
-    result = cli("orm", "--samples", crafted / "orm-data", *TRAIN, code=1)
-    assert "error:" in result.output and cli.last("orm").status == "FAILED"
+def test_orm_without_a_base_is_a_clear_usage_error(cli, crafted):
+    result = cli("orm", "--samples", crafted / "orm-data", *TRAIN, code=2)
+    assert "--base" in result.output and not cli.runs("orm")
 
 
 def test_eval_rm_builds_table_t1(cli, tiny_family, crafted):

@@ -73,7 +73,7 @@ def test_demo_interrupted_in_a_training_stage_resumes_there(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         first.run()
     finished = [s for s, status in events if status == "done"]
-    assert finished == ["student", "eval-student", "orm-data", "sorm-labels", "orm"]
+    assert finished == ["student", "verifier", "eval-student", "orm-data", "sorm-labels", "orm"]
     assert not (tmp_path / "sorm" / "done.json").exists()
     assert (tmp_path / "sorm" / "train_state" / "step.json").is_file()  # saved on the way out
 
