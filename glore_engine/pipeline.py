@@ -93,12 +93,15 @@ class GloreModels:
 
     @classmethod
     def load(cls, student: str, orm: str, sorm: str, global_refiner: str, local_refiner: str,
-             device: str = "cpu", batch_size: int = 128) -> GloreModels:
+             device: str | None = None, batch_size: int = 128) -> GloreModels:
         from .generation.hf_backend import TransformersBackend
         from .models.causal_lm import load_causal_lm
         from .models.reward_model import RewardScorer, load_reward_model
         from .models.tokenizer import fingerprint
 
+        from .runtime import pick_device
+
+        device = pick_device(device)
         paths = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
         policies, scorers, prints = {}, {}, {}
         for key, role in (("student", ("policy",)), ("global", ("refiner-global",)), ("local", ("refiner-local",))):
