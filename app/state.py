@@ -50,11 +50,6 @@ def sqlite_url(db: Optional[str]) -> Optional[str]:
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
-def looks_like_maths(question: str) -> bool:
-    """The models know arithmetic word problems: a question without a single number is not one."""
-    return any(ch.isdigit() for ch in question)
-
-
 @dataclass
 class Workbench:
     """Shared by every browser session: one model family, one store, one problem list."""
