@@ -31,10 +31,10 @@ app: $(BIN)/.installed
 
 # Everything CI runs: the fast suite, the end-to-end runs and the browser test.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --slow $(PYTEST_ARGS)
 
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -m "not e2e and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: $(BIN)/.installed
 	$(BIN)/glore-train demo --bundle-dir glore_engine/bundled

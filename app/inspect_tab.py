@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .render import inspect_view
-from .state import Workbench, looks_like_maths
+from .state import Workbench
 from .ui import guarded, markdown
 
 STAGE_FRACTIONS = {"loading models": 0.05, "draft written; scoring steps": 0.35,
@@ -106,11 +106,6 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
     def run(question, gold, draft, threshold, progress=gr.Progress()):
         """Draft (or the user's), critique, both refinements and the rerank for one problem."""
         question = question or ""
-        caution = ""
-        if question.strip() and not looks_like_maths(question):
-            caution = ("⚠️ This does not look like a maths word problem (it has no numbers); the models were "
-                       "trained on arithmetic word problems, so expect nonsense. ")
-            gr.Warning(caution.removeprefix("⚠️ "))
         progress(0.0, desc="queued for the model worker")
 
         def on_stage(text):
@@ -118,8 +113,7 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
 
         result = bench.inspect(question, draft=draft if draft else None, gold=gold,
                                threshold=float(threshold), on_stage=on_stage)
-        status = caution + _status(result)
-        return (status, *view_values(result, float(threshold)), result)
+        return (_status(result), *view_values(result, float(threshold)), result)
 
     tab.run.click(run, [tab.question, tab.gold, tab.draft, tab.threshold],
                   [tab.status, *tab.view, tab.result], api_name="inspect",

@@ -10,6 +10,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from db.annotations import editable_fields as annotation_fields  # noqa: F401  (used by the tabs)
 from glore_engine.errors import CheckpointError, DataError
 
 FAMILY = ("student", "orm", "sorm", "refiner-global", "refiner-local")
@@ -50,11 +51,6 @@ def sqlite_url(db: Optional[str]) -> Optional[str]:
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
-def looks_like_maths(question: str) -> bool:
-    """The models know arithmetic word problems: a question without a single number is not one."""
-    return any(ch.isdigit() for ch in question)
-
-
 @dataclass
 class Workbench:
     """Shared by every browser session: one model family, one store, one problem list."""
@@ -70,7 +66,6 @@ class Workbench:
     _problems: Optional[list] = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ---- models -------------------------------------------------------------------------------
     @property
@@ -141,13 +136,9 @@ class Workbench:
             self._store.close()
 
     def update_annotation(self, case_id: int, annotator: str, change: Callable[[dict], dict]):
-        """Read-modify-write of one annotation under a lock, so two tabs never overwrite each other's
-        step ratings; `change` maps the current fields to the fields to save."""
-        store = self.store()
-        with self._write_lock:
-            current = store.get_annotation(case_id, annotator)
-            fields = annotation_fields(current)
-            return store.save_annotation(case_id, annotator, **change(fields))
+        """Read-modify-write of one annotation in one store transaction, so two tabs (or two app
+        processes) never overwrite each other's step ratings; `change` maps current fields to new ones."""
+        return self.store().update_annotation(case_id, annotator, change)
 
     # ---- datasets -----------------------------------------------------------------------------
     def problems(self) -> list:
@@ -166,14 +157,6 @@ class Workbench:
         if not 0 <= index < len(problems):
             raise DataError(f"no problem {index} in the list of {len(problems)}")
         return problems[index]
-
-
-def annotation_fields(row) -> dict:
-    """The editable fields of an AnnotationRow (or empty ones when there is none yet)."""
-    if row is None:
-        return {"step_ratings": [], "first_error_step": None, "verdict": None, "note": None, "tags": []}
-    return {"step_ratings": [dict(r) for r in row.step_ratings], "first_error_step": row.first_error_step,
-            "verdict": row.verdict, "note": row.note, "tags": list(row.tags)}
 
 
 class _stage_reports:

@@ -47,6 +47,14 @@ def normalize_fields(fields: Mapping[str, Any], n_steps: Optional[int] = None) -
     return out
 
 
+def editable_fields(row: Optional[Annotation]) -> dict[str, Any]:
+    """The editable fields of an annotation (ORM row or AnnotationRow), or empty ones for None."""
+    if row is None:
+        return {"step_ratings": [], "first_error_step": None, "verdict": None, "note": None, "tags": []}
+    return {"step_ratings": [dict(r) for r in row.step_ratings or []], "first_error_step": row.first_error_step,
+            "verdict": row.verdict, "note": row.note, "tags": list(row.tags or [])}
+
+
 def upsert(session: Session, case_id: int, annotator: str, values: dict[str, Any]) -> None:
     """Insert or update the row in one statement where the dialect can, so concurrent saves never clash."""
     now = utcnow()

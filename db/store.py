@@ -5,7 +5,7 @@ import os
 import socket
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -322,6 +322,20 @@ class Store:
         with self._session() as s:
             n_steps = len(case_row(self._case_row(s, case_id)).steps)
             ann.upsert(s, case_id, annotator, ann.normalize_fields(fields, n_steps))
+            return annotation_row(self._annotation_row(s, case_id, annotator))
+
+    def update_annotation(self, case_id: int, annotator: str,
+                          change: Callable[[dict[str, Any]], Mapping[str, Any]]) -> AnnotationRow:
+        """Read-modify-write of one annotation in one transaction, safe across processes.
+
+        change(current editable fields) -> the fields to save. The row is written (locked) before it
+        is read, so a second writer, in this process or another, waits and then sees this one's save.
+        """
+        with self._session() as s:
+            n_steps = len(case_row(self._case_row(s, case_id)).steps)
+            ann.upsert(s, case_id, annotator, {})  # takes the write lock (SQLite) or the row lock first
+            current = ann.editable_fields(self._annotation_row(s, case_id, annotator))
+            ann.upsert(s, case_id, annotator, ann.normalize_fields(dict(change(current)), n_steps))
             return annotation_row(self._annotation_row(s, case_id, annotator))
 
     def get_annotation(self, case_id: int, annotator: str = "default") -> Optional[AnnotationRow]:

@@ -77,6 +77,8 @@ def check_question(question: str) -> str:
         raise DataError("the problem is empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise DataError(f"the problem is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    if not any(ch.isdigit() for ch in question):
+        raise DataError("the problem has no numbers: GLoRe's models solve arithmetic word problems")
     return question
 
 
@@ -93,12 +95,15 @@ class GloreModels:
 
     @classmethod
     def load(cls, student: str, orm: str, sorm: str, global_refiner: str, local_refiner: str,
-             device: str = "cpu", batch_size: int = 128) -> GloreModels:
+             device: str | None = None, batch_size: int = 128) -> GloreModels:
         from .generation.hf_backend import TransformersBackend
         from .models.causal_lm import load_causal_lm
         from .models.reward_model import RewardScorer, load_reward_model
         from .models.tokenizer import fingerprint
 
+        from .runtime import pick_device
+
+        device = pick_device(device)
         paths = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
         policies, scorers, prints = {}, {}, {}
         for key, role in (("student", ("policy",)), ("global", ("refiner-global",)), ("local", ("refiner-local",))):
@@ -113,6 +118,13 @@ class GloreModels:
             detail = ", ".join(f"{k}={v}" for k, v in prints.items())
             raise CheckpointError(f"these models do not share one tokenizer ({detail}); train them from one student")
         return cls(policies["student"], scorers["orm"], scorers["sorm"], policies["global"], policies["local"], paths)
+
+    @classmethod
+    def bundled(cls, **kwargs) -> GloreModels:
+        """The demo family shipped inside the package (see glore_engine/bundled/BUNDLE.md)."""
+        from .bundled import require_bundle
+
+        return cls.from_folder(require_bundle(), **kwargs)
 
     @classmethod
     def from_folder(cls, folder: str | Path, **kwargs) -> GloreModels:

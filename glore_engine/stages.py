@@ -32,6 +32,7 @@ class OrmDataConfig:
     shard_size: int = 256
     calculator: bool = False
     split: str = "train"
+    backend: str = "transformers"  # or "vllm" on a GPU machine (optional extra)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class SormLabelConfig:
     shard_size: int = 128  # solutions per shard (the unit of resume)
     n_questions: int = 0  # label the samples of the first n questions (0: all)
     calculator: bool = False
+    backend: str = "transformers"  # or "vllm" on a GPU machine (optional extra)
 
 
 # ---- manifests -----------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def make_orm_data(config: OrmDataConfig, folder: str | Path, tracker: Tracker | 
     tracker, folder = ensure(tracker), Path(folder)
     _fresh_shards(folder, resume)
     problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
-    backend, _, _ = open_policy_backend(config.student, batch_size=config.batch_size)
+    backend, _, _ = open_policy_backend(config.student, config.backend, batch_size=config.batch_size)
     started = time.perf_counter()
     with _progress_bar(len(problems), "ORM samples", progress) as bar:
         def on_shard(done, total, cached):
@@ -165,7 +167,7 @@ def make_sorm_labels(config: SormLabelConfig, student: str, orm_records: list[di
     if not n_solutions:
         raise DataError("no sampled solutions with steps to label")
     _fresh_shards(folder, resume)
-    backend, _, _ = open_policy_backend(student, batch_size=config.batch_size)
+    backend, _, _ = open_policy_backend(student, config.backend, batch_size=config.batch_size)
     started = time.perf_counter()
     with _progress_bar(n_solutions, "SORM rollouts", progress) as bar:
         def on_shard(done, total, cached):

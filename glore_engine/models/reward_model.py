@@ -209,13 +209,17 @@ def save_reward_model(model: RewardModel, tokenizer, folder: str | Path, card: C
     return atomic_save(folder, save)
 
 
-def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str = "cpu"):
-    """(model, tokenizer, card); a policy folder or a folder without a value head is a clear error."""
+def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str | None = None):
+    """(model, tokenizer, card) on device (default: a GPU when present); a policy folder or a folder
+    without a value head is a clear error."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..runtime import pick_device
     from .causal_lm import load_causal_lm
+
+    device = pick_device(device)
 
     folder = require_folder(path, "reward model")
     card = check_role(folder, roles)

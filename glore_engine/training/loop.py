@@ -164,6 +164,10 @@ def _state_dir(workdir: Path) -> Path:
 
 def _save_state(accelerator, workdir: Path, step: int) -> None:
     """Optimizer, scheduler, model and RNG state, written atomically beside a step counter."""
+    import logging
+
+    # tied embeddings are saved once; accelerate warns about it on every save
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     final = _state_dir(workdir)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,32 +1,17 @@
 """Fixtures for the app tests: a tiny model family, a store with an evaluation run, a launched app.
 
-e2e (launched app) and browser tests under tests/app run only when `-m` names them, so
-`pytest tests/app -q` stays fast: `pytest tests/app -m e2e`, `pytest tests/app -m browser`.
+e2e (launched app) and browser tests run with `--slow` or `-m e2e` / `-m browser` (tests/conftest.py).
 """
 from __future__ import annotations
 
-import os
 import socket
+
 import pytest
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 QUESTION = "Tom has 3 boxes of 4 apples. He eats 2 apples. How many apples are left?"
 DRAFT = "Tom has 3*4=<<3*4=12>>12 apples.\nHe eats 2, so 12-2=<<12-2=10>>10 are left.\nThat is all.\n#### 10"
-
-
-def pytest_collection_modifyitems(config, items):
-    markexpr = config.getoption("-m") or ""
-    here = os.path.dirname(__file__)
-    for item in items:
-        if not str(item.fspath).startswith(here):
-            continue
-        for mark in ("e2e", "browser"):
-            if item.get_closest_marker(mark) and mark not in markexpr:
-                item.add_marker(pytest.mark.skip(reason=f"{mark} test: run with -m {mark}"))
 
 
 def free_port() -> int:

@@ -39,11 +39,6 @@ def test_bad_problems_fail_before_any_model_loads(no_bundle, question, match):
     assert not bench.models_loaded
 
 
-def test_non_maths_text_is_recognised():
-    assert not state.looks_like_maths("Tell me a poem about the sea.")
-    assert state.looks_like_maths("Tom has 3 apples.")
-
-
 def test_sqlite_url_from_a_path(tmp_path):
     assert state.sqlite_url(str(tmp_path / "x.db")).startswith("sqlite:///")
     assert state.sqlite_url("postgresql://u@h/db") == "postgresql://u@h/db"

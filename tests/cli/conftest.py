@@ -1,27 +1,12 @@
 """Fixtures for the glore-train tests: a CliRunner bound to a fresh store and GLORE_HOME, a tiny family.
 
-e2e tests run only when `-m` names them: `pytest tests/cli -m e2e`.
+e2e tests run with `--slow` or `-m e2e` (tests/conftest.py).
 """
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from cli_helpers import Cli
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-
-def pytest_collection_modifyitems(config, items):
-    markexpr = config.getoption("-m") or ""
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here) and item.get_closest_marker("e2e") and "e2e" not in markexpr:
-            item.add_marker(pytest.mark.skip(reason="e2e test: run with -m e2e"))
 
 
 @pytest.fixture(scope="session", autouse=True)

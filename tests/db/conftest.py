@@ -1,18 +1,9 @@
 """Fixtures for the run store tests: a fresh SQLite store per test and a run with eval cases."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# The project is not installed in the venv and pytest's rootdir is not on sys.path by default;
-# redundant once pyproject sets `pythonpath = ["."]` or the package is installed editable.
-REPO = str(Path(__file__).resolve().parents[2])
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-from db import Store  # noqa: E402
+from db import Store
 
 
 @pytest.fixture

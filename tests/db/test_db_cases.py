@@ -157,3 +157,33 @@ def test_next_unannotated_walks_the_queue(store, eval_run):
     for case_id in ids:
         store.save_annotation(case_id, verdict="solution")
     assert store.next_unannotated(run_id) is None
+
+
+def test_update_annotation_is_a_read_modify_write_across_processes(tmp_path):
+    """Two processes rating different steps of one case at once: every rating survives."""
+    import subprocess
+    import sys
+
+    from db import Store
+
+    url = f"sqlite:///{tmp_path / 'glore.db'}"
+    with Store(url) as store:
+        run_id = store.start_run("eval")
+        store.add_cases(run_id, [{"index": 0, "question": "q", "gold": "1", "draft": "a\nb\nc\nd",
+                                  "data": {"steps": ["a", "b", "c", "d"]}}])
+        case_id = store.cases(run_id)[0].id
+    script = (
+        "import sys\nfrom db import Store\n"
+        "store = Store(sys.argv[1])\nstep = int(sys.argv[2])\n"
+        "def rate(fields, i):\n"
+        "    ratings = fields['step_ratings'] + [{'rating': None, 'unsure': False}] * (4 - len(fields['step_ratings']))\n"
+        "    ratings[i] = {'rating': 1, 'unsure': False}\n"
+        "    return {'step_ratings': ratings}\n"
+        "for _ in range(20):\n"
+        "    store.update_annotation(int(sys.argv[3]), 'default', lambda f: rate(f, step))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, str(i), str(case_id)]) for i in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    with Store(url) as store:
+        ratings = store.get_annotation(case_id).step_ratings
+    assert [r["rating"] for r in ratings] == [1, 1, 1, 1]

@@ -1,28 +1,13 @@
 """Fixtures for the engine tests: one tiny tokenizer, tiny policies and one tiny family per session.
 
-Everything is built from config on CPU (never downloaded). e2e tests run only when `-m` names them,
-so `pytest tests/engine` stays fast: `pytest tests/engine -m e2e` runs the slow ones.
+Everything is built from config on CPU (never downloaded). e2e tests run with `--slow` or
+`-m e2e` (tests/conftest.py).
 """
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from engine_helpers import Script, make_policy
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-
-def pytest_collection_modifyitems(config, items):
-    markexpr = config.getoption("-m") or ""
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here) and item.get_closest_marker("e2e") and "e2e" not in markexpr:
-            item.add_marker(pytest.mark.skip(reason="e2e test: run with -m e2e"))
 
 
 @pytest.fixture(scope="session", autouse=True)

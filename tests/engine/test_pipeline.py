@@ -146,7 +146,13 @@ def test_empty_or_huge_questions_are_data_errors(pipeline, question):
 def test_a_question_at_the_limit_is_accepted():
     from glore_engine.pipeline import check_question
 
-    assert check_question("  " + "x" * MAX_QUESTION_CHARS + " ") == "x" * MAX_QUESTION_CHARS
+    question = "x" * (MAX_QUESTION_CHARS - 1) + "7"
+    assert check_question("  " + question + " ") == question
+
+
+def test_a_question_without_numbers_is_a_data_error(pipeline):
+    with pytest.raises(DataError, match="no numbers"):
+        pipeline.run("Tell me a poem about the sea.")
 
 
 @pytest.mark.parametrize("draft", ["", "  \n\n  "])
