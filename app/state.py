@@ -148,8 +148,11 @@ class Workbench:
 
             if self.data:
                 self._problems = load_jsonl(self.data, limit=DATA_LIMIT)
-            else:
-                self._problems = generate("test", SYNTHETIC_TEST_N)
+            else:  # the synthetic task at the difficulty the family's student trained on
+                from glore_engine.data import task_config_from_card
+
+                student = self.models_folder / "student" if self.models_folder else None
+                self._problems = generate("test", SYNTHETIC_TEST_N, config=task_config_from_card(student))
         return self._problems
 
     def problem(self, index: int):
