@@ -55,12 +55,13 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
     page.wait_for_selector("#inspect-question-view .katex")  # $x+y$ rendered as maths
 
     # Annotate: the queue opens where "default" left off. Keys pressed without waiting for the server
-    # rate consecutive steps (g g b), move the cursor up (k), mark the first error (f), give a verdict (1).
+    # rate consecutive steps (g g b: the cursor stays on the last step), move the cursor up and down
+    # again (k j), mark the first error (f), give a verdict (1).
     page.get_by_role("tab", name="Annotate").click()
     page.wait_for_selector("#ann-table tr.glore-ann-step")
     case_id = int(page.input_value("#ann-case-id input"))
     page.click("#ann-progress")  # focus out of any text field so the shortcuts apply
-    for key in "ggbkf1":
+    for key in "ggbkjf1":
         page.keyboard.press(key)
     page.wait_for_selector("#ann-table tr.glore-ann-step-2.glore-rating-bad")
     page.wait_for_function("document.querySelector('#ann-summary').innerText.includes('found_error')")
