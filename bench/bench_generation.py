@@ -4,7 +4,7 @@ Prints generated tokens/s of greedy decoding at batch 1, 16, 64 and 256, and the
 """
 from __future__ import annotations
 
-from common import load_policy, parser, problems, timed
+from common import load_policy, median_rate, parser, problems, timed
 
 
 def main() -> None:
@@ -34,14 +34,17 @@ def main() -> None:
         return total
 
     with torch.inference_mode():
-        base_tokens, base_s = timed(one_by_one)
-    base_rate = base_tokens / base_s
+        base_rate = median_rate(lambda: timed(one_by_one), args.repeat)
     print(f"{'model.generate, 1 prompt at a time':40} {base_rate:10,.0f} tokens/s  ({n_base} prompts)")
     for batch in (1, 16, 64, 256):
-        backend = TransformersBackend(model, tok, batch_size=batch)
         n = max(batch, 16)
-        _, seconds = timed(lambda: backend.generate(prompts[:n], temperature=0.0, max_new_tokens=max_new))
-        rate = backend.stats.generated_tokens / seconds
+
+        def run():
+            backend = TransformersBackend(model, tok, batch_size=batch)
+            _, seconds = timed(lambda: backend.generate(prompts[:n], temperature=0.0, max_new_tokens=max_new))
+            return backend.stats.generated_tokens, seconds
+
+        rate = median_rate(run, args.repeat)
         print(f"{f'GLoRe backend, batch {batch}':40} {rate:10,.0f} tokens/s  ({n} prompts, x{rate / base_rate:.1f})")
 
 

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from common import load_policy, parser, problems, timed
+from common import load_policy, median_rate, parser, problems, timed
 
 
 def reward_model(policy, tok, path):
@@ -19,22 +19,21 @@ def reward_model(policy, tok, path):
     return RewardModel(policy, tokenizer=tok).eval(), tok
 
 
-def bench_scoring(rm, tok, solutions) -> None:
+def bench_scoring(rm, tok, solutions, repeat: int) -> None:
     from glore_engine.models.reward_model import RewardScorer
     from glore_engine.tasks.steps import split_steps
 
     scorer = RewardScorer(rm, tok, batch_size=64)
     items = [(p.question, split_steps(p.solution)) for p in solutions]
-    _, one_pass = timed(lambda: scorer.score(items))
     prefixes = [(q, steps[: i + 1]) for q, steps in items for i in range(len(steps))]
-    _, per_prefix = timed(lambda: scorer.score(prefixes))
-    n = len(items)
-    print(f"{'scoring, one pass per solution':44} {n / one_pass:9,.1f} solutions/s")
-    print(f"{'scoring, one pass per prefix':44} {n / per_prefix:9,.1f} solutions/s  "
-          f"(one pass is x{per_prefix / one_pass:.1f} faster; {len(prefixes)} prefixes)")
+    one_pass = median_rate(lambda: (len(items), timed(lambda: scorer.score(items))[1]), repeat)
+    per_prefix = median_rate(lambda: (len(items), timed(lambda: scorer.score(prefixes))[1]), repeat)
+    print(f"{'scoring, one pass per solution':44} {one_pass:9,.1f} solutions/s")
+    print(f"{'scoring, one pass per prefix':44} {per_prefix:9,.1f} solutions/s  "
+          f"(one pass is x{one_pass / per_prefix:.1f} faster; {len(prefixes)} prefixes)")
 
 
-def bench_labelling(model, tok, solutions, k: int = 8) -> None:
+def bench_labelling(model, tok, solutions, repeat: int, k: int = 8) -> None:
     import torch
 
     from glore_engine.generation.hf_backend import TransformersBackend
@@ -43,10 +42,16 @@ def bench_labelling(model, tok, solutions, k: int = 8) -> None:
 
     sols = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "text": p.solution,
              "steps": split_steps(p.solution), "correct": True} for p in solutions]
-    backend = TransformersBackend(model, tok, batch_size=512)
-    _, seconds = timed(lambda: label_solutions(backend, sols, k, 1.0, 128, seed=0))
-    rollouts, tokens = backend.stats.samples, backend.stats.generated_tokens
-    print(f"{'labelling, batched (shared prefix)':44} {rollouts / seconds:9,.1f} rollouts/s {tokens / seconds:9,.0f} tokens/s")
+
+    def batched():
+        backend = TransformersBackend(model, tok, batch_size=512)
+        _, seconds = timed(lambda: label_solutions(backend, sols, k, 1.0, 128, seed=0))
+        return backend.stats.samples, backend.stats.generated_tokens, seconds
+
+    runs = [batched() for _ in range(repeat)]
+    rollouts = sorted(r / s for r, _, s in runs)[len(runs) // 2]
+    tokens = sorted(t / s for _, t, s in runs)[len(runs) // 2]
+    print(f"{'labelling, batched (shared prefix)':44} {rollouts:9,.1f} rollouts/s {tokens:9,.0f} tokens/s")
     prompts = [prefix_prompt(s["question"], s["steps"], i) for s in sols[:8] for i in range(1, len(s["steps"]))]
     tok.padding_side = "left"
 
@@ -74,8 +79,8 @@ def main() -> None:
     rm, rm_tok = reward_model(model, tok, args.model)
     print(f"policy: {label}")
     gold = problems(args.solutions)
-    bench_scoring(rm, rm_tok, gold)
-    bench_labelling(model, tok, gold[:64])
+    bench_scoring(rm, rm_tok, gold, args.repeat)
+    bench_labelling(model, tok, gold[:128], args.repeat)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--model", help="policy folder (default: the bundled student, else a random demo-size model)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is printed")
     return p
 
 
@@ -43,6 +44,17 @@ def timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def median_rate(fn, repeat: int) -> float:
+    """Median over `repeat` runs of fn() -> (units, seconds): this VM's timings vary by 20-30 %."""
+    import statistics
+
+    rates = []
+    for _ in range(repeat):
+        units, seconds = fn()
+        rates.append(units / seconds)
+    return statistics.median(rates)
 
 
 def problems(n: int, split: str = "test"):

@@ -334,3 +334,17 @@ def test_generation_stats_add_up():
     a.add(GenerationStats(prompts=1, samples=1, prompt_tokens=1, generated_tokens=10, seconds=3.0))
     assert (a.prompts, a.samples, a.prompt_tokens, a.generated_tokens, a.seconds) == (2, 3, 4, 50, 5.0)
     assert a.tokens_per_second == 10.0 and GenerationStats().tokens_per_second == 0.0
+
+
+def test_sample_rows_draws_from_the_distribution_and_never_a_zero_probability_token():
+    import torch
+
+    from glore_engine.generation.hf_backend import sample_rows
+
+    probs = torch.tensor([[0.0, 0.1, 0.3, 0.6, 0.0]]).repeat(100_000, 1)
+    draws = sample_rows(probs, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=5).float() / len(draws)
+    assert freq[0] == 0 and freq[4] == 0
+    assert torch.allclose(freq, probs[0], atol=0.01)
+    again = sample_rows(probs[:10], torch.Generator().manual_seed(0))
+    assert torch.equal(again, draws[:10])
