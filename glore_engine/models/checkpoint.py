@@ -61,7 +61,7 @@ def check_role(folder: str | Path, expected: tuple[str, ...] | str) -> Card | No
     card = read_card(folder)
     if card is not None and card.role not in expected:
         want = " or ".join(expected)
-        raise CheckpointError(f"{folder} is a {card.role} checkpoint; expected a {want} checkpoint")
+        raise CheckpointError(f"{folder} is a checkpoint of role '{card.role}'; expected role {want}")
     return card
 
 

@@ -132,7 +132,7 @@ def test_a_missing_model_path_fails_the_run_with_a_clear_error(cli, tmp_path):
 
 def test_a_reward_model_given_as_a_policy_fails_clearly(cli, tiny_family):
     result = cli("eval-student", "--model", tiny_family / "orm", "--limit", 1, code=1)
-    assert "is a orm checkpoint; expected a policy" in result.output
+    assert "role 'orm'; expected role policy" in result.output
     assert cli.last("eval-student").status == "FAILED"
 
 

@@ -93,19 +93,19 @@ def test_a_reward_model_cannot_be_saved_under_a_policy_role(tokenizer, tmp_path)
 
 
 def test_a_reward_model_where_a_policy_is_expected_is_a_clear_error(tiny_family):
-    with pytest.raises(CheckpointError, match=r"is a orm checkpoint; expected a policy"):
+    with pytest.raises(CheckpointError, match=r"role 'orm'; expected role policy"):
         load_causal_lm(tiny_family / "orm")
 
 
 def test_a_policy_where_a_reward_model_is_expected_is_a_clear_error(tiny_family):
-    with pytest.raises(CheckpointError, match=r"is a policy checkpoint; expected a orm or sorm"):
+    with pytest.raises(CheckpointError, match=r"role 'policy'; expected role orm or sorm"):
         load_reward_model(tiny_family / "student")
 
 
 def test_roles_narrow_to_one_member(tiny_family):
-    with pytest.raises(CheckpointError, match="refiner-global checkpoint; expected a policy checkpoint"):
+    with pytest.raises(CheckpointError, match="role 'refiner-global'; expected role policy$"):
         load_causal_lm(tiny_family / "refiner-global", roles=("policy",))
-    with pytest.raises(CheckpointError, match="orm checkpoint; expected a sorm"):
+    with pytest.raises(CheckpointError, match="role 'orm'; expected role sorm"):
         load_reward_model(tiny_family / "orm", roles=("sorm",))
     assert check_role(tiny_family / "sorm", "sorm").role == "sorm"
 

@@ -181,7 +181,7 @@ def test_a_family_member_in_the_wrong_place_is_a_checkpoint_error(tiny_family, t
     shutil.copytree(tiny_family, family)
     shutil.rmtree(family / "orm")
     shutil.copytree(tiny_family / "sorm", family / "orm")
-    with pytest.raises(CheckpointError, match="sorm checkpoint; expected a orm"):
+    with pytest.raises(CheckpointError, match="role 'sorm'; expected role orm"):
         GloreModels.from_folder(family)
     shutil.rmtree(family / "student")
     with pytest.raises(CheckpointError, match="not found"):
