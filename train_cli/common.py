@@ -125,6 +125,14 @@ def friendly_errors(fn):
         except (GloreError, StoreError) as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
+        except OSError as exc:  # a full disk, a read-only folder: the run is FAILED, finished work is kept
+            import errno
+
+            where = f" ({exc.filename})" if exc.filename else ""
+            what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or str(exc)
+            click.secho(f"error: {what}{where}; finished shards and checkpoints are kept, rerun with --resume",
+                        fg="red", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.secho("interrupted: the run is marked INTERRUPTED; rerun with --resume to continue",
                         fg="yellow", err=True)

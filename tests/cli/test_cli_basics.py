@@ -223,3 +223,17 @@ def test_an_unknown_backend_and_a_missing_gpu_are_clear_errors(cli, student):
     if not torch.cuda.is_available():
         assert "CUDA is not available" in cli("sample", "--model", student, "--limit", 1, "--device", "cuda",
                                               code=1).output
+
+
+def test_a_full_disk_is_a_clear_error_and_a_failed_run(cli, monkeypatch):
+    import errno
+
+    import glore_engine.training.student as student
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/train_state")
+
+    monkeypatch.setattr(student, "train_student", full)
+    result = cli("sft", "--base", "tiny", "--max-steps", "1", code=1)
+    assert "the disk is full (/data/runs/train_state)" in result.output
+    assert cli.last("sft").status == "FAILED"
