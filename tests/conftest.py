@@ -29,3 +29,14 @@ def pytest_collection_modifyitems(config, items):
         for mark in SLOW_MARKS:
             if item.get_closest_marker(mark) and mark not in markexpr:
                 item.add_marker(pytest.mark.skip(reason=f"{mark} test: run with --slow or -m {mark}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tiny models run fastest single-threaded (the CI box has 2 shared cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

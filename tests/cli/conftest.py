@@ -9,17 +9,6 @@ import pytest
 from cli_helpers import Cli
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded (the CI box has 2 shared cores)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
     return Cli(tmp_path, monkeypatch)

@@ -10,17 +10,6 @@ import pytest
 from engine_helpers import Script, make_policy
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    """Tiny models run fastest single-threaded (the CI box has 2 shared cores)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="session")
 def tiny_family(tmp_path_factory):
     """folder/{student,orm,sorm,refiner-global,refiner-local}: random tiny models sharing one tokenizer."""
