@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -23,11 +22,9 @@ GET_MODELS = ("No models to run. Train the demo family with `glore-train demo` (
 
 
 def bundled_models() -> Path:
-    """glore_engine/bundled/: where `glore-train demo` puts the demo family."""
-    try:
-        from glore_engine.bundled import BUNDLE_DIR
-    except ImportError:  # an engine without the bundle package: same place
-        return Path(list(find_spec("glore_engine").submodule_search_locations)[0]) / "bundled"
+    """glore_engine/bundled/: where `glore-train demo --bundle-dir` puts the demo family."""
+    from glore_engine.bundled import BUNDLE_DIR
+
     return BUNDLE_DIR
 
 

@@ -46,17 +46,14 @@ def sft(ctx, config_file, out, resume, **flags) -> None:
 def sample(ctx, config_file, out_file, **flags) -> None:
     """Sample n solutions per problem from a policy and grade them against the gold answers."""
     from glore_engine.config import to_dict
-    from glore_engine.data import load_eval_problems
     from glore_engine.formats import student_prompt
-    from glore_engine.generation.loading import open_policy_backend
     from glore_engine.tasks.answers import extract_answer, is_correct
 
     config = resolve_config(SampleConfig, config_file, pop_config_flags(SampleConfig, flags))
     engine_ready()
     store = open_store(ctx)
     with store.run("sample", name=config.model, config=to_dict(config)) as run:
-        backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
-        problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)
+        backend, problems = _policy_and_problems(config)
         prompts = [student_prompt(p.question) for p in problems]
         with click.progressbar(length=len(prompts), label="sampling") as bar:
             backend.progress = lambda done, total: bar.update(done - bar.pos)
@@ -90,16 +87,13 @@ def sample(ctx, config_file, out_file, **flags) -> None:
 def eval_student(ctx, config_file, **flags) -> None:
     """Greedy accuracy and pass@k of a policy, overall and by number of steps."""
     from glore_engine.config import to_dict
-    from glore_engine.data import load_eval_problems
     from glore_engine.evaluation.student import evaluate_student
-    from glore_engine.generation.loading import open_policy_backend
 
     config = resolve_config(EvalStudentConfig, config_file, pop_config_flags(EvalStudentConfig, flags))
     engine_ready()
     store = open_store(ctx)
     with store.run("eval-student", name=config.model, config=to_dict(config)) as run:
-        backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
-        problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)
+        backend, problems = _policy_and_problems(config)
         result = evaluate_student(backend, problems, k=config.k, temperature=config.temperature,
                                   max_new_tokens=config.max_new_tokens, seed=config.seed, calculator=config.calculator)
         metrics = result.metrics()
@@ -107,6 +101,16 @@ def eval_student(ctx, config_file, **flags) -> None:
         run.log_metrics(metrics)
         run.set_summary({"greedy_accuracy": result.greedy_accuracy, f"pass@{config.k}": result.pass_at_k})
     echo_metrics(f"run {run.id}: {config.model} on {config.data}/{config.split}", metrics)
+
+
+def _policy_and_problems(config):
+    """The sampling backend of config.model and the problems to run it on (at its task's difficulty)."""
+    from glore_engine.data import load_eval_problems
+    from glore_engine.generation.loading import open_policy_backend
+
+    backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
+    problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)
+    return backend, problems
 
 
 COMMANDS = [sft, sample, eval_student]

@@ -88,7 +88,7 @@ def _shop_pair(s: Story) -> None:
 
 
 def _shop_more_each(s: Story) -> None:
-    (item, items), had = s.goods.pop(), s.value
+    (_, items), had = s.goods.pop(), s.value
     q, p = s.mult(), s.price()
     s.facts.append(f"{s.he(cap=True)} also buys {q} {items} for ${p} each.")
     cost = s.step(f"The {items} cost ", q, "*", p, ".", money=True)

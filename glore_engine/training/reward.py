@@ -139,7 +139,6 @@ def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
 
 def reward_loss(pairwise_weight: float):
     def loss_fn(model, batch):
-        import torch
         import torch.nn.functional as F
 
         logits = model(batch["input_ids"], batch["attention_mask"], batch["solution_mask"]).float()

@@ -263,7 +263,6 @@ def test_backend_on_a_policy_without_varied_weights(tokenizer):
 
 def test_a_model_with_a_padded_vocabulary(tokenizer):
     """HF models often have more output rows than tokenizer entries (e.g. Qwen); sampling one must not crash."""
-    import torch
 
     from glore_engine.models.causal_lm import ARCH_PRESETS, create_policy
 
