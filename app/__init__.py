@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def create_app(*args, **kwargs):
-    """See app.main.create_app."""
+    """See glore_app.main.create_app."""
     from .main import create_app as _create_app
 
     return _create_app(*args, **kwargs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional
 
 import gradio as gr
 
@@ -42,7 +41,7 @@ def register(bench: Workbench) -> None:
         return {"queue": store.review_queue(run_id, annotator), "annotated": done,
                 "resume": review.resume(store, run_id, annotator)}
 
-    def rate_step(case_id: int, step: int, rating: Optional[int], annotator: str = "default",
+    def rate_step(case_id: int, step: int, rating: int | None, annotator: str = "default",
                   unsure: bool = False) -> dict:
         """Rate one step (0-based) -1, 0, +1 or None (clear), with an unsure flag; saved at once."""
         def change(fields):

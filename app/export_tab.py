@@ -27,7 +27,7 @@ class ExportTab:
 
 def export_file(bench: Workbench, run_id: int | None, fmt: str, annotator: str | None) -> tuple[Path, int]:
     """Write the export into a fresh temporary folder; return its path and the number of records."""
-    if fmt not in dict((v, k) for k, v in FORMATS):
+    if fmt not in {v: k for k, v in FORMATS}:
         raise ValueError(f"unknown export format {fmt!r}")
     run_part = "all-runs" if run_id is None else f"run{run_id}"
     folder = Path(tempfile.mkdtemp(prefix="glore-export-"))

@@ -48,7 +48,7 @@ def view_values(result, threshold: float) -> tuple:
 def problem_choices(bench: Workbench) -> list[tuple[str, int]]:
     try:
         problems = bench.problems()
-    except Exception as exc:  # noqa: BLE001 - a bad --data file must not stop the app
+    except Exception as exc:
         gr.Warning(f"cannot read the problems: {exc}")
         return []
     return [(f"{p.id}: {p.question[:70]}{'…' if len(p.question) > 70 else ''}", i) for i, p in enumerate(problems)]
@@ -75,7 +75,7 @@ def build(bench: Workbench) -> InspectTab:
                                   info="first error = first step with SORM < threshold; when = draft ORM < threshold",
                                   elem_id="inspect-threshold")
             run = gr.Button("Run GLoRe", variant="primary", elem_id="inspect-run", interactive=message is None)
-    status = markdown(message and f"⚠️ {message}" or "", elem_id="inspect-status")
+    status = markdown((message and f"⚠️ {message}") or "", elem_id="inspect-status")
     question_view = markdown(elem_id="inspect-question-view")
     with gr.Row():
         with gr.Column(scale=3):
@@ -103,7 +103,7 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
     tab.problem.change(pick, [tab.problem], [tab.question, tab.gold, tab.draft], api_name="pick_problem")
 
     @guarded(8)
-    def run(question, gold, draft, threshold, progress=gr.Progress()):
+    def run(question, gold, draft, threshold, progress=gr.Progress()):  # noqa: B008 - gradio injects it
         """Draft (or the user's), critique, both refinements and the rerank for one problem."""
         question = question or ""
         progress(0.0, desc="queued for the model worker")

@@ -10,8 +10,8 @@ import argparse
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
@@ -27,8 +27,8 @@ def offline_env() -> None:
         os.environ.setdefault(key, value)
 
 
-def create_app(models_folder: Optional[str | Path] = None, db_url: Optional[str] = None,
-               data: Optional[str] = None, *, threshold: float = 0.5, max_new_tokens: int = 256):
+def create_app(models_folder: str | Path | None = None, db_url: str | None = None,
+               data: str | None = None, *, threshold: float = 0.5, max_new_tokens: int = 256):
     """The workbench as a gr.Blocks (queued; launch it with launch_app for the stylesheet and keys).
 
     models_folder: a family folder; None: the bundled demo family if present, else Inspect explains
@@ -66,7 +66,7 @@ def create_app(models_folder: Optional[str | Path] = None, db_url: Optional[str]
     return demo
 
 
-def launch_app(demo, host: str = "127.0.0.1", port: Optional[int] = None, auth: Optional[tuple[str, str]] = None,
+def launch_app(demo, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
                open_browser: bool = False, prevent_thread_lock: bool = False, quiet: bool = False):
     """Launch with the app's stylesheet and keyboard shortcuts; share=False, no SSR, no MCP, no PWA."""
     check_bind(host, auth)
@@ -91,7 +91,7 @@ def is_loopback(host: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
-def parse_auth(text: Optional[str]) -> Optional[tuple[str, str]]:
+def parse_auth(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None
     user, sep, password = text.partition(":")
@@ -118,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings(argv: Optional[Sequence[str]] = None) -> dict:
+def settings(argv: Sequence[str] | None = None) -> dict:
     """defaults < --config file < flags; unknown config keys fail."""
     args = vars(parser().parse_args(argv))
     merged = dict(DEFAULTS)
@@ -129,7 +129,7 @@ def settings(argv: Optional[Sequence[str]] = None) -> dict:
     return merged
 
 
-def read_config(path: Optional[str]) -> dict:
+def read_config(path: str | None) -> dict:
     if not path:
         return {}
     import yaml
@@ -146,7 +146,7 @@ def read_config(path: Optional[str]) -> dict:
     return {k: str(v) if k == "auth" and v is not None else v for k, v in data.items()}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     offline_env()
     try:
         opts = settings(argv)

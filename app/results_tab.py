@@ -30,7 +30,7 @@ class ResultsTab:
 
 
 def case_filters(selected: list[str] | None, tag: str | None) -> dict:
-    filters = {name: True for name in selected or []}
+    filters = dict.fromkeys(selected or [], True)
     if tag and tag.strip():
         filters["tag"] = tag.strip()
     return filters

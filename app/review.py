@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Optional
 
 from .render import CATEGORIES, fmt_score, math_text
 
@@ -13,7 +12,7 @@ RATING_CLASSES = {1: "good", 0: "okay", -1: "bad", None: "unrated"}  # classes s
 RATING_COLOURS = {1: CATEGORIES["ok"]["colour"], 0: "#555555", -1: CATEGORIES["first_error"]["colour"], None: "#999999"}
 
 
-def with_rating(fields: dict, step: int, rating: Optional[int]) -> dict:
+def with_rating(fields: dict, step: int, rating: int | None) -> dict:
     """step_ratings with step (0-based) set to rating, padded with unrated steps; unsure kept."""
     ratings = _padded(fields.get("step_ratings") or [], step + 1)
     ratings[step] = {"rating": rating, "unsure": bool(ratings[step].get("unsure"))}
@@ -42,20 +41,20 @@ def clamp_step(step, n_steps: int) -> int:
 
 @dataclass(frozen=True)
 class QueuePosition:
-    case_id: Optional[int]
+    case_id: int | None
     position: int  # 1-based place in the review queue, 0 when the queue is empty
     total: int
     done: int  # cases this annotator has saved anything for
 
 
-def position(store, run_id: int, annotator: str, case_id: Optional[int]) -> QueuePosition:
+def position(store, run_id: int, annotator: str, case_id: int | None) -> QueuePosition:
     queue = store.review_queue(run_id, annotator)
     done = len({a.case_id for a in store.annotations(run_id, annotator)})
     place = queue.index(case_id) + 1 if case_id in queue else 0
     return QueuePosition(case_id, place, len(queue), done)
 
 
-def resume(store, run_id: int, annotator: str) -> Optional[int]:
+def resume(store, run_id: int, annotator: str) -> int | None:
     """Where this annotator left off: the first unannotated case, else the first of the queue."""
     nxt = store.next_unannotated(run_id, annotator)
     if nxt is not None:
@@ -64,7 +63,7 @@ def resume(store, run_id: int, annotator: str) -> Optional[int]:
     return queue[0] if queue else None
 
 
-def step_to(store, run_id: int, annotator: str, case_id: Optional[int], direction: int) -> Optional[int]:
+def step_to(store, run_id: int, annotator: str, case_id: int | None, direction: int) -> int | None:
     """Next (+1): the next unannotated case after this one, else simply the next in the queue.
     Previous (-1): the case before this one in the queue. Both stay put at the ends."""
     queue = store.review_queue(run_id, annotator)

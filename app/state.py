@@ -5,11 +5,12 @@ Nothing here imports gradio, so every behaviour of the tabs can be tested as pla
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
-from db.annotations import editable_fields as annotation_fields  # noqa: F401  (used by the tabs)
+from glore_db.annotations import editable_fields as annotation_fields  # noqa: F401  (used by the tabs)
 from glore_engine.errors import CheckpointError, DataError
 
 FAMILY = ("student", "orm", "sorm", "refiner-global", "refiner-local")
@@ -33,7 +34,7 @@ def missing_roles(folder: Path) -> list[str]:
     return [name for name in FAMILY if not (folder / name / "config.json").is_file()]
 
 
-def resolve_models(folder: Optional[str | Path]) -> Optional[Path]:
+def resolve_models(folder: str | Path | None) -> Path | None:
     """The family to load: the given folder, else the bundle when complete, else None."""
     if folder:
         return Path(folder).expanduser()
@@ -41,7 +42,7 @@ def resolve_models(folder: Optional[str | Path]) -> Optional[Path]:
     return bundle if bundle.is_dir() and not missing_roles(bundle) else None
 
 
-def sqlite_url(db: Optional[str]) -> Optional[str]:
+def sqlite_url(db: str | None) -> str | None:
     """A database url from --db: a url as is, a file path as sqlite."""
     if not db or "://" in db:
         return db or None
@@ -52,21 +53,21 @@ def sqlite_url(db: Optional[str]) -> Optional[str]:
 class Workbench:
     """Shared by every browser session: one model family, one store, one problem list."""
 
-    models_folder: Optional[Path] = None
-    db_url: Optional[str] = None
-    data: Optional[str] = None
+    models_folder: Path | None = None
+    db_url: str | None = None
+    data: str | None = None
     max_new_tokens: int = 256
     threshold: float = 0.5
     busy_timeout_s: float = 5.0  # a locked store answers within seconds, not the CLI's 30
     _pipeline: Any = field(default=None, repr=False)
     _store: Any = field(default=None, repr=False)
-    _problems: Optional[list] = field(default=None, repr=False)
+    _problems: list | None = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ---- models -------------------------------------------------------------------------------
     @property
-    def models_message(self) -> Optional[str]:
+    def models_message(self) -> str | None:
         """Why Inspect cannot run, or None when a family is there to load."""
         if self.models_folder is None:
             return GET_MODELS
@@ -98,11 +99,11 @@ class Workbench:
         try:
             with self._model_lock:
                 self.pipeline()
-        except Exception:  # noqa: BLE001 - reported when the user runs Inspect
+        except Exception:
             pass
 
-    def inspect(self, question: str, draft: Optional[str] = None, gold: Optional[str] = None,
-                threshold: float = 0.5, on_stage: Optional[Callable[[str], None]] = None):
+    def inspect(self, question: str, draft: str | None = None, gold: str | None = None,
+                threshold: float = 0.5, on_stage: Callable[[str], None] | None = None):
         """One question through draft -> critique -> refinements -> rerank, one request at a time.
 
         draft None: the student writes it; an empty-but-given draft is refused by the engine.
@@ -123,7 +124,7 @@ class Workbench:
         """The run store, opened on first use; a failure (StoreError) is retried on the next call."""
         with self._store_lock:
             if self._store is None:
-                from db import Store
+                from glore_db import Store
 
                 self._store = Store(self.db_url, busy_timeout_s=self.busy_timeout_s)
             return self._store

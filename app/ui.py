@@ -6,7 +6,7 @@ import logging
 
 import gradio as gr
 
-from db import StoreError
+from glore_db import StoreError
 from glore_engine.errors import GloreError
 
 from .render import LATEX_DELIMITERS
@@ -31,7 +31,7 @@ def guarded(n_outputs: int, status_at: int = 0):
         def inner(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - the app must keep running whatever happens
+            except Exception as exc:
                 if not isinstance(exc, EXPECTED):
                     log.exception("handler %s failed", fn.__name__)
                 message = error_text(exc)
@@ -91,12 +91,12 @@ SHORTCUTS = {
     "4": "ann-verdict-give_up",
 }
 _KEYS_JS = ", ".join(f"'{k}': '{v}'" for k, v in SHORTCUTS.items())
-JS = """
-() => {
-  const keys = {%s};
-  document.addEventListener('keydown', (event) => {
+JS = f"""
+() => {{
+  const keys = {{{_KEYS_JS}}};
+  document.addEventListener('keydown', (event) => {{
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const target = event.target || {};
+    const target = event.target || {{}};
     const tag = (target.tagName || '').toLowerCase();
     if (tag === 'input' || tag === 'textarea' || tag === 'select' || target.isContentEditable) return;
     const id = keys[event.key];
@@ -106,6 +106,6 @@ JS = """
     if (!button || button.offsetParent === null) return;
     event.preventDefault();
     button.click();
-  });
-}
-""" % _KEYS_JS
+  }});
+}}
+"""

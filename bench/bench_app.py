@@ -36,7 +36,7 @@ def models_folder(args, scratch: Path) -> Path:
         from glore_engine.testing import make_tiny_family
 
         return make_tiny_family(scratch / "tiny-family")
-    from app.state import missing_roles, resolve_models
+    from glore_app.state import missing_roles, resolve_models
 
     folder = resolve_models(args.models)
     if folder is None or missing_roles(folder):
@@ -46,8 +46,8 @@ def models_folder(args, scratch: Path) -> Path:
 
 
 def bench_inspect(folder: Path, n: int, max_new_tokens: int) -> None:
-    from app.render import inspect_view
-    from app.state import Workbench
+    from glore_app.render import inspect_view
+    from glore_app.state import Workbench
     from glore_engine.tasks import generate
 
     bench = Workbench(folder, max_new_tokens=max_new_tokens)
@@ -71,7 +71,7 @@ def bench_inspect(folder: Path, n: int, max_new_tokens: int) -> None:
 def bench_startup(folder: Path, scratch: Path, timeout_s: float = 120.0) -> None:
     """Seconds from starting `glore-app` until its page answers HTTP 200 (the process is ours: stopped by PID)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "app.main", "--no-browser", "--port", str(port), "--models", str(folder),
+    cmd = [sys.executable, "-m", "glore_app.main", "--no-browser", "--port", str(port), "--models", str(folder),
            "--db", str(scratch / "bench.db")]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

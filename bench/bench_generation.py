@@ -39,7 +39,7 @@ def main() -> None:
     for batch in (1, 16, 64, 256):
         n = max(batch, 16)
 
-        def run():
+        def run(batch=batch, n=n):
             backend = TransformersBackend(model, tok, batch_size=batch)
             _, seconds = timed(lambda: backend.generate(prompts[:n], temperature=0.0, max_new_tokens=max_new))
             return backend.stats.generated_tokens, seconds

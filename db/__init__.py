@@ -13,7 +13,19 @@ from .records import AnnotatedCase, AnnotationRow, ArtifactInfo, CaseRow, Metric
 from .store import Store
 
 __all__ = [
-    "AnnotatedCase", "AnnotationRow", "ArtifactInfo", "CASE_FILTERS", "CaseRow", "EXPORT_FORMATS",
-    "MetricRow", "RunHandle", "RunInfo", "RunStatus", "Store", "StoreError", "VERDICTS", "default_home",
+    "CASE_FILTERS",
+    "EXPORT_FORMATS",
+    "VERDICTS",
+    "AnnotatedCase",
+    "AnnotationRow",
+    "ArtifactInfo",
+    "CaseRow",
+    "MetricRow",
+    "RunHandle",
+    "RunInfo",
+    "RunStatus",
+    "Store",
+    "StoreError",
+    "default_home",
     "resolve_url",
 ]

@@ -1,7 +1,8 @@
 """Human annotations: field validation and a race-free upsert of the (case, annotator) row."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,7 +26,7 @@ def normalize_rating(item: Any) -> dict[str, Any]:
     return {"rating": rating, "unsure": unsure}
 
 
-def normalize_fields(fields: Mapping[str, Any], n_steps: Optional[int] = None) -> dict[str, Any]:
+def normalize_fields(fields: Mapping[str, Any], n_steps: int | None = None) -> dict[str, Any]:
     """Validated annotation fields; only the ones given, so a save can update part of a row."""
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
@@ -47,7 +48,7 @@ def normalize_fields(fields: Mapping[str, Any], n_steps: Optional[int] = None) -
     return out
 
 
-def editable_fields(row: Optional[Annotation]) -> dict[str, Any]:
+def editable_fields(row: Annotation | None) -> dict[str, Any]:
     """The editable fields of an annotation (ORM row or AnnotationRow), or empty ones for None."""
     if row is None:
         return {"step_ratings": [], "first_error_step": None, "verdict": None, "note": None, "tags": []}

@@ -4,11 +4,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from enum import Enum
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -29,7 +29,7 @@ def default_home() -> Path:
     return home
 
 
-def resolve_url(url: Optional[str] = None) -> str:
+def resolve_url(url: str | None = None) -> str:
     """The explicit url, else $GLORE_DB, else sqlite:///<GLORE_HOME>/glore.db."""
     if url:
         return url
@@ -46,7 +46,7 @@ def display_url(url: str | URL) -> str:
         return str(url)
 
 
-def sqlite_path(url: URL) -> Optional[Path]:
+def sqlite_path(url: URL) -> Path | None:
     """The database file of a sqlite url; None for other dialects and in-memory databases."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None

@@ -9,9 +9,10 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any
 
 from .records import AnnotatedCase, AnnotationRow
 
@@ -25,13 +26,13 @@ CSV_COLUMNS = (
 )
 
 
-def _ratings(annotation: AnnotationRow, n_steps: int) -> list[Optional[int]]:
+def _ratings(annotation: AnnotationRow, n_steps: int) -> list[int | None]:
     """Raw per-step ratings, padded with None to the number of steps."""
     raw = [r.get("rating") for r in annotation.step_ratings[:n_steps]]
     return raw + [None] * (n_steps - len(raw))
 
 
-def human_first_error(annotation: AnnotationRow, n_steps: int) -> Optional[int]:
+def human_first_error(annotation: AnnotationRow, n_steps: int) -> int | None:
     """The annotator's first wrong step, -1 if none, None if the annotation does not say."""
     if annotation.first_error_step is not None:
         return annotation.first_error_step
@@ -43,10 +44,10 @@ def human_first_error(annotation: AnnotationRow, n_steps: int) -> Optional[int]:
     return None
 
 
-def step_labels(annotation: AnnotationRow, n_steps: int) -> list[Optional[bool]]:
+def step_labels(annotation: AnnotationRow, n_steps: int) -> list[bool | None]:
     """Good/bad per step (None = unknown): from the first error, overridden by explicit ratings."""
     first = human_first_error(annotation, n_steps)
-    labels: list[Optional[bool]] = [None if first is None else (first == -1 or i < first) for i in range(n_steps)]
+    labels: list[bool | None] = [None if first is None else (first == -1 or i < first) for i in range(n_steps)]
     for i, rating in enumerate(_ratings(annotation, n_steps)):
         if rating is not None:
             labels[i] = rating >= 0
@@ -115,7 +116,7 @@ def to_prm800k(rows: Iterable[AnnotatedCase]) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _atomic(path: str | Path, newline: Optional[str] = None) -> Iterator[Any]:
+def _atomic(path: str | Path, newline: str | None = None) -> Iterator[Any]:
     """A text file written beside `path` and moved over it only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

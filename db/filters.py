@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, select
 
@@ -62,7 +63,7 @@ def _condition(name: str, value: Any) -> ColumnElement[bool]:
     return ~_annotated_by(value)  # "unannotated"
 
 
-def case_conditions(filters: Optional[Mapping[str, Any]]) -> list[ColumnElement[bool]]:
+def case_conditions(filters: Mapping[str, Any] | None) -> list[ColumnElement[bool]]:
     """SQL conditions for a filter dict; a falsy value switches its filter off."""
     unknown = sorted(set(filters or {}) - set(FILTERS))
     if unknown:

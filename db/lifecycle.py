@@ -4,9 +4,10 @@ from __future__ import annotations
 import signal
 import threading
 import traceback
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any
 
 from .models import RunStatus
 from .records import ArtifactInfo, RunInfo
@@ -32,19 +33,19 @@ class RunHandle:
         """The run row as it is now."""
         return self._store.get_run(self.id)
 
-    def log_metric(self, key: str, value: float, step: Optional[int] = None) -> None:
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Log one scalar."""
         self._store.log_metrics(self.id, {key: value}, step=step)
 
-    def log_metrics(self, values: Mapping[str, float], step: Optional[int] = None) -> None:
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Log several scalars at the same step in one transaction."""
         self._store.log_metrics(self.id, values, step=step)
 
-    def log_artifact(self, kind: str, path: str | Path, meta: Optional[dict[str, Any]] = None) -> ArtifactInfo:
+    def log_artifact(self, kind: str, path: str | Path, meta: dict[str, Any] | None = None) -> ArtifactInfo:
         """Record a file or folder with its sha256 and size."""
         return self._store.log_artifact(self.id, kind, path, meta=meta)
 
-    def set_summary(self, summary: Optional[Mapping[str, Any]] = None, **items: Any) -> None:
+    def set_summary(self, summary: Mapping[str, Any] | None = None, **items: Any) -> None:
         """Merge keys into the run's summary (measured tables, final numbers)."""
         self._store.set_summary(self.id, {**(summary or {}), **items})
 
@@ -52,8 +53,8 @@ class RunHandle:
         """Record where the run writes its files."""
         self._store.set_output_dir(self.id, path)
 
-    def child(self, kind: str, name: Optional[str] = None, config: Optional[Mapping[str, Any]] = None,
-              output_dir: Optional[str | Path] = None):
+    def child(self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
+              output_dir: str | Path | None = None):
         """A nested run (a pipeline stage) whose parent is this run; use it as a context manager."""
         return run_context(self._store, kind, name=name, config=config, parent_id=self.id, output_dir=output_dir)
 
@@ -87,14 +88,14 @@ def _close_after_error(store: Store, run_id: int, status: RunStatus, text: str, 
     """Mark the run without hiding the exception that ended it if the store itself fails now."""
     try:
         store.finish_run(run_id, status=status.value, error=text)
-    except Exception as close_exc:  # noqa: BLE001 - the original exception matters more
+    except Exception as close_exc:
         if hasattr(exc, "add_note"):
             exc.add_note(f"(could not mark run {run_id} {status.value}: {close_exc})")
 
 
 @contextmanager
-def run_context(store: Store, kind: str, name: Optional[str] = None, config: Optional[Mapping[str, Any]] = None,
-                parent_id: Optional[int] = None, output_dir: Optional[str | Path] = None) -> Iterator[RunHandle]:
+def run_context(store: Store, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
+                parent_id: int | None = None, output_dir: str | Path | None = None) -> Iterator[RunHandle]:
     """Open a run, yield its handle, and close it with the status the block earned; re-raise errors."""
     run_id = store.start_run(kind, name=name, config=config, parent_id=parent_id, output_dir=output_dir)
     with sigterm_as_interrupt():

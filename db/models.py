@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -27,7 +27,7 @@ VERDICTS = ("found_error", "solution", "bad_problem", "give_up")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict] = {
         dict[str, Any]: JSON,
         list[Any]: JSON,
         datetime: DateTime(timezone=True),
@@ -41,17 +41,17 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    name: Mapped[Optional[str]] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.RUNNING.value)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[Optional[datetime]]
-    output_dir: Mapped[Optional[str]] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+    output_dir: Mapped[str | None] = mapped_column(Text)
     # SET NULL, not CASCADE: deleting a parent run should not silently delete its children.
-    parent_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
-    error: Mapped[Optional[str]] = mapped_column(Text)
-    pid: Mapped[Optional[int]]
-    host: Mapped[Optional[str]] = mapped_column(String(255))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(String(255))
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     metrics: Mapped[list[Metric]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
@@ -68,7 +68,7 @@ class Metric(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
-    step: Mapped[Optional[int]]
+    step: Mapped[int | None]
     value: Mapped[float]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -97,19 +97,19 @@ class EvalCase(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     index: Mapped[int]
-    problem_id: Mapped[Optional[str]] = mapped_column(String(200))
+    problem_id: Mapped[str | None] = mapped_column(String(200))
     question: Mapped[str] = mapped_column(Text, default="")
-    gold: Mapped[Optional[str]] = mapped_column(String(200))
+    gold: Mapped[str | None] = mapped_column(String(200))
     draft: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     # Copies of flags inside `data`, as columns so the Results tab can filter in SQL.
-    draft_correct: Mapped[Optional[bool]] = mapped_column(index=True)
-    global_correct: Mapped[Optional[bool]] = mapped_column(index=True)
-    local_correct: Mapped[Optional[bool]] = mapped_column(index=True)
-    final_correct: Mapped[Optional[bool]] = mapped_column(index=True)
+    draft_correct: Mapped[bool | None] = mapped_column(index=True)
+    global_correct: Mapped[bool | None] = mapped_column(index=True)
+    local_correct: Mapped[bool | None] = mapped_column(index=True)
+    final_correct: Mapped[bool | None] = mapped_column(index=True)
     # Some candidate (draft, refinement, best-of-n sample) is correct: "reranker wrong" needs it.
-    any_correct: Mapped[Optional[bool]] = mapped_column(index=True)
+    any_correct: Mapped[bool | None] = mapped_column(index=True)
 
     annotations: Mapped[list[Annotation]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
@@ -124,9 +124,9 @@ class Annotation(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("eval_cases.id", ondelete="CASCADE"), index=True)
     annotator: Mapped[str] = mapped_column(String(100), default="default")
     step_ratings: Mapped[list[Any]] = mapped_column(default=list)
-    first_error_step: Mapped[Optional[int]]  # -1 = the annotator found no error
-    verdict: Mapped[Optional[str]] = mapped_column(String(16))
-    note: Mapped[Optional[str]] = mapped_column(Text)
+    first_error_step: Mapped[int | None]  # -1 = the annotator found no error
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from .models import Annotation, Artifact, EvalCase, Metric, Run
 
 
-def _utc(value: Optional[datetime]) -> Optional[datetime]:
+def _utc(value: datetime | None) -> datetime | None:
     """SQLite drops the timezone on the way back; every stored time is UTC."""
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
@@ -21,20 +21,20 @@ class RunInfo:
 
     id: int
     kind: str
-    name: Optional[str]
+    name: str | None
     config: dict[str, Any]
     status: str
     created_at: datetime
-    finished_at: Optional[datetime]
-    output_dir: Optional[str]
-    parent_id: Optional[int]
-    error: Optional[str]
-    pid: Optional[int]
-    host: Optional[str]
+    finished_at: datetime | None
+    output_dir: str | None
+    parent_id: int | None
+    error: str | None
+    pid: int | None
+    host: str | None
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def duration_s(self) -> Optional[float]:
+    def duration_s(self) -> float | None:
         """Wall time of a finished run; None while it runs."""
         if self.finished_at is None:
             return None
@@ -48,7 +48,7 @@ class MetricRow:
     id: int
     run_id: int
     key: str
-    step: Optional[int]
+    step: int | None
     value: float
     created_at: datetime
 
@@ -74,17 +74,17 @@ class CaseRow:
     id: int
     run_id: int
     index: int
-    problem_id: Optional[str]
+    problem_id: str | None
     question: str
-    gold: Optional[str]
+    gold: str | None
     draft: str
     data: dict[str, Any]
     tags: list[Any]
-    draft_correct: Optional[bool]
-    global_correct: Optional[bool]
-    local_correct: Optional[bool]
-    final_correct: Optional[bool]
-    any_correct: Optional[bool]
+    draft_correct: bool | None
+    global_correct: bool | None
+    local_correct: bool | None
+    final_correct: bool | None
+    any_correct: bool | None
 
     @property
     def steps(self) -> list[str]:
@@ -103,9 +103,9 @@ class AnnotationRow:
     case_id: int
     annotator: str
     step_ratings: list[dict[str, Any]]
-    first_error_step: Optional[int]
-    verdict: Optional[str]
-    note: Optional[str]
+    first_error_step: int | None
+    verdict: str | None
+    note: str | None
     tags: list[Any]
     created_at: datetime
     updated_at: datetime

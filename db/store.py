@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +19,19 @@ from .filters import case_conditions, is_failure
 from .hashing import content_hash
 from .lifecycle import RunHandle, run_context
 from .models import Annotation, Artifact, Base, EvalCase, Metric, Run, RunStatus, utcnow
-from .records import (AnnotatedCase, AnnotationRow, ArtifactInfo, CaseRow, MetricRow, RunInfo,
-                      annotation_row, artifact_info, case_row, metric_row, run_info)
+from .records import (
+    AnnotatedCase,
+    AnnotationRow,
+    ArtifactInfo,
+    CaseRow,
+    MetricRow,
+    RunInfo,
+    annotation_row,
+    artifact_info,
+    case_row,
+    metric_row,
+    run_info,
+)
 
 RECONCILE_TEXT = "process ended without closing the run"
 FINAL_STATUSES = {s.value for s in RunStatus} - {RunStatus.RUNNING.value}
@@ -27,7 +39,7 @@ CASE_FLAGS = ("draft_correct", "global_correct", "local_correct", "final_correct
 CASE_KEYS = {"index", "problem_id", "question", "gold", "draft", "data", "tags", "any_correct", *CASE_FLAGS}
 
 
-def pid_alive(pid: Optional[int]) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """Whether a process with this id exists on this host (signal 0 probes without killing)."""
     if not pid or pid <= 0:
         return False
@@ -42,7 +54,7 @@ def pid_alive(pid: Optional[int]) -> bool:
     return True
 
 
-def _any_correct(item: Mapping[str, Any], data: Mapping[str, Any]) -> Optional[bool]:
+def _any_correct(item: Mapping[str, Any], data: Mapping[str, Any]) -> bool | None:
     """Some candidate is correct: from data["candidates"] when present, else from the three flags."""
     candidates = data.get("candidates")
     if isinstance(candidates, list) and any(isinstance(c, Mapping) and "correct" in c for c in candidates):
@@ -81,7 +93,7 @@ class Store:
     `busy_timeout_s` is how long a write waits for another writer before raising StoreError.
     """
 
-    def __init__(self, url: Optional[str] = None, *, busy_timeout_s: float = 30.0, echo: bool = False,
+    def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0, echo: bool = False,
                  reconcile: bool = True):
         self.url = resolve_url(url)
         self.engine = make_engine(self.url, busy_timeout_s=busy_timeout_s, echo=echo)
@@ -116,8 +128,8 @@ class Store:
 
     # ----- runs -------------------------------------------------------------------------------
 
-    def start_run(self, kind: str, name: Optional[str] = None, config: Optional[Mapping[str, Any]] = None,
-                  parent_id: Optional[int] = None, output_dir: Optional[str | Path] = None) -> int:
+    def start_run(self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
+                  parent_id: int | None = None, output_dir: str | Path | None = None) -> int:
         """Insert a RUNNING run owned by this process; return its id."""
         row = Run(kind=kind, name=name, config=dict(config or {}), status=RunStatus.RUNNING.value,
                   parent_id=parent_id, output_dir=None if output_dir is None else str(output_dir),
@@ -127,8 +139,8 @@ class Store:
             s.flush()
             return row.id
 
-    def finish_run(self, run_id: int, status: str = "FINISHED", error: Optional[str] = None,
-                   summary: Optional[Mapping[str, Any]] = None) -> RunInfo:
+    def finish_run(self, run_id: int, status: str = "FINISHED", error: str | None = None,
+                   summary: Mapping[str, Any] | None = None) -> RunInfo:
         """Close a run with a final status (FINISHED, FAILED, INTERRUPTED), merging any summary."""
         status = getattr(status, "value", status)
         if status not in FINAL_STATUSES:
@@ -151,8 +163,8 @@ class Store:
         with self._session() as s:
             self._run_row(s, run_id).output_dir = str(output_dir)
 
-    def run(self, kind: str, name: Optional[str] = None, config: Optional[Mapping[str, Any]] = None,
-            parent_id: Optional[int] = None, output_dir: Optional[str | Path] = None):
+    def run(self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
+            parent_id: int | None = None, output_dir: str | Path | None = None):
         """Context manager around a run: FINISHED on success, INTERRUPTED on Ctrl-C/SIGTERM, else FAILED."""
         return run_context(self, kind, name=name, config=config, parent_id=parent_id, output_dir=output_dir)
 
@@ -182,7 +194,7 @@ class Store:
         with self._session() as s:
             return run_info(self._run_row(s, run_id))
 
-    def list_runs(self, kind: Optional[str] = None, status: Optional[str] = None, limit: int = 100) -> list[RunInfo]:
+    def list_runs(self, kind: str | None = None, status: str | None = None, limit: int = 100) -> list[RunInfo]:
         """Newest runs first, optionally of one kind and status."""
         query = select(Run).order_by(Run.id.desc()).limit(limit)
         if kind is not None:
@@ -205,18 +217,18 @@ class Store:
 
     # ----- metrics and artifacts --------------------------------------------------------------
 
-    def log_metric(self, run_id: int, key: str, value: float, step: Optional[int] = None) -> None:
+    def log_metric(self, run_id: int, key: str, value: float, step: int | None = None) -> None:
         """Log one scalar of a run."""
         self.log_metrics(run_id, {key: value}, step=step)
 
-    def log_metrics(self, run_id: int, values: Mapping[str, float], step: Optional[int] = None) -> None:
+    def log_metrics(self, run_id: int, values: Mapping[str, float], step: int | None = None) -> None:
         """Log several scalars at one step; float() accepts numpy and torch scalars."""
         now = utcnow()
         rows = [Metric(run_id=run_id, key=k, step=step, value=float(v), created_at=now) for k, v in values.items()]
         with self._session() as s:
             s.add_all(rows)
 
-    def metrics(self, run_id: int, key: Optional[str] = None) -> list[MetricRow]:
+    def metrics(self, run_id: int, key: str | None = None) -> list[MetricRow]:
         """A run's metrics in logging order, optionally one key."""
         query = select(Metric).where(Metric.run_id == run_id).order_by(Metric.id)
         if key is not None:
@@ -224,15 +236,15 @@ class Store:
         with self._session() as s:
             return [metric_row(m) for m in s.scalars(query)]
 
-    def metric_series(self, run_id: int) -> dict[str, list[tuple[Optional[int], float]]]:
+    def metric_series(self, run_id: int) -> dict[str, list[tuple[int | None, float]]]:
         """{key: [(step, value), ...]} in logging order: what a plot needs."""
-        series: dict[str, list[tuple[Optional[int], float]]] = {}
+        series: dict[str, list[tuple[int | None, float]]] = {}
         for m in self.metrics(run_id):
             series.setdefault(m.key, []).append((m.step, m.value))
         return series
 
     def log_artifact(self, run_id: int, kind: str, path: str | Path,
-                     meta: Optional[Mapping[str, Any]] = None) -> ArtifactInfo:
+                     meta: Mapping[str, Any] | None = None) -> ArtifactInfo:
         """Record a file or folder a run produced, hashing its content now."""
         path = Path(path).resolve()
         sha256, size = content_hash(path)
@@ -242,7 +254,7 @@ class Store:
             s.flush()
             return artifact_info(row)
 
-    def artifacts(self, run_id: int, kind: Optional[str] = None) -> list[ArtifactInfo]:
+    def artifacts(self, run_id: int, kind: str | None = None) -> list[ArtifactInfo]:
         """A run's artifacts in logging order, optionally of one kind."""
         query = select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id)
         if kind is not None:
@@ -250,8 +262,8 @@ class Store:
         with self._session() as s:
             return [artifact_info(a) for a in s.scalars(query)]
 
-    def find_artifact(self, kind: str, run_id: Optional[int] = None,
-                      status: Optional[str] = None) -> Optional[ArtifactInfo]:
+    def find_artifact(self, kind: str, run_id: int | None = None,
+                      status: str | None = None) -> ArtifactInfo | None:
         """The newest artifact of a kind, optionally of one run or of runs with a status."""
         query = select(Artifact).where(Artifact.kind == kind).order_by(Artifact.id.desc()).limit(1)
         if run_id is not None:
@@ -274,17 +286,17 @@ class Store:
             s.add_all(EvalCase(**r) for r in rows)
         return len(rows)
 
-    def _case_query(self, run_id: int, filters: Optional[Mapping[str, Any]]):
+    def _case_query(self, run_id: int, filters: Mapping[str, Any] | None):
         return select(EvalCase).where(EvalCase.run_id == run_id, *case_conditions(filters))
 
-    def cases(self, run_id: int, filters: Optional[Mapping[str, Any]] = None, limit: Optional[int] = 100,
+    def cases(self, run_id: int, filters: Mapping[str, Any] | None = None, limit: int | None = 100,
               offset: int = 0) -> list[CaseRow]:
         """One page of a run's cases in index order; see db.filters.FILTERS for the filter keys."""
         query = self._case_query(run_id, filters).order_by(EvalCase.index).offset(offset).limit(limit)
         with self._session() as s:
             return [case_row(c) for c in s.scalars(query)]
 
-    def count_cases(self, run_id: int, filters: Optional[Mapping[str, Any]] = None) -> int:
+    def count_cases(self, run_id: int, filters: Mapping[str, Any] | None = None) -> int:
         """How many of a run's cases pass the filters."""
         query = select(func.count()).select_from(self._case_query(run_id, filters).subquery())
         with self._session() as s:
@@ -338,17 +350,17 @@ class Store:
             ann.upsert(s, case_id, annotator, ann.normalize_fields(dict(change(current)), n_steps))
             return annotation_row(self._annotation_row(s, case_id, annotator))
 
-    def get_annotation(self, case_id: int, annotator: str = "default") -> Optional[AnnotationRow]:
+    def get_annotation(self, case_id: int, annotator: str = "default") -> AnnotationRow | None:
         """This annotator's annotation of a case, or None."""
         with self._session() as s:
             row = self._annotation_row(s, case_id, annotator)
             return None if row is None else annotation_row(row)
 
-    def _annotation_row(self, s: Session, case_id: int, annotator: str) -> Optional[Annotation]:
+    def _annotation_row(self, s: Session, case_id: int, annotator: str) -> Annotation | None:
         query = select(Annotation).where(Annotation.case_id == case_id, Annotation.annotator == annotator)
         return s.scalars(query.execution_options(populate_existing=True)).first()
 
-    def _annotation_query(self, run_id: Optional[int], annotator: Optional[str]):
+    def _annotation_query(self, run_id: int | None, annotator: str | None):
         query = select(EvalCase, Annotation).join(Annotation, Annotation.case_id == EvalCase.id)
         if run_id is not None:
             query = query.where(EvalCase.run_id == run_id)
@@ -356,12 +368,12 @@ class Store:
             query = query.where(Annotation.annotator == annotator)
         return query.order_by(EvalCase.run_id, EvalCase.index, Annotation.annotator)
 
-    def annotations(self, run_id: Optional[int] = None, annotator: Optional[str] = None) -> list[AnnotationRow]:
+    def annotations(self, run_id: int | None = None, annotator: str | None = None) -> list[AnnotationRow]:
         """Annotations, optionally of one run's cases and one annotator, in case order."""
         with self._session() as s:
             return [annotation_row(a) for _, a in s.execute(self._annotation_query(run_id, annotator))]
 
-    def annotated_cases(self, run_id: Optional[int] = None, annotator: Optional[str] = None) -> list[AnnotatedCase]:
+    def annotated_cases(self, run_id: int | None = None, annotator: str | None = None) -> list[AnnotatedCase]:
         """Cases joined with their annotations: what the exporters write."""
         with self._session() as s:
             rows = s.execute(self._annotation_query(run_id, annotator))
@@ -378,7 +390,7 @@ class Store:
             return list(s.scalars(query))
 
     def next_unannotated(self, run_id: int, annotator: str = "default",
-                         after_case_id: Optional[int] = None) -> Optional[int]:
+                         after_case_id: int | None = None) -> int | None:
         """The next case in the review queue this annotator has not saved, wrapping around; None when done."""
         queue = self.review_queue(run_id, annotator)
         done = {a.case_id for a in self.annotations(run_id, annotator)}
@@ -390,7 +402,7 @@ class Store:
 
     # ----- export -----------------------------------------------------------------------------
 
-    def export_annotations(self, run_id: Optional[int], fmt: str, path: str | Path,
-                           annotator: Optional[str] = None) -> int:
+    def export_annotations(self, run_id: int | None, fmt: str, path: str | Path,
+                           annotator: str | None = None) -> int:
         """Write a run's annotated cases as trl / processbench / prm800k JSONL or csv; return rows written."""
         return export.export_rows(self.annotated_cases(run_id, annotator), fmt, path)

@@ -100,7 +100,6 @@ class GloreModels:
         from .models.causal_lm import load_causal_lm
         from .models.reward_model import RewardScorer, load_reward_model
         from .models.tokenizer import fingerprint
-
         from .runtime import pick_device
 
         device = pick_device(device)

@@ -158,7 +158,7 @@ def make_sorm_labels(config: SormLabelConfig, student: str, orm_records: list[di
     """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable)."""
     from .generation.loading import open_policy_backend
     from .labelling.postprocess import LabelRules, apply_rules, label_stats
-    from .labelling.rollouts import solutions_of, build_sorm_labels, rollout_cost
+    from .labelling.rollouts import build_sorm_labels, rollout_cost, solutions_of
     from .labelling.shards import write_jsonl_atomic
 
     tracker, folder = ensure(tracker), Path(folder)

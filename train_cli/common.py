@@ -81,7 +81,7 @@ def pop_config_flags(cls, kwargs: dict, prefix: str = "") -> dict:
 
 
 def open_store(ctx: click.Context):
-    from db import Store
+    from glore_db import Store
 
     obj = ctx.ensure_object(dict)
     if "store" not in obj:
@@ -91,7 +91,7 @@ def open_store(ctx: click.Context):
 
 def run_dir(run_id: int, kind: str, out: str | None) -> Path:
     """An explicit --out, else <GLORE_HOME>/runs/<id>-<kind>."""
-    from db import default_home
+    from glore_db import default_home
 
     path = Path(out) if out else default_home() / "runs" / f"{run_id:04d}-{kind}"
     path.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from db.errors import StoreError
+        from glore_db.errors import StoreError
         from glore_engine.errors import GloreError
 
         try:

@@ -35,7 +35,7 @@ class StageTracker:
 
 def _commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
                              cwd=Path(__file__).resolve().parent)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -55,7 +55,7 @@ def demo(ctx, preset, out, resume, bundle_dir, seed) -> None:
     """Run the whole GLoRe loop from nothing: student, ORM data, SORM labels, ORM, SORM, refiners, T1-T3."""
     from rich.console import Console
 
-    from db import default_home
+    from glore_db import default_home
     from glore_engine.demo import STAGES, Demo, demo_preset
 
     console = Console(stderr=True)

@@ -6,8 +6,7 @@ import click
 from glore_engine.stages import OrmDataConfig, SormLabelConfig
 from glore_engine.training.refiner import RefinerConfig
 
-from .common import (config_options, engine_ready, friendly_errors, open_store, pop_config_flags,
-                     resolve_config, run_dir)
+from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
 from .reward import SECTIONS, orm_records, sorm_labels
 
 

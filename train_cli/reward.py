@@ -6,8 +6,7 @@ import click
 from glore_engine.stages import OrmDataConfig, SormLabelConfig
 from glore_engine.training.reward import RewardConfig
 
-from .common import (config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config,
-                     run_dir)
+from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
 
 SECTIONS = ("sample", "label")
 
@@ -132,7 +131,7 @@ def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, c
             model, tokenizer, _ = load_reward_model(path)
             scorers[name] = RewardScorer(model, tokenizer)
         rules = LabelRules(consistency=consistency, propagate=propagate, balance=True)
-        rows, table = evaluate_and_log(run, scorers, labelled, rules, threshold)
+        _rows, table = evaluate_and_log(run, scorers, labelled, rules, threshold)
     click.echo(table)
 
 
@@ -169,7 +168,7 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
     """Export SORM labels (TRL stepwise, ProcessBench, Math-Shepherd) or annotated cases (also PRM800K, CSV)."""
     if bool(labels_path) == (run_id is not None):
         raise click.UsageError("pass exactly one of --labels DIR or --run ID")
-    from db import EXPORT_FORMATS
+    from glore_db import EXPORT_FORMATS
     from glore_engine.exports import FORMATS as LABEL_FORMATS
 
     known = LABEL_FORMATS if labels_path else EXPORT_FORMATS

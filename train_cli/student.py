@@ -9,8 +9,16 @@ import click
 from glore_engine.presets import EvalStudentConfig, SampleConfig
 from glore_engine.training.student import StudentConfig
 
-from .common import (config_options, echo_metrics, engine_ready, friendly_errors, open_store, pop_config_flags,
-                     resolve_config, run_dir)
+from .common import (
+    config_options,
+    echo_metrics,
+    engine_ready,
+    friendly_errors,
+    open_store,
+    pop_config_flags,
+    resolve_config,
+    run_dir,
+)
 
 
 @click.command("sft")

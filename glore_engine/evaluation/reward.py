@@ -10,7 +10,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ..labelling.postprocess import LabelRules, apply_rules, first_error
-from .metrics import auc, best_of_n, fmt, markdown_table, predicted_first_error, processbench, random_pick, within_question_auc
+from .metrics import (
+    auc,
+    best_of_n,
+    fmt,
+    markdown_table,
+    predicted_first_error,
+    processbench,
+    random_pick,
+    within_question_auc,
+)
 
 T1_HEADERS = ["model", "step acc", "final acc", "AUC", "AUC within q", "best-of-N", "error acc", "correct acc",
               "first-error F1"]

@@ -14,10 +14,26 @@ from .synthetic import SPLITS, TaskConfig, generate, split_of
 DEFAULT_SYNTHETIC_N = 1000
 
 __all__ = [
-    "Problem", "TaskConfig", "SPLITS", "DEFAULT_SYNTHETIC_N",
-    "load_problems", "load_jsonl", "load_hub", "generate", "split_of",
-    "evaluate", "format_number", "parse_number", "canonical", "extract_answer", "answers_match", "is_correct",
-    "split_steps", "step_result", "final_answer", "step_uses_result",
+    "DEFAULT_SYNTHETIC_N",
+    "SPLITS",
+    "Problem",
+    "TaskConfig",
+    "answers_match",
+    "canonical",
+    "evaluate",
+    "extract_answer",
+    "final_answer",
+    "format_number",
+    "generate",
+    "is_correct",
+    "load_hub",
+    "load_jsonl",
+    "load_problems",
+    "parse_number",
+    "split_of",
+    "split_steps",
+    "step_result",
+    "step_uses_result",
 ]
 
 

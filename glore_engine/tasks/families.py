@@ -4,7 +4,7 @@ Each family is a few starts (the first step) and moves (later steps); see templa
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .templates import BILLS, COLLECTIBLES, FRACTION_WORDS, GROUPS, PLACES, Family, Move, Reject, Story
 
@@ -72,7 +72,7 @@ def _inv_bags(s: Story) -> None:
 
 # ---------------------------------------------------------------- shopping: prices * quantities, totals, change
 def _shop_each(s: Story) -> None:
-    item, items = s.goods.pop()
+    _item, items = s.goods.pop()
     q, p = s.mult(), s.price()
     s.facts.append(f"{s.name} buys {q} {items} for ${p} each.")
     s.ask = f"How many dollars does {s.name} spend in total?"

@@ -8,8 +8,8 @@ subtraction below zero, an inexact division) raise Reject and the generator trie
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 NAMES = [
     ("Tom", "he"), ("Mia", "she"), ("Sam", "he"), ("Ava", "she"), ("Ben", "he"), ("Lily", "she"),

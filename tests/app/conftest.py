@@ -8,7 +8,6 @@ import socket
 
 import pytest
 
-
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 QUESTION = "Tom has 3 boxes of 4 apples. He eats 2 apples. How many apples are left?"
 DRAFT = "Tom has 3*4=<<3*4=12>>12 apples.\nHe eats 2, so 12-2=<<12-2=10>>10 are left.\nThat is all.\n#### 10"
@@ -54,7 +53,7 @@ def make_eval_run(store, family, n: int = 4) -> int:
 @pytest.fixture(scope="session")
 def eval_store(tmp_path_factory, tiny_family):
     """(db url, eval run id) of a sqlite store holding pipeline-made cases."""
-    from db import Store
+    from glore_db import Store
 
     url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'glore.db'}"
     with Store(url) as store:
@@ -93,7 +92,7 @@ class Connections:
 @pytest.fixture(scope="session")
 def app_server(tiny_family, eval_store):
     """The app launched in this process on 127.0.0.1 and a free port: (url, demo, db url, run id, connections)."""
-    from app.main import create_app, launch_app
+    from glore_app.main import create_app, launch_app
 
     connections = Connections()
     connections.install()
@@ -125,7 +124,7 @@ def sample() -> dict:
 @pytest.fixture
 def launch():
     """launch(demo) -> url on a free loopback port; every app launched is closed after the test."""
-    from app.main import launch_app
+    from glore_app.main import launch_app
 
     launched = []
 

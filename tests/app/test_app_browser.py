@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from db import Store
+from glore_db import Store
 
 pytestmark = pytest.mark.browser
 

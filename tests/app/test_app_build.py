@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import state
-from app.main import create_app
+from glore_app import state
+from glore_app.main import create_app
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +47,12 @@ def test_model_work_shares_one_worker(demo_without_models):
 
 
 def test_guarded_turns_store_errors_into_a_status_line():
-    from app.ui import guarded
-    from db import StoreError
+    from glore_app.ui import guarded
+    from glore_db import StoreError
 
     @guarded(3, status_at=2)
     def locked():
         raise StoreError("run store x is locked by another process")
 
-    first, second, status = locked()
+    _first, _second, status = locked()
     assert "locked" in status and status.startswith("⚠️")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from db import Store
+from glore_db import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def counting_runs(demo, monkeypatch) -> list:
 
 def test_inspect_returns_rows_and_three_refinements(app_server, client, monkeypatch, sample):
     calls = counting_runs(app_server["demo"], monkeypatch)
-    status, question, table, verdict, glob, local, rerank = client.predict(
+    status, _question, table, verdict, glob, local, rerank = client.predict(
         sample["question"], "10", sample["draft"], 0.99, api_name="/inspect")
     assert status.startswith("Done") and len(calls) == 1
     assert step_categories(table) == ["first_error", "after_error", "after_error"]  # threshold 0.99: step 1
@@ -41,7 +41,7 @@ def test_inspect_returns_rows_and_three_refinements(app_server, client, monkeypa
     assert "gold 10" in glob  # correctness shown against the gold answer
 
     # Re-thresholding re-renders the stored result: no model runs.
-    question2, table2, verdict2, *_ = client.predict(0.0, api_name="/rethreshold")
+    _question2, table2, verdict2, *_ = client.predict(0.0, api_name="/rethreshold")
     assert "first_error" not in step_categories(table2) and len(calls) == 1
     assert "Run again" in verdict2  # the local refinement was made from another step
 
@@ -85,7 +85,7 @@ def test_results_filter_and_open_case_in_inspect(app_server, client):
         assert store.get_case(case_id).tags == ["units", "slip"]
     table, status = client.predict(run_id, [], "slip", 1, api_name="/cases")
     assert [row[0] for row in table["data"]] == [case_id]
-    question, draft_table, verdict, glob, local, rerank, threshold, inspect_status, status = client.predict(
+    _question, draft_table, _verdict, _glob, _local, rerank, threshold, inspect_status, status = client.predict(
         case_id, api_name="/open_case")
     assert "no model was run" in inspect_status and step_categories(draft_table)
     assert 'data-kind="rerank"' in rerank and threshold == 0.5
@@ -129,7 +129,7 @@ def test_two_tabs_annotating_at_once_lose_nothing(app_server):
     def rate(client, step, rating):
         try:
             client.predict(case_id, step, rating, who, False, api_name="/rate_step")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=rate, args=(tab, step, rating))
@@ -145,9 +145,9 @@ def test_two_tabs_annotating_at_once_lose_nothing(app_server):
 
 
 def test_runs_tab_shows_metrics_plots_and_paper_tables(app_server, client):
-    runs, run, status = client.predict(api_name="/runs")
+    runs, _run, status = client.predict(api_name="/runs")
     assert any(row[0] == app_server["run_id"] for row in runs["data"])
-    header, metrics, loss, acc, tables, config, summary, status = client.predict(
+    header, metrics, loss, acc, tables, config, _summary, _status = client.predict(
         app_server["run_id"], api_name="/run_details")
     assert "FINISHED" in header and {row[0] for row in metrics["data"]} == {"train/loss", "eval/accuracy"}
     assert "greedy draft" in tables and config == {"n": 4}
@@ -179,16 +179,16 @@ def test_no_connection_leaves_this_machine(app_server):
 def test_missing_store_keeps_the_app_running(tmp_path, tiny_family, launch):
     from gradio_client import Client
 
-    from app.main import create_app
+    from glore_app.main import create_app
 
     url = launch(create_app(tiny_family, f"sqlite:///{tmp_path / 'absent' / 'glore.db'}"))
     client = Client(url, verbose=False)
     runs, run, status = client.predict(api_name="/runs")
     assert "does not exist" in status
-    path, status = client.predict(-1, "trl", "", api_name="/export")
+    _path, status = client.predict(-1, "trl", "", api_name="/export")
     assert "does not exist" in status
     (tmp_path / "absent").mkdir()
-    runs, run, status = client.predict(api_name="/runs")  # fixed while running: the store opens
+    _runs, _run, status = client.predict(api_name="/runs")  # fixed while running: the store opens
     assert "No runs" in status
 
 
@@ -200,7 +200,7 @@ def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
     import urllib.request
 
     exe = shutil.which("glore-app", path=str(Path(sys.executable).parent))
-    cmd = [exe] if exe else [sys.executable, "-m", "app.main"]
+    cmd = [exe] if exe else [sys.executable, "-m", "glore_app.main"]
     proc = subprocess.Popen([*cmd, "--no-browser", "--port", str(port), "--models", str(tiny_family),
                              "--db", str(tmp_path / "cli.db")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app import render
+from glore_app import render
 from glore_engine.pipeline import Candidate, GloreResult
 
 RED_LIKE = ("#ff0000", "#d55e00", "red")

@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from app import review, state
-from app.main import UsageError, check_bind, parse_auth, settings
-from db import Store, StoreError
+from glore_app import review, state
+from glore_app.main import UsageError, check_bind, parse_auth, settings
+from glore_db import Store, StoreError
 from glore_engine.errors import DataError
 
 
@@ -63,7 +63,7 @@ def _store_with_case(url):
 
 def test_update_annotation_keeps_other_steps(tmp_path):
     url = f"sqlite:///{tmp_path / 'g.db'}"
-    run_id, (case_id, *_) = _store_with_case(url)
+    _run_id, (case_id, *_) = _store_with_case(url)
     bench = state.Workbench(None, url)
     bench.update_annotation(case_id, "ann", lambda f: review.with_rating(f, 0, 1))
     bench.update_annotation(case_id, "ann", lambda f: review.with_rating(f, 2, -1))
@@ -74,7 +74,7 @@ def test_update_annotation_keeps_other_steps(tmp_path):
 
 def test_locked_store_is_a_clear_error(tmp_path):
     url = f"sqlite:///{tmp_path / 'g.db'}"
-    run_id, (case_id, *_) = _store_with_case(url)
+    _run_id, (case_id, *_) = _store_with_case(url)
     bench = state.Workbench(None, url, busy_timeout_s=0.2)
     bench.store()
     blocker = sqlite3.connect(tmp_path / "g.db", timeout=0.1)
@@ -106,9 +106,9 @@ def test_review_queue_navigation_resumes_where_left_off(tmp_path):
 
 
 def test_annotation_table_shows_ratings_cursor_and_first_error():
-    class Case:
-        steps = ["a = 1", "b = <2>"]
-        data = {"draft": {"sorm_steps": [0.9, 0.2], "orm_steps": [0.8, 0.3]}}
+    from types import SimpleNamespace
+
+    Case = SimpleNamespace(steps=["a = 1", "b = <2>"], data={"draft": {"sorm_steps": [0.9, 0.2], "orm_steps": [0.8, 0.3]}})
 
     fields = {"step_ratings": [{"rating": -1, "unsure": True}], "first_error_step": 0}
     html = review.annotation_table(Case, fields, cursor=1, show_scores=True)
@@ -139,7 +139,7 @@ def test_cli_config_file_and_flags(tmp_path):
 
 
 def test_main_refuses_an_open_bind_without_auth(capsys):
-    from app.main import main
+    from glore_app.main import main
 
     assert main(["--host", "0.0.0.0", "--no-browser"]) == 2
     assert "--auth" in capsys.readouterr().err
@@ -163,8 +163,8 @@ def test_help_does_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, app.main as m\n"
+    code = ("import sys, glore_app.main as m\n"
             "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(k for k in ('gradio', 'torch', 'transformers') if k in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr

@@ -28,7 +28,7 @@ class Cli:
         return result
 
     def store(self):
-        from db import Store
+        from glore_db import Store
 
         return Store(self.url)
 

@@ -5,7 +5,6 @@ e2e tests run with `--slow` or `-m e2e` (tests/conftest.py).
 from __future__ import annotations
 
 import pytest
-
 from cli_helpers import Cli
 
 

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 import pytest
@@ -107,7 +108,7 @@ def test_flags_override_yaml_which_overrides_defaults(cli, tmp_path, student):
     assert run.config["seed"] == 0 and run.config["batch_size"] == 256  # defaults
     with cli.store() as store:
         (artifact,) = store.artifacts(run.id)
-    lines = open(artifact.path).read().splitlines()
+    lines = Path(artifact.path).read_text().splitlines()
     assert len(lines) == 2 and all(len(json.loads(line)["samples"]) == 1 for line in lines)
 
 
@@ -186,9 +187,8 @@ def test_runs_list_filters(cli, tmp_path):
     with cli.store() as store:
         with store.run("sft", name="a"):
             pass
-        with pytest.raises(RuntimeError):
-            with store.run("orm", name="b"):
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), store.run("orm", name="b"):
+            raise RuntimeError("boom")
     out = cli("runs", "list", "--status", "FAILED").output
     assert "orm" in out and "sft" not in out
     out = cli("runs", "list", "--kind", "sft").output

@@ -19,7 +19,6 @@ ARTIFACTS = {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     from _pytest.monkeypatch import MonkeyPatch
-
     from cli_helpers import Cli
 
     mp = MonkeyPatch()
@@ -76,7 +75,7 @@ def test_the_family_is_installed_with_its_card(demo):
     from glore_engine.models.checkpoint import read_card
     from glore_engine.pipeline import GloreModels
 
-    _, out, bundle, _ = demo
+    _, _out, bundle, _ = demo
     assert has_bundle(bundle)
     card = json.loads((bundle / "bundle.json").read_text())
     assert card["T1"] and card["T2"] and card["T3"] and card["bytes"] > 0

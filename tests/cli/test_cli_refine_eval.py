@@ -56,7 +56,6 @@ def test_refine_local_with_labels_of_another_student_is_refused(cli, crafted, ot
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, tiny_family):
     from _pytest.monkeypatch import MonkeyPatch
-
     from cli_helpers import Cli
 
     mp = MonkeyPatch()

@@ -15,7 +15,6 @@ TRAIN = ("--max-steps", 2, "--batch-size", 2, "--warmup-steps", 1, "--log-every"
 def sampled(tmp_path_factory, student):
     """An ORM run that samples the student, then a SORM run that reuses its samples and labels them."""
     from _pytest.monkeypatch import MonkeyPatch
-
     from cli_helpers import Cli
 
     mp = MonkeyPatch()
@@ -54,7 +53,7 @@ def test_orm_samples_as_a_child_run_and_trains(sampled, student):
 
 
 def test_sorm_reuses_samples_and_labels_them_in_a_child_run(sampled):
-    cli, orm_out, sorm_out = sampled
+    cli, _orm_out, sorm_out = sampled
     run = cli.last("sorm")
     assert run.status == "FINISHED"
     (child,) = children(cli, run.id)  # no sampling child: --samples was reused
@@ -134,7 +133,7 @@ def test_export_labels_round_trip(cli, crafted, tmp_path):
     ds = load_dataset("json", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache"))
     labelled = [json.loads(line) for line in (crafted / "sorm-labels" / "sorm-labels.jsonl").read_text().splitlines()]
     assert len(ds) == 12 and ds["completions"] == [r["steps"] for r in labelled]
-    assert all(len(l) == len(s) == len(c) for l, s, c in zip(ds["labels"], ds["soft_labels"], ds["completions"]))
+    assert all(len(y) == len(s) == len(c) for y, s, c in zip(ds["labels"], ds["soft_labels"], ds["completions"]))
     assert ds[0]["labels"] == [True] * len(labelled[0]["steps"])
     run = cli.last("export")
     assert run.status == "FINISHED"
@@ -177,9 +176,8 @@ def test_export_needs_exactly_one_source(cli, crafted, tmp_path):
 def test_export_unknown_formats_are_clear_errors(cli, crafted, tmp_path):
     result = cli("export", "--labels", crafted / "sorm-labels", "--format", "prm800k", "--out", tmp_path / "x", code=2)
     assert "'prm800k' is not a format for labels (choose from trl, processbench, math-shepherd)" in result.output
-    with cli.store() as store:
-        with store.run("eval", name="t") as run:
-            pass
+    with cli.store() as store, store.run("eval", name="t") as run:
+        pass
     result = cli("export", "--run", run.id, "--format", "parquet", "--out", tmp_path / "y", code=2)
     assert "'parquet' is not a format for annotations" in result.output and "prm800k" in result.output
     assert [r.kind for r in cli.runs()] == ["eval"]  # no export run was opened

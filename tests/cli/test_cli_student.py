@@ -12,7 +12,6 @@ import pytest
 def journey(tmp_path_factory):
     """Run the three student commands once; later tests read the store they filled."""
     from _pytest.monkeypatch import MonkeyPatch
-
     from cli_helpers import Cli
 
     mp = MonkeyPatch()
@@ -66,7 +65,7 @@ def test_sample_writes_graded_samples(journey):
 
 
 def test_eval_student_logs_accuracy_and_pass_at_k(journey):
-    cli, model, results = journey
+    cli, _model, results = journey
     run = cli.last("eval-student")
     assert run.status == "FINISHED"
     assert set(run.summary) == {"greedy_accuracy", "pass@2"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from db import Store
+from glore_db import Store
 
 
 @pytest.fixture

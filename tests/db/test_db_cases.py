@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from db import Store
+from glore_db import Store
 
 
 def _indexes(store, run_id, **filters) -> list[int]:
@@ -34,7 +34,7 @@ def test_case_flags_fall_back_to_data_and_reject_unknown_keys(store):
 
 
 def test_each_filter(store, eval_run):
-    run_id, ids = eval_run
+    run_id, _ids = eval_run
     assert _indexes(store, run_id, draft_wrong=True) == [1, 2, 4]
     assert _indexes(store, run_id, fixed_by_global=True) == [1]
     assert _indexes(store, run_id, fixed_by_local=True) == [2]
@@ -120,7 +120,7 @@ def test_concurrent_saves_lose_nothing(db_url, store, eval_run, shared):
             for i in range(rounds):
                 tab_store.save_annotation(ids[1], note=f"{name}-{i}")
                 tab_store.save_annotation(ids[1], annotator=name, note=f"{name}-{i}", first_error_step=i % 3)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(exc)
         finally:
             if not shared:
@@ -164,7 +164,7 @@ def test_update_annotation_is_a_read_modify_write_across_processes(tmp_path):
     import subprocess
     import sys
 
-    from db import Store
+    from glore_db import Store
 
     url = f"sqlite:///{tmp_path / 'glore.db'}"
     with Store(url) as store:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from db.export import human_first_error, step_labels, write_jsonl
-from db.records import AnnotationRow
+from glore_db.export import human_first_error, step_labels, write_jsonl
+from glore_db.records import AnnotationRow
 
 
 @pytest.fixture
@@ -35,8 +35,8 @@ def _load(path, monkeypatch, tmp_path):
 
 
 def _annotation(**fields) -> AnnotationRow:
-    base = dict(id=1, case_id=1, annotator="a", step_ratings=[], first_error_step=None, verdict=None,
-                note=None, tags=[], created_at=None, updated_at=None)
+    base = {"id": 1, "case_id": 1, "annotator": "a", "step_ratings": [], "first_error_step": None, "verdict": None,
+                "note": None, "tags": [], "created_at": None, "updated_at": None}
     return AnnotationRow(**{**base, **fields})
 
 
@@ -88,7 +88,7 @@ def test_processbench(store, annotated, tmp_path, monkeypatch):
 
 
 def test_prm800k(store, annotated, tmp_path, monkeypatch):
-    run_id, ids = annotated
+    run_id, _ids = annotated
     path = tmp_path / "prm.jsonl"
     assert store.export_annotations(run_id, "prm800k", path) == 5  # every annotation, raw
     records = {r["question"]["problem_id"]: r for r in _read_jsonl(path)}

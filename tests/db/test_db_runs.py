@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from db import RunStatus, Store, StoreError, default_home, resolve_url
-from db.hashing import content_hash
-from db.models import Run
+from glore_db import RunStatus, Store, StoreError, default_home, resolve_url
+from glore_db.hashing import content_hash
+from glore_db.models import Run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,34 +34,30 @@ def test_run_finishes_with_config_and_summary(store):
 
 
 def test_exception_marks_failed_with_error_text(store):
-    with pytest.raises(ValueError, match="boom"):
-        with store.run("orm") as run:
-            raise ValueError("boom")
+    with pytest.raises(ValueError, match="boom"), store.run("orm") as run:
+        raise ValueError("boom")
     info = store.get_run(run.id)
     assert info.status == "FAILED"
     assert info.error.startswith("ValueError: boom") and "Traceback" in info.error
 
 
 def test_keyboard_interrupt_marks_interrupted(store):
-    with pytest.raises(KeyboardInterrupt):
-        with store.run("sorm") as run:
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), store.run("sorm") as run:
+        raise KeyboardInterrupt
     assert store.get_run(run.id).status == "INTERRUPTED"
 
 
 def test_sigterm_becomes_interrupt_and_handler_is_restored(store):
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt):
-        with store.run("refine") as run:
-            os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), store.run("refine") as run:
+        os.kill(os.getpid(), signal.SIGTERM)
     assert store.get_run(run.id).status == "INTERRUPTED"
     assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_sys_exit_zero_is_a_normal_end(store):
-    with pytest.raises(SystemExit):
-        with store.run("export") as run:
-            sys.exit(0)
+    with pytest.raises(SystemExit), store.run("export") as run:
+        sys.exit(0)
     assert store.get_run(run.id).status == "FINISHED"
 
 
@@ -69,9 +65,8 @@ def test_child_runs_have_parent(store):
     with store.run("demo") as parent:
         with parent.child("sft", name="stage 1") as child:
             child.log_metric("loss", 1.0)
-        with pytest.raises(RuntimeError):
-            with parent.child("orm") as failing:
-                raise RuntimeError("stage 2 broke")
+        with pytest.raises(RuntimeError), parent.child("orm") as failing:
+            raise RuntimeError("stage 2 broke")
     kids = store.children(parent.id)
     assert [(k.id, k.parent_id, k.status) for k in kids] == [
         (child.id, parent.id, "FINISHED"), (failing.id, parent.id, "FAILED")]
@@ -154,10 +149,9 @@ def test_find_artifact_newest(store, tmp_path):
     path.write_text("x")
     with store.run("orm") as first:
         first.log_artifact("model", path)
-    with pytest.raises(RuntimeError):
-        with store.run("orm") as failed:
-            failed.log_artifact("model", path)
-            raise RuntimeError
+    with pytest.raises(RuntimeError), store.run("orm") as failed:
+        failed.log_artifact("model", path)
+        raise RuntimeError
     assert store.find_artifact("model").run_id == failed.id
     assert store.find_artifact("model", status="FINISHED").run_id == first.id
     assert store.find_artifact("model", run_id=first.id).run_id == first.id
@@ -236,6 +230,6 @@ def test_locked_database_gives_store_error(tmp_path):
 
 
 def test_importing_db_does_not_import_heavy_packages():
-    code = ("import db, sys; heavy = {'torch', 'transformers', 'gradio', 'glore_engine'} & "
+    code = ("import glore_db, sys; heavy = {'torch', 'transformers', 'gradio', 'glore_engine'} & "
             "{m.split('.')[0] for m in sys.modules}; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

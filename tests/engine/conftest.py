@@ -6,7 +6,6 @@ Everything is built from config on CPU (never downloaded). e2e tests run with `-
 from __future__ import annotations
 
 import pytest
-
 from engine_helpers import Script, make_policy
 
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from glore_engine.formats import (BAD_MARK, global_prompt, join_steps, local_prompt, mark_first_error, scoring_text,
-                                  student_prompt)
+from glore_engine.formats import (
+    BAD_MARK,
+    global_prompt,
+    join_steps,
+    local_prompt,
+    mark_first_error,
+    scoring_text,
+    student_prompt,
+)
 from glore_engine.tasks.steps import split_steps
 
 STEPS = ["Tom has 3*4=<<3*4=12>>12 apples.", "He eats 2, so 12-2=<<12-2=10>>10 are left.", "So 10 remain.\n#### 10"]

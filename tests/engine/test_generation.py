@@ -1,10 +1,12 @@
 """TransformersBackend: greedy parity with HF generate, seeded sampling, stops, calculator, limits, stats."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
-
 from engine_helpers import make_policy
+
 from glore_engine.errors import ConfigError, DataError
 from glore_engine.formats import student_prompt
 from glore_engine.generation import make_backend
@@ -249,7 +251,7 @@ def test_open_policy_backend_needs_a_model():
 def test_open_policy_backend_on_a_checkpoint(tiny_family):
     from glore_engine.generation.loading import open_policy_backend
 
-    backend, tok, card = open_policy_backend(str(tiny_family / "student"), device="cpu")
+    backend, _tok, card = open_policy_backend(str(tiny_family / "student"), device="cpu")
     assert card.role == "policy" and isinstance(backend, TransformersBackend)
     assert len(backend.generate([PROMPT], max_new_tokens=3)[0]) == 1
 
@@ -293,7 +295,7 @@ def test_greedy_parity_holds_while_rows_finish_at_different_steps(tokenizer):
     model = make_policy(tokenizer, seed=4)
     lengths = sorted(len(tokenizer(p).input_ids) for p in PROMPTS)
     stops = {length + 3 * (i + 1) - 1 for i, length in enumerate(lengths)}  # 3, 6 and 9 new tokens
-    assert all(a + 9 < b for a, b in zip(lengths, lengths[1:]))  # no row reaches a shorter row's stop
+    assert all(a + 9 < b for a, b in itertools.pairwise(lengths))  # no row reaches a shorter row's stop
 
     def hook(module, args, kwargs, output):
         positions = kwargs.get("position_ids")

@@ -5,17 +5,28 @@ import json
 from collections import Counter
 
 import pytest
-
 from engine_helpers import QUESTION, SOLUTION, problems, wrong
+
 from glore_engine.errors import DataError
 from glore_engine.formats import BAD_MARK, global_prompt, join_steps, local_prompt, student_prompt
 from glore_engine.generation.base import Sample
 from glore_engine.labelling.orm_data import build_orm_data, dedup_samples, orm_stats, sample_questions
 from glore_engine.labelling.pairing import global_pairs, local_triple, local_triples
-from glore_engine.labelling.postprocess import (LabelRules, apply_rules, balance_masks, first_error, label_stats,
-                                                step_labels)
-from glore_engine.labelling.rollouts import (build_sorm_labels, label_solutions, prefix_prompt, rollout_cost,
-                                             solutions_of)
+from glore_engine.labelling.postprocess import (
+    LabelRules,
+    apply_rules,
+    balance_masks,
+    first_error,
+    label_stats,
+    step_labels,
+)
+from glore_engine.labelling.rollouts import (
+    build_sorm_labels,
+    label_solutions,
+    prefix_prompt,
+    rollout_cost,
+    solutions_of,
+)
 from glore_engine.labelling.shards import read_jsonl, run_sharded, write_jsonl_atomic
 from glore_engine.tasks.steps import split_steps
 
@@ -355,7 +366,7 @@ def resume_records():
 def test_sharded_labelling_resumes_to_identical_labels(policy, tokenizer, resume_records, tmp_path):
     from glore_engine.generation.hf_backend import TransformersBackend
 
-    kwargs = dict(k=2, temperature=1.0, max_new_tokens=10, seed=5, shard_size=3)
+    kwargs = {"k": 2, "temperature": 1.0, "max_new_tokens": 10, "seed": 5, "shard_size": 3}
     n_solutions = len(solutions_of(resume_records))
     n_shards = -(-n_solutions // 3)
     assert n_shards >= 4

@@ -5,11 +5,18 @@ import itertools
 
 import pytest
 
-from glore_engine.evaluation.metrics import (auc, best_of_n, fmt, markdown_table, predicted_first_error, processbench,
-                                             random_pick, within_question_auc)
+from glore_engine.evaluation.metrics import (
+    auc,
+    best_of_n,
+    fmt,
+    markdown_table,
+    predicted_first_error,
+    processbench,
+    random_pick,
+    within_question_auc,
+)
 from glore_engine.evaluation.pipeline_eval import refinement_tables, t2_rows, t3_rows
-from glore_engine.evaluation.reward import (evaluate_reward_models, evaluate_scores, logprob_baseline,
-                                            random_baseline)
+from glore_engine.evaluation.reward import evaluate_reward_models, evaluate_scores, logprob_baseline, random_baseline
 from glore_engine.evaluation.student import evaluate_student, pass_at_k
 from glore_engine.generation.base import Sample
 from glore_engine.labelling.postprocess import LabelRules, apply_rules

@@ -6,14 +6,25 @@ import shutil
 
 import pytest
 import torch
-
 from engine_helpers import make_policy
+
 from glore_engine.errors import CheckpointError
-from glore_engine.models.causal_lm import (count_parameters, create_policy, load_causal_lm, preset_or_checkpoint,
-                                           save_causal_lm)
+from glore_engine.models.causal_lm import (
+    count_parameters,
+    create_policy,
+    load_causal_lm,
+    preset_or_checkpoint,
+    save_causal_lm,
+)
 from glore_engine.models.checkpoint import CARD_NAME, Card, atomic_save, check_role, looks_local, read_card
-from glore_engine.models.reward_model import (HEAD_FILE, RewardModel, RewardScorer, is_reward_checkpoint,
-                                              load_reward_model, save_reward_model)
+from glore_engine.models.reward_model import (
+    HEAD_FILE,
+    RewardModel,
+    RewardScorer,
+    is_reward_checkpoint,
+    load_reward_model,
+    save_reward_model,
+)
 from glore_engine.models.tokenizer import fingerprint
 
 STEPS = ["Tom has 3*4=<<3*4=12>>12 apples.", "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10"]

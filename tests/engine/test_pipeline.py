@@ -4,12 +4,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from engine_helpers import QUESTION, SOLUTION, problems, wrong
+
 from glore_engine.errors import CheckpointError, DataError
 from glore_engine.formats import join_steps, student_prompt
-from glore_engine.pipeline import (MAX_QUESTION_CHARS, GloreModels, GlorePipeline, GloreResult, result_from_dict,
-                                   to_case)
+from glore_engine.pipeline import MAX_QUESTION_CHARS, GloreModels, GlorePipeline, GloreResult, result_from_dict, to_case
 from glore_engine.tasks.answers import is_correct
 from glore_engine.tasks.steps import split_steps
 
@@ -163,6 +162,7 @@ def test_a_stepless_draft_is_a_data_error(pipeline, draft):
 
 def test_family_members_with_different_tokenizers_are_a_checkpoint_error(tiny_family, tmp_path):
     from engine_helpers import make_policy
+
     from glore_engine.models.causal_lm import save_causal_lm
     from glore_engine.models.checkpoint import Card
     from glore_engine.testing import tiny_tokenizer

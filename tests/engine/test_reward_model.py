@@ -1,10 +1,13 @@
 """Reward model: one forward pass scores every step exactly like scoring each prefix alone; step ends."""
 from __future__ import annotations
 
+import functools
+import operator
+
 import pytest
 import torch
-
 from engine_helpers import make_policy
+
 from glore_engine.errors import DataError
 from glore_engine.formats import scoring_text, student_prompt
 from glore_engine.models.reward_model import RewardModel, RewardScorer, collate_solutions, encode_solution
@@ -50,8 +53,8 @@ def test_likelihood_features_change_the_scores(tokenizer):
     plain = make_rm(tokenizer, False, seed=1)
     with_features = make_rm(tokenizer, False, seed=1)
     with_features.likelihood_features = True
-    a = sum(RewardScorer(plain, tokenizer).score(SOLUTIONS), [])
-    b = sum(RewardScorer(with_features, tokenizer).score(SOLUTIONS), [])
+    a = functools.reduce(operator.iadd, RewardScorer(plain, tokenizer).score(SOLUTIONS), [])
+    b = functools.reduce(operator.iadd, RewardScorer(with_features, tokenizer).score(SOLUTIONS), [])
     assert max(abs(x - y) for x, y in zip(a, b)) > 1e-3
 
 

@@ -7,8 +7,16 @@ import shutil
 import pytest
 
 from glore_engine.errors import DataError
-from glore_engine.stages import (MANIFEST, OrmDataConfig, SormLabelConfig, check_compatible, load_records,
-                                 make_orm_data, make_sorm_labels, read_manifest)
+from glore_engine.stages import (
+    MANIFEST,
+    OrmDataConfig,
+    SormLabelConfig,
+    check_compatible,
+    load_records,
+    make_orm_data,
+    make_sorm_labels,
+    read_manifest,
+)
 from glore_engine.tracking import NullTracker
 
 
@@ -41,7 +49,7 @@ def test_make_orm_data_writes_records_shards_and_a_manifest(stage_data):
 
 
 def test_make_sorm_labels_labels_every_distinct_sample(stage_data):
-    folder, student, records, labelled, tracker = stage_data
+    folder, _student, records, labelled, tracker = stage_data
     with_steps = [s for r in records for s in r["samples"] if s["steps"]]
     assert len(labelled) == len(with_steps)
     for sol in labelled:
@@ -75,11 +83,12 @@ def test_read_manifest_errors(stage_data, tmp_path):
 
 def test_labels_from_another_tokenizer_are_refused(stage_data, tmp_path):
     from engine_helpers import make_policy
+
     from glore_engine.models.causal_lm import save_causal_lm
     from glore_engine.models.checkpoint import Card
     from glore_engine.testing import tiny_tokenizer
 
-    folder, student, *_ = stage_data
+    folder, _student, *_ = stage_data
     other_tok = tiny_tokenizer(n_problems=40, seed=3)
     other = save_causal_lm(make_policy(other_tok), other_tok, tmp_path / "other", Card(role="policy", base="tiny"))
     with pytest.raises(DataError, match="labels belong to the student that sampled them"):

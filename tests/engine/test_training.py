@@ -1,13 +1,15 @@
 """Training: SFT learns, an interrupted run resumes to the same weights, the schedule, the trainers' outputs."""
 from __future__ import annotations
 
+import functools
 import json
 import math
+import operator
 
 import pytest
 import torch
-
 from engine_helpers import make_policy, problems, wrong
+
 from glore_engine.errors import CheckpointError, ConfigError, DataError
 from glore_engine.formats import RefinementExample, student_prompt
 from glore_engine.tracking import NullTracker
@@ -56,7 +58,7 @@ def test_tokenize_examples_drops_overlong_pairs_and_rejects_none(tokenizer, pair
 def test_index_stream_is_a_pure_function_of_the_step():
     a = [index_stream(10, 4, step, seed=3) for step in range(5)]
     assert a == [index_stream(10, 4, step, seed=3) for step in range(5)]
-    flat = sum(a, [])
+    flat = functools.reduce(operator.iadd, a, [])
     assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))  # whole epochs
     assert a != [index_stream(10, 4, step, seed=4) for step in range(5)]
     with pytest.raises(ConfigError):
@@ -213,7 +215,7 @@ def test_train_student_from_a_preset(tmp_path):
                            tokenizer_vocab=300)
     tracker = NullTracker()
     folder, result = train_student(config, tmp_path, tracker=tracker, progress=False, run_id=11)
-    model, tok, card = load_causal_lm(folder)
+    _model, tok, card = load_causal_lm(folder)
     assert card.role == "policy" and card.base == "tiny" and card.run_id == 11
     assert card.config["n_train"] == 24 and card.metrics["train_loss"] == pytest.approx(result.final_loss)
     assert (tmp_path / "tokenizer" / "tokenizer.json").is_file() and len(tok) <= 300

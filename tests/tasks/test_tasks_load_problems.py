@@ -10,7 +10,7 @@ RECORD = {"question": "Tom has 2 bags of 3 pens. How many pens?", "answer": "He 
 
 def test_synthetic_source():
     problems = load_problems("synthetic", split="dev", limit=5, seed=3)
-    assert [p.id for p in problems][0] == "synth-dev-3-00000" and len(problems) == 5
+    assert next(p.id for p in problems) == "synth-dev-3-00000" and len(problems) == 5
     assert all(isinstance(p, Problem) for p in problems)
 
 

@@ -9,8 +9,8 @@ import pytest
 from glore_engine.errors import ConfigError
 from glore_engine.tasks.answers import extract_answer
 from glore_engine.tasks.calculator import evaluate, format_number
-from glore_engine.tasks.steps import split_steps, step_result
 from glore_engine.tasks.families import FAMILIES
+from glore_engine.tasks.steps import split_steps, step_result
 from glore_engine.tasks.synthetic import SPLITS, TaskConfig, generate, split_of
 
 ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
