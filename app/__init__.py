@@ -1,4 +1,5 @@
 """glore-app: the GLoRe workbench UI (Gradio). Light at import: gradio loads in create_app."""
+
 from __future__ import annotations
 
 

@@ -7,6 +7,7 @@ The cursor (case and 0-based step) lives in server-side session state, and every
 runs through one FIFO worker: keys pressed faster than the server answers ("g g b") still rate
 consecutive steps instead of reading a stale step number from the page.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,8 +19,12 @@ from . import review
 from .state import Workbench, annotation_fields
 from .ui import as_int, guarded, markdown, run_choices
 
-VERDICT_BUTTONS = (("found_error", "Found error (1)"), ("solution", "Solution (2)"),
-                   ("bad_problem", "Bad problem (3)"), ("give_up", "Give up (4)"))
+VERDICT_BUTTONS = (
+    ("found_error", "Found error (1)"),
+    ("solution", "Solution (2)"),
+    ("bad_problem", "Bad problem (3)"),
+    ("give_up", "Give up (4)"),
+)
 RATING_BUTTONS = ((1, "good", "+1 good (g)"), (0, "okay", "0 okay (o)"), (-1, "bad", "−1 bad (b)"))
 QUEUED = {"concurrency_id": "annotate", "concurrency_limit": 1, "api_visibility": "private"}
 KEYED = {**QUEUED, "trigger_mode": "multiple"}  # a repeated key queues up instead of being dropped
@@ -89,8 +94,18 @@ class Handlers:
         summary = review.annotation_summary(fields)
         if not navigated:
             return cursor, step0 + 1, progress, table, summary, "Saved."
-        return (cursor, cid, step0 + 1, progress, review.case_header(case), table, summary, fields["note"] or "",
-                ", ".join(map(str, fields["tags"])), "")
+        return (
+            cursor,
+            cid,
+            step0 + 1,
+            progress,
+            review.case_header(case),
+            table,
+            summary,
+            fields["note"] or "",
+            ", ".join(map(str, fields["tags"])),
+            "",
+        )
 
     def resume(self):
         @guarded(N_NAV, status_at=N_NAV - 1)
@@ -98,6 +113,7 @@ class Handlers:
             run_id, who = as_int(run_id), annotator_of(who)
             cid = review.resume(self.bench.store(), run_id, who) if run_id is not None else None
             return self.view(run_id, who, cid, 0, scores, True)
+
         return resume
 
     def navigate(self, direction: int):
@@ -107,14 +123,17 @@ class Handlers:
             if run_id is None:
                 raise ValueError("pick an evaluation run first")
             here = cursor.get("case") if cursor else None
-            return self.view(run_id, who, review.step_to(self.bench.store(), run_id, who, here, direction), 0,
-                             scores, True)
+            return self.view(
+                run_id, who, review.step_to(self.bench.store(), run_id, who, here, direction), 0, scores, True
+            )
+
         return navigate
 
     def jump_to_case(self):
         @guarded(N_NAV, status_at=N_NAV - 1)
         def jump_to_case(run_id, who, scores, _cursor, cid):
             return self.view(as_int(run_id), annotator_of(who), as_int(cid), 0, scores, True)
+
         return jump_to_case
 
     def move(self, delta: int = 0, to_typed: bool = False):
@@ -123,10 +142,12 @@ class Handlers:
             cid, step0 = under_cursor(cursor)
             step0 = (as_int(typed[0]) or 1) - 1 if to_typed else step0 + delta
             return (*self.view(as_int(run_id), annotator_of(who), cid, step0, scores, False)[:-1], "")
+
         return move
 
     def edit(self, change, advance: bool = False):
         """Save change(fields, step0, n_steps, *typed) for the case under the cursor, then show it."""
+
         @guarded(N_EDIT, status_at=N_EDIT - 1)
         def edit(run_id, who, scores, cursor, *typed):
             (cid, step0), who = under_cursor(cursor), annotator_of(who)
@@ -134,14 +155,18 @@ class Handlers:
             self.bench.update_annotation(cid, who, lambda fields: change(fields, step0, n_steps, *typed))
             moved = min(step0 + 1, max(n_steps - 1, 0)) if advance else step0
             return self.view(as_int(run_id), who, cid, moved, scores, False)
+
         return edit
 
     def runs(self):
         @guarded(2, status_at=1)
         def runs():
             choices = run_choices(self.bench.store())
-            return (gr.update(choices=choices, value=choices[0][1] if choices else None),
-                    "" if choices else "No evaluation runs with cases in this store yet.")
+            return (
+                gr.update(choices=choices, value=choices[0][1] if choices else None),
+                "" if choices else "No evaluation runs with cases in this store yet.",
+            )
+
         return runs
 
 
@@ -190,10 +215,12 @@ def parse_tags(text: str | None) -> list[str]:
 
 def rating_change(value):
     """A change rating the step under the cursor (a stepless draft has nothing to rate)."""
+
     def change(fields, step0, n_steps):
         if not n_steps:
             raise ValueError("this draft has no steps to rate")
         return review.with_rating(fields, step0, value)
+
     return change
 
 

@@ -3,6 +3,7 @@
 The writing is db's (Store.export_annotations, every record with its schema_version); this tab picks
 the run, format and annotator and hands the file to the browser.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -14,8 +15,12 @@ import gradio as gr
 from .state import Workbench
 from .ui import as_int, guarded, markdown, run_choices
 
-FORMATS = (("TRL stepwise (JSONL)", "trl"), ("ProcessBench (JSONL)", "processbench"),
-           ("PRM800K-like (JSONL)", "prm800k"), ("CSV", "csv"))
+FORMATS = (
+    ("TRL stepwise (JSONL)", "trl"),
+    ("ProcessBench (JSONL)", "processbench"),
+    ("PRM800K-like (JSONL)", "prm800k"),
+    ("CSV", "csv"),
+)
 ALL_RUNS = -1
 
 
@@ -38,8 +43,14 @@ def export_file(bench: Workbench, run_id: int | None, fmt: str, annotator: str |
 
 def build(bench: Workbench) -> ExportTab:
     with gr.Row():
-        run = gr.Dropdown(label="Run", choices=[("all runs", ALL_RUNS)], value=ALL_RUNS, allow_custom_value=True,
-                          scale=2, elem_id="export-run")
+        run = gr.Dropdown(
+            label="Run",
+            choices=[("all runs", ALL_RUNS)],
+            value=ALL_RUNS,
+            allow_custom_value=True,
+            scale=2,
+            elem_id="export-run",
+        )
         fmt = gr.Radio(FORMATS, value="trl", label="Format", scale=3, elem_id="export-format")
         annotator = gr.Textbox(label="Annotator (empty: everyone)", scale=1, elem_id="export-annotator")
     with gr.Row():
@@ -53,8 +64,10 @@ def build(bench: Workbench) -> ExportTab:
         run_id = as_int(run_id)
         path, count = export_file(bench, None if run_id in (None, ALL_RUNS) else run_id, fmt_name, who)
         note = "" if count else " Nothing annotated (or no record usable in this format) yet."
-        return (gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True),
-                f"Wrote **{count}** record(s) to `{path.name}` (schema_version in every record).{note}")
+        return (
+            gr.DownloadButton(f"Download {path.name}", value=str(path), visible=True),
+            f"Wrote **{count}** record(s) to `{path.name}` (schema_version in every record).{note}",
+        )
 
     @guarded(2, status_at=1)
     def runs():

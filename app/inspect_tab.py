@@ -2,6 +2,7 @@
 
 The last GloreResult stays in gr.State: moving the threshold slider re-renders it, never reruns models.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,12 @@ from .render import inspect_view
 from .state import Workbench
 from .ui import guarded, markdown
 
-STAGE_FRACTIONS = {"loading models": 0.05, "draft written; scoring steps": 0.35,
-                   "global refinement written": 0.6, "local refinement written; reranking": 0.85}
+STAGE_FRACTIONS = {
+    "loading models": 0.05,
+    "draft written; scoring steps": 0.35,
+    "global refinement written": 0.6,
+    "local refinement written; reranking": 0.85,
+}
 
 
 @dataclass
@@ -36,8 +41,7 @@ class InspectTab:
     @property
     def view(self) -> list:
         """The components a rendered result fills, in view_values order."""
-        return [self.question_view, self.draft_table, self.verdict, self.global_card, self.local_card,
-                self.rerank_card]
+        return [self.question_view, self.draft_table, self.verdict, self.global_card, self.local_card, self.rerank_card]
 
 
 def view_values(result, threshold: float) -> tuple:
@@ -59,21 +63,38 @@ def build(bench: Workbench) -> InspectTab:
     if message:
         gr.Markdown(f"⚠️ **Inspect needs models.** {message}", elem_id="inspect-no-models")
     else:
-        gr.Markdown(f"Models: `{bench.models_folder}` · student draft → ORM *when* → SORM *where* → "
-                    "global + local refinement → ORM rerank")
+        gr.Markdown(
+            f"Models: `{bench.models_folder}` · student draft → ORM *when* → SORM *where* → "
+            "global + local refinement → ORM rerank"
+        )
     with gr.Row():
         with gr.Column(scale=3):
-            problem = gr.Dropdown(choices=problem_choices(bench), value=None, label="Pick a problem",
-                                  info="synthetic test split, or the --data file")
-            question = gr.Textbox(label="Problem", lines=3, elem_id="inspect-question",
-                                  placeholder="Type a maths word problem…")
-            draft = gr.Textbox(label="Your own draft (optional)", lines=4, elem_id="inspect-draft",
-                               placeholder="One step per line, last line '#### answer'. Empty: the student writes it.")
+            problem = gr.Dropdown(
+                choices=problem_choices(bench),
+                value=None,
+                label="Pick a problem",
+                info="synthetic test split, or the --data file",
+            )
+            question = gr.Textbox(
+                label="Problem", lines=3, elem_id="inspect-question", placeholder="Type a maths word problem…"
+            )
+            draft = gr.Textbox(
+                label="Your own draft (optional)",
+                lines=4,
+                elem_id="inspect-draft",
+                placeholder="One step per line, last line '#### answer'. Empty: the student writes it.",
+            )
         with gr.Column(scale=1):
             gold = gr.Textbox(label="Gold answer (optional)", elem_id="inspect-gold")
-            threshold = gr.Slider(0.0, 1.0, value=bench.threshold, step=0.01, label="Threshold",
-                                  info="first error = first step with SORM < threshold; when = draft ORM < threshold",
-                                  elem_id="inspect-threshold")
+            threshold = gr.Slider(
+                0.0,
+                1.0,
+                value=bench.threshold,
+                step=0.01,
+                label="Threshold",
+                info="first error = first step with SORM < threshold; when = draft ORM < threshold",
+                elem_id="inspect-threshold",
+            )
             run = gr.Button("Run GLoRe", variant="primary", elem_id="inspect-run", interactive=message is None)
     status = markdown((message and f"⚠️ {message}") or "", elem_id="inspect-status")
     question_view = markdown(elem_id="inspect-question-view")
@@ -86,8 +107,22 @@ def build(bench: Workbench) -> InspectTab:
         global_card = markdown(elem_id="inspect-global")
         local_card = markdown(elem_id="inspect-local")
         rerank_card = markdown(elem_id="inspect-rerank")
-    tab = InspectTab(problem, question, gold, draft, threshold, run, status, question_view, draft_table, verdict,
-                     global_card, local_card, rerank_card, gr.State(None))
+    tab = InspectTab(
+        problem,
+        question,
+        gold,
+        draft,
+        threshold,
+        run,
+        status,
+        question_view,
+        draft_table,
+        verdict,
+        global_card,
+        local_card,
+        rerank_card,
+        gr.State(None),
+    )
     wire(tab, bench)
     return tab
 
@@ -111,16 +146,27 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
         def on_stage(text):
             progress(STAGE_FRACTIONS.get(text, 0.5), desc=text)
 
-        result = bench.inspect(question, draft=draft if draft else None, gold=gold,
-                               threshold=float(threshold), on_stage=on_stage)
+        result = bench.inspect(
+            question, draft=draft if draft else None, gold=gold, threshold=float(threshold), on_stage=on_stage
+        )
         return (_status(result), *view_values(result, float(threshold)), result)
 
-    tab.run.click(run, [tab.question, tab.gold, tab.draft, tab.threshold],
-                  [tab.status, *tab.view, tab.result], api_name="inspect",
-                  concurrency_id="model", concurrency_limit=1)
-    tab.question.submit(run, [tab.question, tab.gold, tab.draft, tab.threshold],
-                        [tab.status, *tab.view, tab.result], api_visibility="private",
-                        concurrency_id="model", concurrency_limit=1)
+    tab.run.click(
+        run,
+        [tab.question, tab.gold, tab.draft, tab.threshold],
+        [tab.status, *tab.view, tab.result],
+        api_name="inspect",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
+    tab.question.submit(
+        run,
+        [tab.question, tab.gold, tab.draft, tab.threshold],
+        [tab.status, *tab.view, tab.result],
+        api_visibility="private",
+        concurrency_id="model",
+        concurrency_limit=1,
+    )
 
     @guarded(6, status_at=2)
     def rethreshold(result, threshold):
@@ -129,13 +175,16 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
             return tuple(gr.update() for _ in range(6))
         return view_values(result, float(threshold))
 
-    tab.threshold.change(rethreshold, [tab.result, tab.threshold], tab.view, api_name="rethreshold",
-                         show_progress="hidden")
+    tab.threshold.change(
+        rethreshold, [tab.result, tab.threshold], tab.view, api_name="rethreshold", show_progress="hidden"
+    )
 
 
 def _status(result) -> str:
     t = result.timings or {}
     steps = len(result.draft.steps)
     note = "" if steps else " The draft has no steps: the critique has nothing to mark."
-    return (f"Done in {t.get('total_s', 0):.1f} s (draft {t.get('draft_s', 0):.1f} s, refinements "
-            f"{t.get('refine_s', 0):.1f} s, rerank {t.get('rerank_s', 0):.1f} s); draft of {steps} step(s).{note}")
+    return (
+        f"Done in {t.get('total_s', 0):.1f} s (draft {t.get('draft_s', 0):.1f} s, refinements "
+        f"{t.get('refine_s', 0):.1f} s, rerank {t.get('rerank_s', 0):.1f} s); draft of {steps} step(s).{note}"
+    )

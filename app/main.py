@@ -4,6 +4,7 @@ Binds 127.0.0.1 by default, never shares, sends no analytics and asks no outside
 binding another address needs --auth. gradio, torch and transformers are imported only after the
 flags are read, so `glore-app --help` is fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,12 +14,26 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-OFFLINE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+OFFLINE_ENV = {
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONFIG_KEYS = ("host", "port", "db", "models", "data", "auth", "threshold", "max_new_tokens", "browser")
-DEFAULTS = {"host": "127.0.0.1", "port": None, "db": None, "models": None, "data": None, "auth": None,
-            "threshold": 0.5, "max_new_tokens": 256, "browser": True}
+DEFAULTS = {
+    "host": "127.0.0.1",
+    "port": None,
+    "db": None,
+    "models": None,
+    "data": None,
+    "auth": None,
+    "threshold": 0.5,
+    "max_new_tokens": 256,
+    "browser": True,
+}
 
 
 def offline_env() -> None:
@@ -27,8 +42,14 @@ def offline_env() -> None:
         os.environ.setdefault(key, value)
 
 
-def create_app(models_folder: str | Path | None = None, db_url: str | None = None,
-               data: str | None = None, *, threshold: float = 0.5, max_new_tokens: int = 256):
+def create_app(
+    models_folder: str | Path | None = None,
+    db_url: str | None = None,
+    data: str | None = None,
+    *,
+    threshold: float = 0.5,
+    max_new_tokens: int = 256,
+):
     """The workbench as a gr.Blocks (queued; launch it with launch_app for the stylesheet and keys).
 
     models_folder: a family folder; None: the bundled demo family if present, else Inspect explains
@@ -42,8 +63,9 @@ def create_app(models_folder: str | Path | None = None, db_url: str | None = Non
     from .state import Workbench, resolve_models, sqlite_url
     from .ui import annotator_name
 
-    bench = Workbench(resolve_models(models_folder), sqlite_url(db_url), data, max_new_tokens=max_new_tokens,
-                      threshold=threshold)
+    bench = Workbench(
+        resolve_models(models_folder), sqlite_url(db_url), data, max_new_tokens=max_new_tokens, threshold=threshold
+    )
     with gr.Blocks(title="GLoRe workbench", analytics_enabled=False) as demo:
         gr.Markdown("## GLoRe workbench · *when, where and how* to refine a maths draft")
         with gr.Tabs() as tabs:
@@ -66,16 +88,36 @@ def create_app(models_folder: str | Path | None = None, db_url: str | None = Non
     return demo
 
 
-def launch_app(demo, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
-               open_browser: bool = False, prevent_thread_lock: bool = False, quiet: bool = False):
+def launch_app(
+    demo,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    auth: tuple[str, str] | None = None,
+    open_browser: bool = False,
+    prevent_thread_lock: bool = False,
+    quiet: bool = False,
+):
     """Launch with the app's stylesheet and keyboard shortcuts; share=False, no SSR, no MCP, no PWA."""
     check_bind(host, auth)
     from .ui import CSS, JS
 
-    return demo.launch(server_name=host, server_port=port, share=False, inbrowser=open_browser, auth=auth,
-                       prevent_thread_lock=prevent_thread_lock, quiet=quiet, css=CSS, js=JS, ssr_mode=False,
-                       mcp_server=False, pwa=False, enable_monitoring=False, show_error=False,
-                       footer_links=["api", "settings"])
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=open_browser,
+        auth=auth,
+        prevent_thread_lock=prevent_thread_lock,
+        quiet=quiet,
+        css=CSS,
+        js=JS,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        show_error=False,
+        footer_links=["api", "settings"],
+    )
 
 
 class UsageError(Exception):
@@ -104,17 +146,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glore-app", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
     p.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
-    p.add_argument("--db", help="run store: a SQLAlchemy url or a sqlite file (default $GLORE_DB, else "
-                                "$GLORE_HOME/glore.db)")
-    p.add_argument("--models", help="model family folder with student/ orm/ sorm/ refiner-global/ refiner-local/ "
-                                    "(default: the bundled demo models)")
+    p.add_argument(
+        "--db", help="run store: a SQLAlchemy url or a sqlite file (default $GLORE_DB, else $GLORE_HOME/glore.db)"
+    )
+    p.add_argument(
+        "--models",
+        help="model family folder with student/ orm/ sorm/ refiner-global/ refiner-local/ "
+        "(default: the bundled demo models)",
+    )
     p.add_argument("--data", help="GSM8K-format JSONL file to pick problems from (default: synthetic test split)")
     p.add_argument("--auth", help="user:password required to open the app")
     p.add_argument("--threshold", type=float, help="initial SORM/ORM threshold (default 0.5)")
     p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="generation limit (default 256)")
     p.add_argument("--config", help="YAML file with any of: " + ", ".join(CONFIG_KEYS) + " (flags override it)")
-    p.add_argument("--no-browser", dest="browser", action="store_const", const=False,
-                   help="do not open a browser tab")
+    p.add_argument("--no-browser", dest="browser", action="store_const", const=False, help="do not open a browser tab")
     return p
 
 
@@ -156,10 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    demo = create_app(opts["models"], opts["db"], opts["data"], threshold=float(opts["threshold"]),
-                      max_new_tokens=int(opts["max_new_tokens"]))
-    launch_app(demo, opts["host"], opts["port"], opts["auth"], open_browser=bool(opts["browser"]),
-               prevent_thread_lock=True)
+    demo = create_app(
+        opts["models"],
+        opts["db"],
+        opts["data"],
+        threshold=float(opts["threshold"]),
+        max_new_tokens=int(opts["max_new_tokens"]),
+    )
+    launch_app(
+        demo, opts["host"], opts["port"], opts["auth"], open_browser=bool(opts["browser"]), prevent_thread_lock=True
+    )
     threading.Thread(target=demo.workbench.preload, name="glore-preload", daemon=True).start()
     try:
         demo.block_thread()

@@ -4,6 +4,7 @@ No gradio here: every function takes plain data and returns HTML/Markdown text, 
 without a server. The HTML is written for a gr.Markdown (latex_delimiters render $...$ inside it)
 and therefore never contains a blank line (a blank line would end Markdown's HTML block).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -58,7 +59,7 @@ def math_text(text: str) -> str:
     text = (text or "").replace("\r", "")
     out, pos = [], 0
     for match in _MATH.finditer(text):
-        out.append(_plain(text[pos:match.start()]))
+        out.append(_plain(text[pos : match.start()]))
         out.append(html.escape(match.group(), quote=False))
         pos = match.end()
     out.append(_plain(text[pos:]))
@@ -118,31 +119,40 @@ def step_rows(steps: list[str], sorm_steps: list[float], orm_steps: list[float],
 
 def category_badge(category: str) -> str:
     c = CATEGORIES[category]
-    return (f'<span class="glore-badge glore-{category}" style="color:{c["colour"]};font-weight:600">'
-            f'{c["symbol"]} {c["label"]}</span>')
+    return (
+        f'<span class="glore-badge glore-{category}" style="color:{c["colour"]};font-weight:600">'
+        f"{c['symbol']} {c['label']}</span>"
+    )
 
 
 def steps_table(rows: list[StepRow], extra_header: str = "", extra_cells: list[str] | None = None) -> str:
     """HTML table: step number, text, SORM, ORM, category (colour plus text label)."""
     if not rows:
         return '<div class="glore-empty"><em>The draft has no steps.</em></div>'
-    head = "<tr><th>#</th><th>step</th><th>SORM</th><th>ORM</th><th>critique</th>" + (
-        f"<th>{extra_header}</th>" if extra_header else "") + "</tr>"
+    head = (
+        "<tr><th>#</th><th>step</th><th>SORM</th><th>ORM</th><th>critique</th>"
+        + (f"<th>{extra_header}</th>" if extra_header else "")
+        + "</tr>"
+    )
     body = []
     for k, row in enumerate(rows):
         c = CATEGORIES[row.category]
-        style = f'background:{c["background"]};border-left:6px solid {c["colour"]}'
+        style = f"background:{c['background']};border-left:6px solid {c['colour']}"
         extra = f"<td>{extra_cells[k]}</td>" if extra_cells is not None else ""
-        body.append(f'<tr class="glore-step glore-{row.category}" data-category="{row.category}" style="{style}">'
-                    f"<td>{row.index + 1}</td><td>{math_text(row.text)}</td><td>{fmt_score(row.sorm)}</td>"
-                    f"<td>{fmt_score(row.orm)}</td><td>{category_badge(row.category)}</td>{extra}</tr>")
+        body.append(
+            f'<tr class="glore-step glore-{row.category}" data-category="{row.category}" style="{style}">'
+            f"<td>{row.index + 1}</td><td>{math_text(row.text)}</td><td>{fmt_score(row.sorm)}</td>"
+            f"<td>{fmt_score(row.orm)}</td><td>{category_badge(row.category)}</td>{extra}</tr>"
+        )
     return f'<table class="glore-steps">{head}{"".join(body)}</table>'
 
 
 def legend() -> str:
     items = " ".join(category_badge(k) for k in ("ok", "doubtful", "first_error", "after_error"))
-    return (f'<div class="glore-legend">{items} <span style="color:#555">— doubtful: SORM within '
-            f'{DOUBT_MARGIN:.1f} of the threshold, or ORM below it</span></div>')
+    return (
+        f'<div class="glore-legend">{items} <span style="color:#555">— doubtful: SORM within '
+        f"{DOUBT_MARGIN:.1f} of the threshold, or ORM below it</span></div>"
+    )
 
 
 # ---- verdicts -----------------------------------------------------------------------------------
@@ -163,12 +173,14 @@ def where_text(sorm_steps: list[float], orm_steps: list[float], threshold: float
     elif first < 0:
         where = f"**Where:** every step's SORM score is ≥ {threshold:.2f}: no error marked."
     else:
-        where = (f"**Where:** first error at **step {first + 1}** (SORM {sorm_steps[first]:.2f} < "
-                 f"{threshold:.2f}).")
+        where = f"**Where:** first error at **step {first + 1}** (SORM {sorm_steps[first]:.2f} < {threshold:.2f})."
     orm_first = first_error(orm_steps, threshold)
     if orm_steps:
-        where += (f" The same rule on ORM scores marks step {orm_first + 1}." if orm_first >= 0
-                  else " The same rule on ORM scores marks no step.")
+        where += (
+            f" The same rule on ORM scores marks step {orm_first + 1}."
+            if orm_first >= 0
+            else " The same rule on ORM scores marks no step."
+        )
     return where
 
 
@@ -178,8 +190,10 @@ def local_note(marked_at_run: int, threshold_at_run: float, first_now: int, thre
         return ""
     was = f"step {marked_at_run + 1}" if marked_at_run >= 0 else "no step"
     now = f"step {first_now + 1}" if first_now >= 0 else "no step"
-    return (f"*The local refinement was made from {was} (threshold {threshold_at_run:.2f}); at "
-            f"{threshold_now:.2f} the critique marks {now}. Run again to refine from there.*")
+    return (
+        f"*The local refinement was made from {was} (threshold {threshold_at_run:.2f}); at "
+        f"{threshold_now:.2f} the critique marks {now}. Run again to refine from there.*"
+    )
 
 
 def answer_line(answer: str | None, gold: str | None, correct: bool | None) -> str:
@@ -211,8 +225,8 @@ def diff_steps(draft_steps: list[str], steps: list[str], kept: int = 0) -> list[
         else:
             pairs = list(zip(old[i1:i2], new[j1:j2]))
             rows += [DiffRow("changed", a, b) for a, b in pairs]
-            rows += [DiffRow("removed", s, "") for s in old[i1 + len(pairs):i2]]
-            rows += [DiffRow("added", "", s) for s in new[j1 + len(pairs):j2]]
+            rows += [DiffRow("removed", s, "") for s in old[i1 + len(pairs) : i2]]
+            rows += [DiffRow("added", "", s) for s in new[j1 + len(pairs) : j2]]
     return rows
 
 
@@ -232,8 +246,11 @@ def inline_diff(old: str, new: str) -> str:
 
 
 DIFF_MARKS = {
-    "kept": ("kept", "#0072B2"), "same": ("=", "#555555"), "removed": ("− removed", "#A86F00"),
-    "added": ("+ added", "#0072B2"), "changed": ("~ changed", "#A86F00"),
+    "kept": ("kept", "#0072B2"),
+    "same": ("=", "#555555"),
+    "removed": ("− removed", "#A86F00"),
+    "added": ("+ added", "#0072B2"),
+    "changed": ("~ changed", "#A86F00"),
 }
 
 
@@ -250,16 +267,20 @@ def diff_html(rows: list[DiffRow]) -> str:
             text = f'<del class="glore-del">{math_text(row.old)}</del>'
         else:
             text = math_text(row.new)
-        body.append(f'<tr class="glore-diff glore-diff-{row.op}"><td style="color:{colour};white-space:nowrap">'
-                    f"{mark}</td><td>{text}</td></tr>")
+        body.append(
+            f'<tr class="glore-diff glore-diff-{row.op}"><td style="color:{colour};white-space:nowrap">'
+            f"{mark}</td><td>{text}</td></tr>"
+        )
     return f'<table class="glore-difftable">{"".join(body)}</table>'
 
 
 # ---- candidate cards ----------------------------------------------------------------------------
 def _card(title: str, lines: list[str], body: str, kind: str) -> str:
     info = "".join(f"<div>{line}</div>" for line in lines)
-    return (f'<div class="glore-card glore-card-{kind}" data-kind="{kind}">'
-            f'<h4 style="margin:0 0 .3em 0">{title}</h4>{_md_inline(info)}{body}</div>')
+    return (
+        f'<div class="glore-card glore-card-{kind}" data-kind="{kind}">'
+        f'<h4 style="margin:0 0 .3em 0">{title}</h4>{_md_inline(info)}{body}</div>'
+    )
 
 
 def _md_inline(text: str) -> str:
@@ -271,14 +292,17 @@ def _md_inline(text: str) -> str:
 def candidate_card(candidate, draft, gold: str | None, first_error_at_run: int = -1) -> str:
     """A refinement (global or local) beside the draft: ORM score, answer, correctness, diff."""
     title = KIND_TITLES.get(candidate.kind, candidate.kind)
-    lines = [f"ORM score **{candidate.orm_score:.2f}** (draft {draft.orm_score:.2f})",
-             answer_line(candidate.answer, gold, candidate.correct)]
+    lines = [
+        f"ORM score **{candidate.orm_score:.2f}** (draft {draft.orm_score:.2f})",
+        answer_line(candidate.answer, gold, candidate.correct),
+    ]
     if candidate.kind == "local":
         if candidate.unchanged:
             lines.append("*No step below the threshold: the local refiner was not run, the draft stands.*")
         else:
-            lines.append(f"Refined from the marked step {first_error_at_run + 1}; "
-                         f"{candidate.kept_steps} step(s) before it kept.")
+            lines.append(
+                f"Refined from the marked step {first_error_at_run + 1}; {candidate.kept_steps} step(s) before it kept."
+            )
     rows = diff_steps(draft.steps, candidate.steps, candidate.kept_steps if candidate.kind == "local" else 0)
     return _card(title, lines, diff_html(rows), candidate.kind)
 
@@ -288,16 +312,23 @@ def rerank_card(result) -> str:
     chosen = result.chosen
     scores = ", ".join(
         f"{'<strong>' if c.kind == result.choice else ''}{c.kind} {c.orm_score:.2f}"
-        f"{'</strong>' if c.kind == result.choice else ''}" for c in result.candidates)
-    lines = [f"The ORM picks **{result.choice}**: the highest final-step score ({scores}).",
-             answer_line(chosen.answer, result.gold, chosen.correct)]
+        f"{'</strong>' if c.kind == result.choice else ''}"
+        for c in result.candidates
+    )
+    lines = [
+        f"The ORM picks **{result.choice}**: the highest final-step score ({scores}).",
+        answer_line(chosen.answer, result.gold, chosen.correct),
+    ]
     if result.gold is not None:
         any_ok = any(c.correct for c in result.candidates)
         if any_ok and not chosen.correct:
             lines.append("*Reranker wrong: another candidate was correct.*")
     kept = chosen.kept_steps if chosen.kind == "local" else 0
-    body = diff_html(diff_steps(result.draft.steps, chosen.steps, kept)) if chosen.kind != "draft" else \
-        "<div><em>The draft itself was chosen.</em></div>"
+    body = (
+        diff_html(diff_steps(result.draft.steps, chosen.steps, kept))
+        if chosen.kind != "draft"
+        else "<div><em>The draft itself was chosen.</em></div>"
+    )
     return _card(f"Reranked: {KIND_TITLES.get(result.choice, result.choice)}", lines, body, "rerank")
 
 
@@ -321,12 +352,17 @@ def inspect_view(result, threshold: float | None = None) -> InspectView:
     draft = result.draft
     rows = step_rows(draft.steps, draft.sorm_steps, draft.orm_steps, threshold)
     first = first_error(draft.sorm_steps, threshold)
-    verdict = "\n\n".join(filter(None, [
-        when_text(draft.orm_score if draft.orm_steps else None, threshold),
-        where_text(draft.sorm_steps, draft.orm_steps, threshold),
-        f"Draft: {answer_line(draft.answer, result.gold, draft.correct)}",
-        local_note(result.first_error, result.threshold, first, threshold),
-    ]))
+    verdict = "\n\n".join(
+        filter(
+            None,
+            [
+                when_text(draft.orm_score if draft.orm_steps else None, threshold),
+                where_text(draft.sorm_steps, draft.orm_steps, threshold),
+                f"Draft: {answer_line(draft.answer, result.gold, draft.correct)}",
+                local_note(result.first_error, result.threshold, first, threshold),
+            ],
+        )
+    )
     question = f'<div class="glore-question"><strong>Question.</strong> {math_text(result.question)}'
     if result.gold is not None:
         question += f"<br><strong>Gold answer:</strong> {html.escape(str(result.gold))}"

@@ -1,4 +1,5 @@
 """Results tab: an evaluation run's cases with filters and tags; a case opens in the Inspect view."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,9 +14,14 @@ from .ui import as_int, guarded, markdown, run_choices
 
 PAGE_SIZE = 50
 FILTER_CHOICES = [
-    ("draft wrong", "draft_wrong"), ("fixed by global", "fixed_by_global"), ("fixed by local", "fixed_by_local"),
-    ("broken by refinement", "broken_by_refinement"), ("reranker wrong", "reranker_wrong"),
-    ("first error: SORM ≠ human", "disagreement"), ("annotated", "annotated"), ("unannotated", "unannotated"),
+    ("draft wrong", "draft_wrong"),
+    ("fixed by global", "fixed_by_global"),
+    ("fixed by local", "fixed_by_local"),
+    ("broken by refinement", "broken_by_refinement"),
+    ("reranker wrong", "reranker_wrong"),
+    ("first error: SORM ≠ human", "disagreement"),
+    ("annotated", "annotated"),
+    ("unannotated", "unannotated"),
 ]
 COLUMNS = ["case", "#", "question", "draft", "global", "local", "final", "tags"]
 
@@ -41,9 +47,19 @@ def mark(flag) -> str:
 
 
 def case_table(cases) -> list[list]:
-    return [[c.id, c.index, c.question[:90] + ("…" if len(c.question) > 90 else ""), mark(c.draft_correct),
-             mark(c.global_correct), mark(c.local_correct), mark(c.final_correct), ", ".join(map(str, c.tags))]
-            for c in cases]
+    return [
+        [
+            c.id,
+            c.index,
+            c.question[:90] + ("…" if len(c.question) > 90 else ""),
+            mark(c.draft_correct),
+            mark(c.global_correct),
+            mark(c.local_correct),
+            mark(c.final_correct),
+            ", ".join(map(str, c.tags)),
+        ]
+        for c in cases
+    ]
 
 
 def parse_tags(text: str | None) -> list[str]:
@@ -57,8 +73,9 @@ def stored_result(case):
     try:
         return result_from_dict(case.data)
     except (TypeError, KeyError, ValueError) as exc:
-        raise DataError(f"case {case.id} was not stored from a GLoRe pipeline result, so it cannot open in "
-                        f"Inspect ({exc})") from None
+        raise DataError(
+            f"case {case.id} was not stored from a GLoRe pipeline result, so it cannot open in Inspect ({exc})"
+        ) from None
 
 
 def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
@@ -70,8 +87,9 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
         tag = gr.Textbox(label="Tag", scale=1)
         page = gr.Number(value=1, minimum=1, precision=0, label="Page", scale=1)
     status = markdown(elem_id="results-status")
-    table = gr.Dataframe(headers=COLUMNS, value=[], interactive=False, wrap=True, label="Cases (click a row)",
-                         elem_id="results-cases")
+    table = gr.Dataframe(
+        headers=COLUMNS, value=[], interactive=False, wrap=True, label="Cases (click a row)", elem_id="results-cases"
+    )
     with gr.Row():
         case_id = gr.Number(label="Case id", precision=0, elem_id="results-case-id")
         tags = gr.Textbox(label="Tags of this case (comma-separated)", scale=3, elem_id="results-tags")
@@ -82,8 +100,9 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
     @guarded(2, status_at=1)
     def runs():
         choices = run_choices(bench.store())
-        return gr.update(choices=choices, value=choices[0][1] if choices else None), \
-            "" if choices else "No evaluation runs with cases in this store yet."
+        return gr.update(
+            choices=choices, value=choices[0][1] if choices else None
+        ), "" if choices else "No evaluation runs with cases in this store yet."
 
     @guarded(2, status_at=1)
     def list_cases(run_id, selected, tag_text, page_no):
@@ -117,9 +136,14 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
             raise ValueError("pick a case first (click a row or type its id)")
         case = bench.store().get_case(as_int(case_id))
         result = stored_result(case)
-        return (*view_values(result, result.threshold), result, result.threshold,
-                f"Case {case.id} of run {case.run_id}, as stored (no model was run).",
-                gr.Tabs(selected="inspect"), "")
+        return (
+            *view_values(result, result.threshold),
+            result,
+            result.threshold,
+            f"Case {case.id} of run {case.run_id}, as stored (no model was run).",
+            gr.Tabs(selected="inspect"),
+            "",
+        )
 
     inputs = [run, filters, tag, page]
     refresh.click(runs, None, [run, status], api_name="results_runs")
@@ -129,10 +153,14 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
     tag.submit(list_cases, inputs, [table, status], api_visibility="private")
     table.select(select, None, [case_id, tags, status], api_visibility="private")
     save_tags.click(save, [case_id, tags, run], [tags, table, status], api_name="save_tags").then(
-        list_cases, inputs, [table, status], api_visibility="private")
-    open_case.click(open_in_inspect, [case_id],
-                    [*inspect.view, inspect.result, inspect.threshold, inspect.status, tabs, status],
-                    api_name="open_case")
+        list_cases, inputs, [table, status], api_visibility="private"
+    )
+    open_case.click(
+        open_in_inspect,
+        [case_id],
+        [*inspect.view, inspect.result, inspect.threshold, inspect.status, tabs, status],
+        api_name="open_case",
+    )
     tab.refresh = runs
     tab.refresh_outputs = [run, status]
     return tab

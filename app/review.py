@@ -1,4 +1,5 @@
 """Review-queue logic of the Annotate tab: ratings edits, navigation and progress, without gradio."""
+
 from __future__ import annotations
 
 import html
@@ -83,8 +84,10 @@ def step_to(store, run_id: int, annotator: str, case_id: int | None, direction: 
 def progress_text(pos: QueuePosition, annotator: str) -> str:
     if pos.total == 0:
         return "This run has no cases to review."
-    return (f"Case **{pos.position} of {pos.total}** in the review queue (failures first) · "
-            f"**{pos.done}/{pos.total}** annotated by `{html.escape(annotator)}`")
+    return (
+        f"Case **{pos.position} of {pos.total}** in the review queue (failures first) · "
+        f"**{pos.done}/{pos.total}** annotated by `{html.escape(annotator)}`"
+    )
 
 
 def draft_scores(case) -> tuple[list[float], list[float]]:
@@ -103,8 +106,11 @@ def annotation_table(case, fields: dict, cursor: int, show_scores: bool = False)
     ratings = _padded(fields.get("step_ratings") or [], len(steps))
     first = fields.get("first_error_step")
     sorm, orm = draft_scores(case) if show_scores else ([], [])
-    head = "<tr><th></th><th>#</th><th>step</th><th>rating</th><th>first error</th>" + (
-        "<th>SORM</th><th>ORM</th>" if show_scores else "") + "</tr>"
+    head = (
+        "<tr><th></th><th>#</th><th>step</th><th>rating</th><th>first error</th>"
+        + ("<th>SORM</th><th>ORM</th>" if show_scores else "")
+        + "</tr>"
+    )
     rows = []
     for i, text in enumerate(steps):
         rating, unsure = ratings[i].get("rating"), ratings[i].get("unsure")
@@ -112,24 +118,37 @@ def annotation_table(case, fields: dict, cursor: int, show_scores: bool = False)
         mark = "✗ first error" if first == i else ("" if first is None or first < 0 or i < first else "after")
         cursor_mark = "▶" if i == cursor else ""
         style = "outline:2px solid #0072B2;" if i == cursor else ""
-        scores = (f"<td>{fmt_score(sorm[i] if sorm else None)}</td><td>{fmt_score(orm[i] if orm else None)}</td>"
-                  if show_scores else "")
-        rows.append(f'<tr class="glore-ann-step glore-ann-step-{i} glore-rating-{RATING_CLASSES[rating]}" '
-                    f'data-step="{i}" data-rating="{rating}" style="{style}">'
-                    f"<td>{cursor_mark}</td><td>{i + 1}</td><td>{math_text(text)}</td>"
-                    f'<td style="color:{RATING_COLOURS[rating]};font-weight:600">{label}</td>'
-                    f"<td>{mark}</td>{scores}</tr>")
+        scores = (
+            f"<td>{fmt_score(sorm[i] if sorm else None)}</td><td>{fmt_score(orm[i] if orm else None)}</td>"
+            if show_scores
+            else ""
+        )
+        rows.append(
+            f'<tr class="glore-ann-step glore-ann-step-{i} glore-rating-{RATING_CLASSES[rating]}" '
+            f'data-step="{i}" data-rating="{rating}" style="{style}">'
+            f"<td>{cursor_mark}</td><td>{i + 1}</td><td>{math_text(text)}</td>"
+            f'<td style="color:{RATING_COLOURS[rating]};font-weight:600">{label}</td>'
+            f"<td>{mark}</td>{scores}</tr>"
+        )
     return f'<table class="glore-steps glore-annotate">{head}{"".join(rows)}</table>'
 
 
 def case_header(case) -> str:
     gold = f"<br><strong>Gold answer:</strong> {html.escape(case.gold)}" if case.gold is not None else ""
-    flags = " · ".join(f"{name} {'✓' if ok else '✗' if ok is not None else '?'}" for name, ok in (
-        ("draft", case.draft_correct), ("global", case.global_correct), ("local", case.local_correct),
-        ("final", case.final_correct)))
-    return (f'<div class="glore-question"><strong>Case {case.id}</strong> (#{case.index}'
-            f'{", " + html.escape(case.problem_id) if case.problem_id else ""}) · {flags}<br>'
-            f"<strong>Question.</strong> {math_text(case.question)}{gold}</div>")
+    flags = " · ".join(
+        f"{name} {'✓' if ok else '✗' if ok is not None else '?'}"
+        for name, ok in (
+            ("draft", case.draft_correct),
+            ("global", case.global_correct),
+            ("local", case.local_correct),
+            ("final", case.final_correct),
+        )
+    )
+    return (
+        f'<div class="glore-question"><strong>Case {case.id}</strong> (#{case.index}'
+        f"{', ' + html.escape(case.problem_id) if case.problem_id else ''}) · {flags}<br>"
+        f"<strong>Question.</strong> {math_text(case.question)}{gold}</div>"
+    )
 
 
 def annotation_summary(fields: dict) -> str:

@@ -1,5 +1,6 @@
 """Runs tab: every run with status and config, its metrics as a table and loss/accuracy plots, and
 the paper's tables (T1-T3) of evaluation runs."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,19 @@ def run_rows(runs) -> list[list]:
         s = run.duration_s
         return "running" if s is None else (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
 
-    return [[r.id, r.kind, r.name or "", r.status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"), duration(r),
-             r.parent_id if r.parent_id is not None else "", (r.error or "")[:120]] for r in runs]
+    return [
+        [
+            r.id,
+            r.kind,
+            r.name or "",
+            r.status,
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            duration(r),
+            r.parent_id if r.parent_id is not None else "",
+            (r.error or "")[:120],
+        ]
+        for r in runs
+    ]
 
 
 def metric_rows(series: dict) -> list[list]:
@@ -43,9 +55,12 @@ def plot_frame(series: dict, words: tuple[str, ...]):
     the point's place in its series."""
     import pandas as pd
 
-    records = [(step if step is not None else i, value, key)
-               for key, points in series.items() if any(w in key.lower() for w in words)
-               for i, (step, value) in enumerate(points)]
+    records = [
+        (step if step is not None else i, value, key)
+        for key, points in series.items()
+        if any(w in key.lower() for w in words)
+        for i, (step, value) in enumerate(points)
+    ]
     return pd.DataFrame(records, columns=PLOT_COLUMNS)
 
 
@@ -87,8 +102,11 @@ def build(bench: Workbench) -> RunsTab:
         store = bench.store()
         choices = run_choices(store, with_cases=False)
         value = choices[0][1] if choices else None
-        return (run_rows(store.list_runs(limit=200)), gr.update(choices=choices, value=value),
-                "" if choices else "No runs in this store yet: `glore-train` records them.")
+        return (
+            run_rows(store.list_runs(limit=200)),
+            gr.update(choices=choices, value=value),
+            "" if choices else "No runs in this store yet: `glore-train` records them.",
+        )
 
     @guarded(8, status_at=7)
     def show(run_id):
@@ -98,13 +116,21 @@ def build(bench: Workbench) -> RunsTab:
         store = bench.store()
         info, series = store.get_run(run_id), store.metric_series(run_id)
         summary_view = {k: v for k, v in info.summary.items() if k != "tables_md"}
-        return (run_header(info), metric_rows(series), plot_frame(series, ("loss",)),
-                plot_frame(series, ("acc",)), paper_tables(info.summary), _jsonable(info.config),
-                _jsonable(summary_view), "")
+        return (
+            run_header(info),
+            metric_rows(series),
+            plot_frame(series, ("loss",)),
+            plot_frame(series, ("acc",)),
+            paper_tables(info.summary),
+            _jsonable(info.config),
+            _jsonable(summary_view),
+            "",
+        )
 
     refresh.click(runs, None, [runs_table, run, status], api_name="runs")
-    run.change(show, [run], [header, metrics, loss_plot, acc_plot, tables, config, summary, status],
-               api_name="run_details")
+    run.change(
+        show, [run], [header, metrics, loss_plot, acc_plot, tables, config, summary, status], api_name="run_details"
+    )
     return RunsTab(runs, [runs_table, run, status])
 
 

@@ -2,6 +2,7 @@
 
 Nothing here imports gradio, so every behaviour of the tabs can be tested as plain Python.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,10 +17,12 @@ from glore_engine.errors import CheckpointError, DataError
 FAMILY = ("student", "orm", "sorm", "refiner-global", "refiner-local")
 SYNTHETIC_TEST_N = 50
 DATA_LIMIT = 500
-GET_MODELS = ("No models to run. Train the demo family with `glore-train demo` (it writes the bundled "
-              "models to `glore_engine/bundled/`), or start the app with `glore-app --models FOLDER`, a "
-              "folder holding " + ", ".join(f"`{n}/`" for n in FAMILY) + ". The Results, Annotate, Runs "
-              "and Export tabs work without models.")
+GET_MODELS = (
+    "No models to run. Train the demo family with `glore-train demo` (it writes the bundled "
+    "models to `glore_engine/bundled/`), or start the app with `glore-app --models FOLDER`, a "
+    "folder holding " + ", ".join(f"`{n}/`" for n in FAMILY) + ". The Results, Annotate, Runs "
+    "and Export tabs work without models."
+)
 
 
 def bundled_models() -> Path:
@@ -102,8 +105,14 @@ class Workbench:
         except Exception:
             pass
 
-    def inspect(self, question: str, draft: str | None = None, gold: str | None = None,
-                threshold: float = 0.5, on_stage: Callable[[str], None] | None = None):
+    def inspect(
+        self,
+        question: str,
+        draft: str | None = None,
+        gold: str | None = None,
+        threshold: float = 0.5,
+        on_stage: Callable[[str], None] | None = None,
+    ):
         """One question through draft -> critique -> refinements -> rerank, one request at a time.
 
         draft None: the student writes it; an empty-but-given draft is refused by the engine.
@@ -163,8 +172,11 @@ class Workbench:
 class _stage_reports:
     """Report each finished generation stage through on_stage by hooking the backends' progress."""
 
-    STAGES = (("student", "draft written; scoring steps"), ("global_refiner", "global refinement written"),
-              ("local_refiner", "local refinement written; reranking"))
+    STAGES = (
+        ("student", "draft written; scoring steps"),
+        ("global_refiner", "global refinement written"),
+        ("local_refiner", "local refinement written; reranking"),
+    )
 
     def __init__(self, models, on_stage):
         self.models, self.on_stage, self.saved = models, on_stage, {}

@@ -1,4 +1,5 @@
 """Small gradio helpers shared by the tabs: user-facing errors, run choices, stylesheet and keys."""
+
 from __future__ import annotations
 
 import functools
@@ -26,6 +27,7 @@ def error_text(exc: BaseException) -> str:
 
 def guarded(n_outputs: int, status_at: int = 0):
     """Turn engine/store errors into a warning toast plus a status line; other outputs stay as they are."""
+
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
@@ -39,7 +41,9 @@ def guarded(n_outputs: int, status_at: int = 0):
                 out = [gr.update() for _ in range(n_outputs)]
                 out[status_at] = f"⚠️ {message}"
                 return out[0] if n_outputs == 1 else tuple(out)
+
         return inner
+
     return wrap
 
 
@@ -85,9 +89,21 @@ CSS = """
 # One keydown handler for the Annotate tab's shortcuts: it clicks the button whose label shows the
 # key, only when that button is visible and the focus is not in a text field.
 SHORTCUTS = {
-    "n": "ann-next", "p": "ann-prev", "r": "ann-resume", "g": "ann-good", "o": "ann-okay", "b": "ann-bad",
-    "u": "ann-unsure", "c": "ann-clear", "f": "ann-first-error", "x": "ann-no-error", "j": "ann-step-down", "k": "ann-step-up",
-    "1": "ann-verdict-found_error", "2": "ann-verdict-solution", "3": "ann-verdict-bad_problem",
+    "n": "ann-next",
+    "p": "ann-prev",
+    "r": "ann-resume",
+    "g": "ann-good",
+    "o": "ann-okay",
+    "b": "ann-bad",
+    "u": "ann-unsure",
+    "c": "ann-clear",
+    "f": "ann-first-error",
+    "x": "ann-no-error",
+    "j": "ann-step-down",
+    "k": "ann-step-up",
+    "1": "ann-verdict-found_error",
+    "2": "ann-verdict-solution",
+    "3": "ann-verdict-bad_problem",
     "4": "ann-verdict-give_up",
 }
 _KEYS_JS = ", ".join(f"'{k}': '{v}'" for k, v in SHORTCUTS.items())

@@ -6,6 +6,7 @@ problems, and how long `glore-app` takes until it answers HTTP.
 MODELS_FOLDER defaults to the bundled demo family; --tiny builds a random tiny family instead (the
 test fixture: gibberish text, real shapes). Prints measured figures only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def models_folder(args, scratch: Path) -> Path:
 
     folder = resolve_models(args.models)
     if folder is None or missing_roles(folder):
-        sys.exit(f"no model family at {args.models or 'the bundle'}: train one with `glore-train demo`, "
-                 "pass a folder, or use --tiny")
+        sys.exit(
+            f"no model family at {args.models or 'the bundle'}: train one with `glore-train demo`, "
+            "pass a folder, or use --tiny"
+        )
     return folder
 
 
@@ -64,15 +67,27 @@ def bench_inspect(folder: Path, n: int, max_new_tokens: int) -> None:
     times.sort()
     p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
     print(f"models loaded once in           {load_s:6.2f} s  ({folder})")
-    print(f"full Inspect, median of {n:3d}     {statistics.median(times):6.2f} s  "
-          f"(min {times[0]:.2f}, p90 {p90:.2f}, max {times[-1]:.2f}; drafts of {statistics.mean(steps):.1f} steps)")
+    print(
+        f"full Inspect, median of {n:3d}     {statistics.median(times):6.2f} s  "
+        f"(min {times[0]:.2f}, p90 {p90:.2f}, max {times[-1]:.2f}; drafts of {statistics.mean(steps):.1f} steps)"
+    )
 
 
 def bench_startup(folder: Path, scratch: Path, timeout_s: float = 120.0) -> None:
     """Seconds from starting `glore-app` until its page answers HTTP 200 (the process is ours: stopped by PID)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "glore_app.main", "--no-browser", "--port", str(port), "--models", str(folder),
-           "--db", str(scratch / "bench.db")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "glore_app.main",
+        "--no-browser",
+        "--port",
+        str(port),
+        "--models",
+        str(folder),
+        "--db",
+        str(scratch / "bench.db"),
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

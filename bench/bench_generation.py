@@ -2,6 +2,7 @@
 
 Prints generated tokens/s of greedy decoding at batch 1, 16, 64 and 256, and the speed-up per token.
 """
+
 from __future__ import annotations
 
 from common import load_policy, median_rate, parser, problems, timed

@@ -4,6 +4,7 @@
 2. The batched labeller (prefix encoded once, K continuations share it, finished rows dropped)
    vs one `model.generate(num_return_sequences=K)` call per prefix.
 """
+
 from __future__ import annotations
 
 from common import load_policy, median_rate, parser, problems, timed
@@ -29,8 +30,10 @@ def bench_scoring(rm, tok, solutions, repeat: int) -> None:
     one_pass = median_rate(lambda: (len(items), timed(lambda: scorer.score(items))[1]), repeat)
     per_prefix = median_rate(lambda: (len(items), timed(lambda: scorer.score(prefixes))[1]), repeat)
     print(f"{'scoring, one pass per solution':44} {one_pass:9,.1f} solutions/s")
-    print(f"{'scoring, one pass per prefix':44} {per_prefix:9,.1f} solutions/s  "
-          f"(one pass is x{one_pass / per_prefix:.1f} faster; {len(prefixes)} prefixes)")
+    print(
+        f"{'scoring, one pass per prefix':44} {per_prefix:9,.1f} solutions/s  "
+        f"(one pass is x{one_pass / per_prefix:.1f} faster; {len(prefixes)} prefixes)"
+    )
 
 
 def bench_labelling(model, tok, solutions, repeat: int, k: int = 8) -> None:
@@ -40,8 +43,17 @@ def bench_labelling(model, tok, solutions, repeat: int, k: int = 8) -> None:
     from glore_engine.labelling.rollouts import label_solutions, prefix_prompt
     from glore_engine.tasks.steps import split_steps
 
-    sols = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "text": p.solution,
-             "steps": split_steps(p.solution), "correct": True} for p in solutions]
+    sols = [
+        {
+            "problem_id": p.id,
+            "question": p.question,
+            "gold": p.answer,
+            "text": p.solution,
+            "steps": split_steps(p.solution),
+            "correct": True,
+        }
+        for p in solutions
+    ]
 
     def batched():
         backend = TransformersBackend(model, tok, batch_size=512)
@@ -59,16 +71,19 @@ def bench_labelling(model, tok, solutions, repeat: int, k: int = 8) -> None:
         total_tokens = 0
         for p in prompts:
             enc = tok(p, return_tensors="pt")
-            out = model.generate(**enc, do_sample=True, num_return_sequences=k, max_new_tokens=128,
-                                 pad_token_id=tok.pad_token_id)
-            total_tokens += int((out[:, enc.input_ids.shape[1]:] != tok.pad_token_id).sum())
+            out = model.generate(
+                **enc, do_sample=True, num_return_sequences=k, max_new_tokens=128, pad_token_id=tok.pad_token_id
+            )
+            total_tokens += int((out[:, enc.input_ids.shape[1] :] != tok.pad_token_id).sum())
         return total_tokens
 
     with torch.inference_mode():
         base_tokens, base_s = timed(per_prefix)
     base_rollouts = len(prompts) * k
-    print(f"{'labelling, one generate() per prefix':44} {base_rollouts / base_s:9,.1f} rollouts/s "
-          f"{base_tokens / base_s:9,.0f} tokens/s  ({len(prompts)} prefixes)")
+    print(
+        f"{'labelling, one generate() per prefix':44} {base_rollouts / base_s:9,.1f} rollouts/s "
+        f"{base_tokens / base_s:9,.0f} tokens/s  ({len(prompts)} prefixes)"
+    )
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """Shared set-up for the benchmarks: a model (trained or demo-size random), problems, timing."""
+
 from __future__ import annotations
 
 import argparse

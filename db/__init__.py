@@ -3,6 +3,7 @@
 Never imports torch, transformers, gradio or glore_engine: the engine and the UI depend on it,
 not the other way round.
 """
+
 from .engine import default_home, resolve_url
 from .errors import StoreError
 from .export import FORMATS as EXPORT_FORMATS

@@ -1,4 +1,5 @@
 """Human annotations: field validation and a race-free upsert of the (case, annotator) row."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -52,8 +53,13 @@ def editable_fields(row: Annotation | None) -> dict[str, Any]:
     """The editable fields of an annotation (ORM row or AnnotationRow), or empty ones for None."""
     if row is None:
         return {"step_ratings": [], "first_error_step": None, "verdict": None, "note": None, "tags": []}
-    return {"step_ratings": [dict(r) for r in row.step_ratings or []], "first_error_step": row.first_error_step,
-            "verdict": row.verdict, "note": row.note, "tags": list(row.tags or [])}
+    return {
+        "step_ratings": [dict(r) for r in row.step_ratings or []],
+        "first_error_step": row.first_error_step,
+        "verdict": row.verdict,
+        "note": row.note,
+        "tags": list(row.tags or []),
+    }
 
 
 def upsert(session: Session, case_id: int, annotator: str, values: dict[str, Any]) -> None:
@@ -62,10 +68,19 @@ def upsert(session: Session, case_id: int, annotator: str, values: dict[str, Any
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        row = {"step_ratings": [], "tags": [], **values, "case_id": case_id, "annotator": annotator,
-               "created_at": now, "updated_at": now}
-        stmt = insert(Annotation).values(**row).on_conflict_do_update(
-            index_elements=["case_id", "annotator"], set_={**values, "updated_at": now}
+        row = {
+            "step_ratings": [],
+            "tags": [],
+            **values,
+            "case_id": case_id,
+            "annotator": annotator,
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = (
+            insert(Annotation)
+            .values(**row)
+            .on_conflict_do_update(index_elements=["case_id", "annotator"], set_={**values, "updated_at": now})
         )
         session.execute(stmt)
         return

@@ -1,4 +1,5 @@
 """Where the store lives and how to connect: url resolution, SQLite pragmas, readable errors."""
+
 from __future__ import annotations
 
 import dataclasses

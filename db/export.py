@@ -3,6 +3,7 @@
 Labels from a human annotation: steps before the first error are good, the first error and later
 steps bad; a per-step rating, where given, wins (+1 and 0 good, -1 bad). PRM800K keeps raw ratings.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,23 @@ SCHEMA_VERSION = 1
 # The annotator judged the problem, not the draft: no step labels to learn from.
 NO_LABEL_VERDICTS = ("bad_problem", "give_up")
 CSV_COLUMNS = (
-    "schema_version", "case_id", "run_id", "index", "problem_id", "question", "gold", "draft",
-    "draft_correct", "final_correct", "annotator", "verdict", "first_error_step", "step_ratings",
-    "note", "tags", "updated_at",
+    "schema_version",
+    "case_id",
+    "run_id",
+    "index",
+    "problem_id",
+    "question",
+    "gold",
+    "draft",
+    "draft_correct",
+    "final_correct",
+    "annotator",
+    "verdict",
+    "first_error_step",
+    "step_ratings",
+    "note",
+    "tags",
+    "updated_at",
 )
 
 
@@ -66,8 +81,7 @@ def to_trl_stepwise(rows: Iterable[AnnotatedCase]) -> list[dict[str, Any]]:
         labels = step_labels(row.annotation, len(steps))
         if not steps or None in labels:
             continue
-        record = {"schema_version": SCHEMA_VERSION, "prompt": row.case.question, "completions": steps,
-                  "labels": labels}
+        record = {"schema_version": SCHEMA_VERSION, "prompt": row.case.question, "completions": steps, "labels": labels}
         soft = row.case.data.get("soft_labels")
         if isinstance(soft, list) and len(soft) == len(steps) and None not in soft:
             record["soft_labels"] = [float(v) for v in soft]  # separate: TRL casts `labels` to int
@@ -84,10 +98,16 @@ def to_processbench(rows: Iterable[AnnotatedCase]) -> list[dict[str, Any]]:
         if not steps or label is None:
             continue
         correct = row.case.draft_correct if row.case.draft_correct is not None else label == -1
-        records.append({
-            "schema_version": SCHEMA_VERSION, "id": row.case.problem_id or f"case-{row.case.id}",
-            "problem": row.case.question, "steps": steps, "final_answer_correct": bool(correct), "label": label,
-        })
+        records.append(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "id": row.case.problem_id or f"case-{row.case.id}",
+                "problem": row.case.question,
+                "steps": steps,
+                "final_answer_correct": bool(correct),
+                "label": label,
+            }
+        )
     return records
 
 
@@ -99,19 +119,23 @@ def to_prm800k(rows: Iterable[AnnotatedCase]) -> list[dict[str, Any]]:
         steps = case.steps
         unsure = [bool(r.get("unsure")) for r in note.step_ratings[: len(steps)]]
         unsure += [False] * (len(steps) - len(unsure))
-        records.append({
-            "schema_version": SCHEMA_VERSION,
-            "question": {"problem": case.question, "ground_truth_answer": case.gold, "problem_id": case.problem_id},
-            "label": {
-                "steps": [{"text": t, "rating": r, "unsure": u}
-                          for t, r, u in zip(steps, _ratings(note, len(steps)), unsure)],
-                "finish_reason": note.verdict,
-                "first_error_step": note.first_error_step,
-            },
-            "annotator": note.annotator,
-            "note": note.note,
-            "timestamp": note.updated_at.isoformat(),
-        })
+        records.append(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "question": {"problem": case.question, "ground_truth_answer": case.gold, "problem_id": case.problem_id},
+                "label": {
+                    "steps": [
+                        {"text": t, "rating": r, "unsure": u}
+                        for t, r, u in zip(steps, _ratings(note, len(steps)), unsure)
+                    ],
+                    "finish_reason": note.verdict,
+                    "first_error_step": note.first_error_step,
+                },
+                "annotator": note.annotator,
+                "note": note.note,
+                "timestamp": note.updated_at.isoformat(),
+            }
+        )
     return records
 
 
@@ -143,11 +167,22 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
 def _csv_row(row: AnnotatedCase) -> dict[str, Any]:
     case, note = row.case, row.annotation
     return {
-        "schema_version": SCHEMA_VERSION, "case_id": case.id, "run_id": case.run_id, "index": case.index,
-        "problem_id": case.problem_id, "question": case.question, "gold": case.gold, "draft": case.draft,
-        "draft_correct": case.draft_correct, "final_correct": case.final_correct, "annotator": note.annotator,
-        "verdict": note.verdict, "first_error_step": note.first_error_step,
-        "step_ratings": json.dumps(note.step_ratings), "note": note.note, "tags": json.dumps(note.tags),
+        "schema_version": SCHEMA_VERSION,
+        "case_id": case.id,
+        "run_id": case.run_id,
+        "index": case.index,
+        "problem_id": case.problem_id,
+        "question": case.question,
+        "gold": case.gold,
+        "draft": case.draft,
+        "draft_correct": case.draft_correct,
+        "final_correct": case.final_correct,
+        "annotator": note.annotator,
+        "verdict": note.verdict,
+        "first_error_step": note.first_error_step,
+        "step_ratings": json.dumps(note.step_ratings),
+        "note": note.note,
+        "tags": json.dumps(note.tags),
         "updated_at": note.updated_at.isoformat(),
     }
 
@@ -165,7 +200,9 @@ def to_csv(rows: Iterable[AnnotatedCase], path: str | Path) -> int:
 
 
 JSONL_FORMATS: dict[str, Callable[[Iterable[AnnotatedCase]], list[dict[str, Any]]]] = {
-    "trl": to_trl_stepwise, "trl_stepwise": to_trl_stepwise, "processbench": to_processbench,
+    "trl": to_trl_stepwise,
+    "trl_stepwise": to_trl_stepwise,
+    "processbench": to_processbench,
     "prm800k": to_prm800k,
 }
 FORMATS = (*JSONL_FORMATS, "csv")

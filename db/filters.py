@@ -1,4 +1,5 @@
 """Case filters of the Results tab, as SQL conditions so counts and pages stay in the database."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,15 @@ from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, sel
 from .models import Annotation, EvalCase
 
 FILTERS = (
-    "draft_wrong", "fixed_by_global", "fixed_by_local", "broken_by_refinement", "reranker_wrong",
-    "disagreement", "tag", "annotated", "unannotated",
+    "draft_wrong",
+    "fixed_by_global",
+    "fixed_by_local",
+    "broken_by_refinement",
+    "reranker_wrong",
+    "disagreement",
+    "tag",
+    "annotated",
+    "unannotated",
 )
 
 

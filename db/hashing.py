@@ -1,4 +1,5 @@
 """Content hashes of artifacts: one file, or a whole folder (a Hugging Face checkpoint)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """The `with store.run(...)` life cycle: a run always ends FINISHED, FAILED or INTERRUPTED."""
+
 from __future__ import annotations
 
 import signal
@@ -53,8 +54,13 @@ class RunHandle:
         """Record where the run writes its files."""
         self._store.set_output_dir(self.id, path)
 
-    def child(self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
-              output_dir: str | Path | None = None):
+    def child(
+        self,
+        kind: str,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        output_dir: str | Path | None = None,
+    ):
         """A nested run (a pipeline stage) whose parent is this run; use it as a context manager."""
         return run_context(self._store, kind, name=name, config=config, parent_id=self.id, output_dir=output_dir)
 
@@ -94,8 +100,14 @@ def _close_after_error(store: Store, run_id: int, status: RunStatus, text: str, 
 
 
 @contextmanager
-def run_context(store: Store, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
-                parent_id: int | None = None, output_dir: str | Path | None = None) -> Iterator[RunHandle]:
+def run_context(
+    store: Store,
+    kind: str,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    parent_id: int | None = None,
+    output_dir: str | Path | None = None,
+) -> Iterator[RunHandle]:
     """Open a run, yield its handle, and close it with the status the block earned; re-raise errors."""
     run_id = store.start_run(kind, name=name, config=config, parent_id=parent_id, output_dir=output_dir)
     with sigterm_as_interrupt():

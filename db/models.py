@@ -1,4 +1,5 @@
 """Tables of the run store: runs, their metrics and artifacts, eval cases and human annotations."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

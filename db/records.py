@@ -1,4 +1,5 @@
 """Plain records the Store returns: frozen dataclasses, safe to keep after the session closes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -121,36 +122,70 @@ class AnnotatedCase:
 
 def run_info(row: Run) -> RunInfo:
     return RunInfo(
-        id=row.id, kind=row.kind, name=row.name, config=dict(row.config or {}), status=row.status,
-        created_at=_utc(row.created_at), finished_at=_utc(row.finished_at), output_dir=row.output_dir,
-        parent_id=row.parent_id, error=row.error, pid=row.pid, host=row.host,
+        id=row.id,
+        kind=row.kind,
+        name=row.name,
+        config=dict(row.config or {}),
+        status=row.status,
+        created_at=_utc(row.created_at),
+        finished_at=_utc(row.finished_at),
+        output_dir=row.output_dir,
+        parent_id=row.parent_id,
+        error=row.error,
+        pid=row.pid,
+        host=row.host,
         summary=dict(row.summary or {}),
     )
 
 
 def metric_row(row: Metric) -> MetricRow:
-    return MetricRow(id=row.id, run_id=row.run_id, key=row.key, step=row.step, value=row.value,
-                     created_at=_utc(row.created_at))
+    return MetricRow(
+        id=row.id, run_id=row.run_id, key=row.key, step=row.step, value=row.value, created_at=_utc(row.created_at)
+    )
 
 
 def artifact_info(row: Artifact) -> ArtifactInfo:
-    return ArtifactInfo(id=row.id, run_id=row.run_id, kind=row.kind, path=row.path, sha256=row.sha256,
-                        bytes=row.bytes, meta=dict(row.meta or {}), created_at=_utc(row.created_at))
+    return ArtifactInfo(
+        id=row.id,
+        run_id=row.run_id,
+        kind=row.kind,
+        path=row.path,
+        sha256=row.sha256,
+        bytes=row.bytes,
+        meta=dict(row.meta or {}),
+        created_at=_utc(row.created_at),
+    )
 
 
 def case_row(row: EvalCase) -> CaseRow:
     return CaseRow(
-        id=row.id, run_id=row.run_id, index=row.index, problem_id=row.problem_id, question=row.question,
-        gold=row.gold, draft=row.draft, data=dict(row.data or {}), tags=list(row.tags or []),
-        draft_correct=row.draft_correct, global_correct=row.global_correct,
-        local_correct=row.local_correct, final_correct=row.final_correct, any_correct=row.any_correct,
+        id=row.id,
+        run_id=row.run_id,
+        index=row.index,
+        problem_id=row.problem_id,
+        question=row.question,
+        gold=row.gold,
+        draft=row.draft,
+        data=dict(row.data or {}),
+        tags=list(row.tags or []),
+        draft_correct=row.draft_correct,
+        global_correct=row.global_correct,
+        local_correct=row.local_correct,
+        final_correct=row.final_correct,
+        any_correct=row.any_correct,
     )
 
 
 def annotation_row(row: Annotation) -> AnnotationRow:
     return AnnotationRow(
-        id=row.id, case_id=row.case_id, annotator=row.annotator,
-        step_ratings=[dict(r) for r in row.step_ratings or []], first_error_step=row.first_error_step,
-        verdict=row.verdict, note=row.note, tags=list(row.tags or []),
-        created_at=_utc(row.created_at), updated_at=_utc(row.updated_at),
+        id=row.id,
+        case_id=row.case_id,
+        annotator=row.annotator,
+        step_ratings=[dict(r) for r in row.step_ratings or []],
+        first_error_step=row.first_error_step,
+        verdict=row.verdict,
+        note=row.note,
+        tags=list(row.tags or []),
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
     )

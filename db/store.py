@@ -1,4 +1,5 @@
 """The run store: one Store class over one database, returning plain records, never live ORM rows."""
+
 from __future__ import annotations
 
 import os
@@ -78,9 +79,14 @@ def _case_values(run_id: int, item: Mapping[str, Any]) -> dict[str, Any]:
     # bool() and str() because evaluators hand over numpy bools and integer problem ids.
     values = {k: _optional(bool, item.get(k, data.get(k))) for k in CASE_FLAGS}
     values.update(
-        run_id=run_id, index=int(item["index"]), problem_id=_optional(str, item.get("problem_id")),
-        question=item.get("question") or "", gold=_optional(str, item.get("gold")),
-        draft=item.get("draft") or "", data=data, tags=[str(t) for t in item.get("tags") or []],
+        run_id=run_id,
+        index=int(item["index"]),
+        problem_id=_optional(str, item.get("problem_id")),
+        question=item.get("question") or "",
+        gold=_optional(str, item.get("gold")),
+        draft=item.get("draft") or "",
+        data=data,
+        tags=[str(t) for t in item.get("tags") or []],
     )
     values["any_correct"] = item["any_correct"] if "any_correct" in item else _any_correct(values, data)
     return values
@@ -93,8 +99,9 @@ class Store:
     `busy_timeout_s` is how long a write waits for another writer before raising StoreError.
     """
 
-    def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0, echo: bool = False,
-                 reconcile: bool = True):
+    def __init__(
+        self, url: str | None = None, *, busy_timeout_s: float = 30.0, echo: bool = False, reconcile: bool = True
+    ):
         self.url = resolve_url(url)
         self.engine = make_engine(self.url, busy_timeout_s=busy_timeout_s, echo=echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -128,19 +135,34 @@ class Store:
 
     # ----- runs -------------------------------------------------------------------------------
 
-    def start_run(self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
-                  parent_id: int | None = None, output_dir: str | Path | None = None) -> int:
+    def start_run(
+        self,
+        kind: str,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        parent_id: int | None = None,
+        output_dir: str | Path | None = None,
+    ) -> int:
         """Insert a RUNNING run owned by this process; return its id."""
-        row = Run(kind=kind, name=name, config=dict(config or {}), status=RunStatus.RUNNING.value,
-                  parent_id=parent_id, output_dir=None if output_dir is None else str(output_dir),
-                  pid=os.getpid(), host=socket.gethostname(), summary={})
+        row = Run(
+            kind=kind,
+            name=name,
+            config=dict(config or {}),
+            status=RunStatus.RUNNING.value,
+            parent_id=parent_id,
+            output_dir=None if output_dir is None else str(output_dir),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            summary={},
+        )
         with self._session() as s:
             s.add(row)
             s.flush()
             return row.id
 
-    def finish_run(self, run_id: int, status: str = "FINISHED", error: str | None = None,
-                   summary: Mapping[str, Any] | None = None) -> RunInfo:
+    def finish_run(
+        self, run_id: int, status: str = "FINISHED", error: str | None = None, summary: Mapping[str, Any] | None = None
+    ) -> RunInfo:
         """Close a run with a final status (FINISHED, FAILED, INTERRUPTED), merging any summary."""
         status = getattr(status, "value", status)
         if status not in FINAL_STATUSES:
@@ -163,8 +185,14 @@ class Store:
         with self._session() as s:
             self._run_row(s, run_id).output_dir = str(output_dir)
 
-    def run(self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None,
-            parent_id: int | None = None, output_dir: str | Path | None = None):
+    def run(
+        self,
+        kind: str,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        parent_id: int | None = None,
+        output_dir: str | Path | None = None,
+    ):
         """Context manager around a run: FINISHED on success, INTERRUPTED on Ctrl-C/SIGTERM, else FAILED."""
         return run_context(self, kind, name=name, config=config, parent_id=parent_id, output_dir=output_dir)
 
@@ -180,8 +208,11 @@ class Store:
         with self._session() as s:
             dead = [run_id for run_id, pid in s.execute(query) if not pid_alive(pid)]
             if dead:
-                s.execute(update(Run).where(Run.id.in_(dead), Run.status == RunStatus.RUNNING.value).values(
-                    status=RunStatus.INTERRUPTED.value, error=RECONCILE_TEXT, finished_at=utcnow()))
+                s.execute(
+                    update(Run)
+                    .where(Run.id.in_(dead), Run.status == RunStatus.RUNNING.value)
+                    .values(status=RunStatus.INTERRUPTED.value, error=RECONCILE_TEXT, finished_at=utcnow())
+                )
         return dead
 
     def delete_run(self, run_id: int) -> None:
@@ -243,8 +274,9 @@ class Store:
             series.setdefault(m.key, []).append((m.step, m.value))
         return series
 
-    def log_artifact(self, run_id: int, kind: str, path: str | Path,
-                     meta: Mapping[str, Any] | None = None) -> ArtifactInfo:
+    def log_artifact(
+        self, run_id: int, kind: str, path: str | Path, meta: Mapping[str, Any] | None = None
+    ) -> ArtifactInfo:
         """Record a file or folder a run produced, hashing its content now."""
         path = Path(path).resolve()
         sha256, size = content_hash(path)
@@ -262,8 +294,7 @@ class Store:
         with self._session() as s:
             return [artifact_info(a) for a in s.scalars(query)]
 
-    def find_artifact(self, kind: str, run_id: int | None = None,
-                      status: str | None = None) -> ArtifactInfo | None:
+    def find_artifact(self, kind: str, run_id: int | None = None, status: str | None = None) -> ArtifactInfo | None:
         """The newest artifact of a kind, optionally of one run or of runs with a status."""
         query = select(Artifact).where(Artifact.kind == kind).order_by(Artifact.id.desc()).limit(1)
         if run_id is not None:
@@ -289,8 +320,9 @@ class Store:
     def _case_query(self, run_id: int, filters: Mapping[str, Any] | None):
         return select(EvalCase).where(EvalCase.run_id == run_id, *case_conditions(filters))
 
-    def cases(self, run_id: int, filters: Mapping[str, Any] | None = None, limit: int | None = 100,
-              offset: int = 0) -> list[CaseRow]:
+    def cases(
+        self, run_id: int, filters: Mapping[str, Any] | None = None, limit: int | None = 100, offset: int = 0
+    ) -> list[CaseRow]:
         """One page of a run's cases in index order; see db.filters.FILTERS for the filter keys."""
         query = self._case_query(run_id, filters).order_by(EvalCase.index).offset(offset).limit(limit)
         with self._session() as s:
@@ -336,8 +368,9 @@ class Store:
             ann.upsert(s, case_id, annotator, ann.normalize_fields(fields, n_steps))
             return annotation_row(self._annotation_row(s, case_id, annotator))
 
-    def update_annotation(self, case_id: int, annotator: str,
-                          change: Callable[[dict[str, Any]], Mapping[str, Any]]) -> AnnotationRow:
+    def update_annotation(
+        self, case_id: int, annotator: str, change: Callable[[dict[str, Any]], Mapping[str, Any]]
+    ) -> AnnotationRow:
         """Read-modify-write of one annotation in one transaction, safe across processes.
 
         change(current editable fields) -> the fields to save. The row is written (locked) before it
@@ -389,8 +422,7 @@ class Store:
         with self._session() as s:
             return list(s.scalars(query))
 
-    def next_unannotated(self, run_id: int, annotator: str = "default",
-                         after_case_id: int | None = None) -> int | None:
+    def next_unannotated(self, run_id: int, annotator: str = "default", after_case_id: int | None = None) -> int | None:
         """The next case in the review queue this annotator has not saved, wrapping around; None when done."""
         queue = self.review_queue(run_id, annotator)
         done = {a.case_id for a in self.annotations(run_id, annotator)}
@@ -402,7 +434,6 @@ class Store:
 
     # ----- export -----------------------------------------------------------------------------
 
-    def export_annotations(self, run_id: int | None, fmt: str, path: str | Path,
-                           annotator: str | None = None) -> int:
+    def export_annotations(self, run_id: int | None, fmt: str, path: str | Path, annotator: str | None = None) -> int:
         """Write a run's annotated cases as trl / processbench / prm800k JSONL or csv; return rows written."""
         return export.export_rows(self.annotated_cases(run_id, annotator), fmt, path)

@@ -1,4 +1,5 @@
 """Typed configs: defaults < --config file.yaml < flags. Unknown keys fail loudly."""
+
 from __future__ import annotations
 
 import dataclasses

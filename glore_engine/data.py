@@ -1,4 +1,5 @@
 """Evaluation problems that match a model: the synthetic task at the difficulty its student trained on."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,15 +18,24 @@ def task_config_from_card(model_path: str | Path | None):
     task = config.get("task") or {k: config[k] for k in TASK_KEYS if k in config}
     if not task:
         return TaskConfig()
-    return TaskConfig(min_steps=task.get("task_min_steps", 2), max_steps=task.get("task_max_steps", 4),
-                      max_count=task.get("max_count", 20), max_multiplier=task.get("max_multiplier", 5),
-                      max_price=task.get("max_price", 10))
+    return TaskConfig(
+        min_steps=task.get("task_min_steps", 2),
+        max_steps=task.get("task_max_steps", 4),
+        max_count=task.get("max_count", 20),
+        max_multiplier=task.get("max_multiplier", 5),
+        max_price=task.get("max_price", 10),
+    )
 
 
 def task_dict(config) -> dict:
     """TaskConfig -> the keys cards carry (so descendants of a student keep its task)."""
-    return {"task_min_steps": config.min_steps, "task_max_steps": config.max_steps, "max_count": config.max_count,
-            "max_multiplier": config.max_multiplier, "max_price": config.max_price}
+    return {
+        "task_min_steps": config.min_steps,
+        "task_max_steps": config.max_steps,
+        "max_count": config.max_count,
+        "max_multiplier": config.max_multiplier,
+        "max_price": config.max_price,
+    }
 
 
 def load_eval_problems(data: str, split: str, limit: int | None, seed: int = 0, model_path=None):

@@ -5,6 +5,7 @@ refiners -> held-out labels -> T1 -> T2/T3 -> the bundled family. Each stage wri
 when it finishes; a rerun with resume skips finished stages and resumes the unfinished one
 (sampling and labelling shard by shard, training from its last checkpoint).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ class DemoPreset:
 def demo_preset(name: str = "demo", seed: int = 0) -> DemoPreset:
     """`demo`: the bundled family, about an hour on a 2-core CPU; `tiny`: every stage in a few minutes."""
     if name == "tiny":
-        student = StudentConfig(base="tiny", n_train=600, max_steps=60, batch_size=16, warmup_steps=5,
-                                save_every=30, log_every=5, seed=seed)
+        student = StudentConfig(
+            base="tiny", n_train=600, max_steps=60, batch_size=16, warmup_steps=5, save_every=30, log_every=5, seed=seed
+        )
         return DemoPreset(
             student=student,
             verifier=replace(student, max_steps=20, lr=1e-3, seed=seed + 1),
@@ -55,7 +57,11 @@ def demo_preset(name: str = "demo", seed: int = 0) -> DemoPreset:
             sorm=RewardConfig(role="sorm", max_steps=20, batch_size=4, seed=seed, log_every=5),
             global_refiner=RefinerConfig(kind="global", max_steps=20, batch_size=8, seed=seed, log_every=5),
             local_refiner=RefinerConfig(kind="local", max_steps=20, batch_size=8, seed=seed, log_every=5),
-            eval_rm_questions=8, eval_samples=2, eval_problems=12, seed=seed)
+            eval_rm_questions=8,
+            eval_samples=2,
+            eval_problems=12,
+            seed=seed,
+        )
     if name == "demo":
         # Student: 2400 steps on the max_count=40 task land at 55-70 % greedy (README); the verifier base
         # is the same model trained 1500 steps further (about 84 %): a better judge than the drafter.
@@ -69,22 +75,45 @@ def demo_preset(name: str = "demo", seed: int = 0) -> DemoPreset:
             sorm=RewardConfig(role="sorm", max_steps=600, seed=seed),
             global_refiner=RefinerConfig(kind="global", max_steps=800, seed=seed),
             local_refiner=RefinerConfig(kind="local", max_steps=800, seed=seed),
-            seed=seed)
+            seed=seed,
+        )
     from .errors import ConfigError
 
     raise ConfigError(f"unknown demo preset {name!r} (choose tiny or demo)")
 
 
-STAGES = ("student", "verifier", "eval-student", "orm-data", "sorm-labels", "orm", "sorm", "refiner-global",
-          "refiner-local", "family", "test-labels", "eval-rm", "eval", "install")
+STAGES = (
+    "student",
+    "verifier",
+    "eval-student",
+    "orm-data",
+    "sorm-labels",
+    "orm",
+    "sorm",
+    "refiner-global",
+    "refiner-local",
+    "family",
+    "test-labels",
+    "eval-rm",
+    "eval",
+    "install",
+)
 
 
 class Demo:
     """Runs the stages into `folder`; `child(kind, name, config)` opens a tracked run per stage."""
 
-    def __init__(self, preset: DemoPreset, folder: str | Path, child: Callable | None = None,
-                 on_stage: Callable | None = None, progress: bool = True, bundle_dir: str | Path | None = None,
-                 commit: str = "", command: str = ""):
+    def __init__(
+        self,
+        preset: DemoPreset,
+        folder: str | Path,
+        child: Callable | None = None,
+        on_stage: Callable | None = None,
+        progress: bool = True,
+        bundle_dir: str | Path | None = None,
+        commit: str = "",
+        command: str = "",
+    ):
         self.p = preset
         self.folder = Path(folder)
         self.child = child or (lambda kind, name=None, config=None: nullcontext(None))
@@ -132,8 +161,9 @@ class Demo:
         sorm = self._reward("sorm", verifier, labelled)
         glob = self._refiner("refiner-global", student, orm_records, labelled)
         loc = self._refiner("refiner-local", student, orm_records, labelled)
-        family = self._family({"student": student, "orm": orm, "sorm": sorm, "refiner-global": glob,
-                               "refiner-local": loc})
+        family = self._family(
+            {"student": student, "orm": orm, "sorm": sorm, "refiner-global": glob, "refiner-local": loc}
+        )
         test_labels = self._test_labels(student)
         self._eval_rm(family, test_labels)
         self._eval(family)
@@ -148,10 +178,20 @@ class Demo:
         with self._stage("student", to_dict(self.p.student)) as ctx:
             if ctx:
                 tracker, out = ctx
-                folder, result = train_student(self.p.student, self.path("student"), tracker, resume=True,
-                                               progress=self.progress, run_id=_run_id(tracker))
-                out.update(model=str(folder), loss=result.final_loss, tokens=result.tokens,
-                           tokens_per_s=result.tokens / max(result.seconds, 1e-9))
+                folder, result = train_student(
+                    self.p.student,
+                    self.path("student"),
+                    tracker,
+                    resume=True,
+                    progress=self.progress,
+                    run_id=_run_id(tracker),
+                )
+                out.update(
+                    model=str(folder),
+                    loss=result.final_loss,
+                    tokens=result.tokens,
+                    tokens_per_s=result.tokens / max(result.seconds, 1e-9),
+                )
         return self.outputs["student"]["model"]
 
     def _verifier(self, student: str) -> str:
@@ -162,8 +202,9 @@ class Demo:
         with self._stage("verifier", to_dict(config)) as ctx:
             if ctx:
                 tracker, out = ctx
-                folder, result = train_student(config, self.path("verifier"), tracker, resume=True,
-                                               progress=self.progress, run_id=_run_id(tracker))
+                folder, result = train_student(
+                    config, self.path("verifier"), tracker, resume=True, progress=self.progress, run_id=_run_id(tracker)
+                )
                 out.update(model=str(folder), loss=result.final_loss)
         return self.outputs["verifier"]["model"]
 
@@ -202,8 +243,9 @@ class Demo:
         with self._stage("sorm-labels", to_dict(self.p.sorm_labels)) as ctx:
             if ctx:
                 tracker, out = ctx
-                labelled = make_sorm_labels(self.p.sorm_labels, student, orm_records, self.path("sorm-labels"),
-                                            tracker, progress=self.progress)
+                labelled = make_sorm_labels(
+                    self.p.sorm_labels, student, orm_records, self.path("sorm-labels"), tracker, progress=self.progress
+                )
                 out["solutions"] = len(labelled)
                 return labelled
         return load_records(self.path("sorm-labels"), "sorm-labels")
@@ -215,8 +257,9 @@ class Demo:
         with self._stage(role, to_dict(config)) as ctx:
             if ctx:
                 tracker, out = ctx
-                folder, result = train_reward_model(config, data, self.path(role), tracker, resume=True,
-                                                    progress=self.progress, run_id=_run_id(tracker))
+                folder, result = train_reward_model(
+                    config, data, self.path(role), tracker, resume=True, progress=self.progress, run_id=_run_id(tracker)
+                )
                 out.update(model=str(folder), loss=result.final_loss)
         return self.outputs[role]["model"]
 
@@ -232,8 +275,15 @@ class Demo:
                     examples = global_pairs(orm_records, seed=config.seed)
                 else:
                     examples = local_triples(labelled, seed=config.seed)
-                folder, result = train_refiner(config, examples, self.path(stage), tracker, resume=True,
-                                               progress=self.progress, run_id=_run_id(tracker))
+                folder, result = train_refiner(
+                    config,
+                    examples,
+                    self.path(stage),
+                    tracker,
+                    resume=True,
+                    progress=self.progress,
+                    run_id=_run_id(tracker),
+                )
                 out.update(model=str(folder), loss=result.final_loss, examples=len(examples))
         return self.outputs[stage]["model"]
 
@@ -252,16 +302,24 @@ class Demo:
     def _test_labels(self, student: str) -> list[dict]:
         from .stages import load_records, make_orm_data, make_sorm_labels
 
-        samples = OrmDataConfig(student=student, split="test", data_seed=0, n_questions=self.p.eval_rm_questions,
-                                n=self.p.eval_samples, seed=self.p.seed + 1, shard_size=self.p.orm_data.shard_size,
-                                max_new_tokens=self.p.orm_data.max_new_tokens)
+        samples = OrmDataConfig(
+            student=student,
+            split="test",
+            data_seed=0,
+            n_questions=self.p.eval_rm_questions,
+            n=self.p.eval_samples,
+            seed=self.p.seed + 1,
+            shard_size=self.p.orm_data.shard_size,
+            max_new_tokens=self.p.orm_data.max_new_tokens,
+        )
         labels = replace(self.p.sorm_labels, n_questions=0, seed=self.p.seed + 1)
         with self._stage("test-labels", {"samples": to_dict(samples), "labels": to_dict(labels)}) as ctx:
             if ctx:
                 tracker, out = ctx
                 records = make_orm_data(samples, self.path("test-labels") / "samples", tracker, progress=self.progress)
-                labelled = make_sorm_labels(labels, student, records, self.path("test-labels") / "labels", tracker,
-                                            progress=self.progress)
+                labelled = make_sorm_labels(
+                    labels, student, records, self.path("test-labels") / "labels", tracker, progress=self.progress
+                )
                 out["solutions"] = len(labelled)
                 return labelled
         return load_records(self.path("test-labels") / "labels", "sorm-labels")
@@ -294,15 +352,21 @@ class Demo:
                 tracker, out = ctx
                 models = GloreModels.from_folder(family)
                 problems = load_eval_problems("synthetic", "test", self.p.eval_problems, 0, str(family / "student"))
-                results, tables = evaluate_pipeline(GlorePipeline(models, threshold=self.p.threshold), problems,
-                                                    seed=self.p.seed)
+                results, tables = evaluate_pipeline(
+                    GlorePipeline(models, threshold=self.p.threshold), problems, seed=self.p.seed
+                )
                 cases = [to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))]
                 if tracker is not None and hasattr(tracker, "log_cases"):
                     tracker.log_cases(cases)
                 _log(tracker, tables["metrics"])
                 _summary(tracker, {"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(cases)})
-                out.update(T2=tables["T2"], T3=tables["T3"], metrics=tables["metrics"], cases=len(cases),
-                           run_id=_run_id(tracker))
+                out.update(
+                    T2=tables["T2"],
+                    T3=tables["T3"],
+                    metrics=tables["metrics"],
+                    cases=len(cases),
+                    run_id=_run_id(tracker),
+                )
 
     def _install(self, family: Path) -> None:
         """Copy the fp16 family and its card (BUNDLE.md, bundle.json) into the bundle folder."""
@@ -349,21 +413,33 @@ def folder_bytes(folder: Path) -> int:
 
 def bundle_card(demo: Demo) -> dict:
     out = demo.outputs
-    return {"command": demo.command, "commit": demo.commit, "seed": demo.p.seed,
-            "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "student": {k: v for k, v in out.get("eval-student", {}).items() if not k.startswith("seconds")},
-            "stage_seconds": {k: v.get("seconds") for k, v in out.items()},
-            "T1": out.get("eval-rm", {}).get("T1"), "T2": out.get("eval", {}).get("T2"),
-            "T3": out.get("eval", {}).get("T3"), "bytes": out.get("family", {}).get("bytes")}
+    return {
+        "command": demo.command,
+        "commit": demo.commit,
+        "seed": demo.p.seed,
+        "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "student": {k: v for k, v in out.get("eval-student", {}).items() if not k.startswith("seconds")},
+        "stage_seconds": {k: v.get("seconds") for k, v in out.items()},
+        "T1": out.get("eval-rm", {}).get("T1"),
+        "T2": out.get("eval", {}).get("T2"),
+        "T3": out.get("eval", {}).get("T3"),
+        "bytes": out.get("family", {}).get("bytes"),
+    }
 
 
 def bundle_markdown(card: dict) -> str:
-    lines = ["# Bundled GLoRe demo family", "",
-             f"Produced by `{card['command']}` (seed {card['seed']}, commit {card['commit'] or 'unknown'}) "
-             f"on {card['created_at']}. fp16 safetensors, {card['bytes'] or 0:,} bytes in all.", "",
-             "## Student", ""]
-    lines += [f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in card["student"].items()
-              if "/" not in k]
+    lines = [
+        "# Bundled GLoRe demo family",
+        "",
+        f"Produced by `{card['command']}` (seed {card['seed']}, commit {card['commit'] or 'unknown'}) "
+        f"on {card['created_at']}. fp16 safetensors, {card['bytes'] or 0:,} bytes in all.",
+        "",
+        "## Student",
+        "",
+    ]
+    lines += [
+        f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in card["student"].items() if "/" not in k
+    ]
     for key in ("T1", "T2", "T3"):
         if card.get(key):
             lines += ["", f"## {key}", "", card[key]]

@@ -1,4 +1,5 @@
 """SORM labels in the formats peers read (SPEC section 6): TRL stepwise, ProcessBench, Math-Shepherd."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,21 +14,36 @@ SHEPHERD_TAG = "ки"
 
 def to_trl(record: dict) -> dict:
     """TRL stepwise supervision; soft values in their own field (TRL casts labels to int)."""
-    return {"schema_version": SCHEMA_VERSION, "prompt": student_prompt(record["question"]),
-            "completions": list(record["steps"]), "labels": [bool(y) for y in record["labels"]],
-            "soft_labels": [float(v) for v in record["soft_labels"]], "problem_id": record["problem_id"]}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "prompt": student_prompt(record["question"]),
+        "completions": list(record["steps"]),
+        "labels": [bool(y) for y in record["labels"]],
+        "soft_labels": [float(v) for v in record["soft_labels"]],
+        "problem_id": record["problem_id"],
+    }
 
 
 def to_processbench(record: dict, index: int) -> dict:
     label = -1 if record["correct"] else first_error(record["labels"])
-    return {"schema_version": SCHEMA_VERSION, "id": f"{record['problem_id']}-{index}", "problem": record["question"],
-            "steps": list(record["steps"]), "final_answer_correct": bool(record["correct"]), "label": label}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": f"{record['problem_id']}-{index}",
+        "problem": record["question"],
+        "steps": list(record["steps"]),
+        "final_answer_correct": bool(record["correct"]),
+        "label": label,
+    }
 
 
 def to_math_shepherd(record: dict) -> dict:
     text = "".join(f"{s} {SHEPHERD_TAG}\n" for s in record["steps"])
     label = "".join(f"{s} {'+' if y else '-'}\n" for s, y in zip(record["steps"], record["labels"]))
-    return {"schema_version": SCHEMA_VERSION, "input": f"{record['question']} {text}", "label": f"{record['question']} {label}"}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "input": f"{record['question']} {text}",
+        "label": f"{record['question']} {label}",
+    }
 
 
 def export_labels(labelled: list[dict], fmt: str, path: str | Path, rules: LabelRules | None = None) -> int:

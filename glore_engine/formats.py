@@ -6,6 +6,7 @@ Global refiner:   "Question: {q}\nDraft:\n{draft}\nRefinement:\n" + new solution
 Local refiner:    as global, with BAD_MARK before the first wrong step of the draft; at inference
                   the kept steps 1..E-1 are written after "Refinement:\n" and the model continues.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ where: the first step whose SORM score is below `threshold`;
 how:   one global and one local refinement, greedy;
 pick:  the ORM's highest-scoring of {draft, global, local} (the paper's headline method).
 """
+
 from __future__ import annotations
 
 import time
@@ -94,8 +95,16 @@ class GloreModels:
     paths: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, student: str, orm: str, sorm: str, global_refiner: str, local_refiner: str,
-             device: str | None = None, batch_size: int = 128) -> GloreModels:
+    def load(
+        cls,
+        student: str,
+        orm: str,
+        sorm: str,
+        global_refiner: str,
+        local_refiner: str,
+        device: str | None = None,
+        batch_size: int = 128,
+    ) -> GloreModels:
         from .generation.hf_backend import TransformersBackend
         from .models.causal_lm import load_causal_lm
         from .models.reward_model import RewardScorer, load_reward_model
@@ -129,30 +138,44 @@ class GloreModels:
     def from_folder(cls, folder: str | Path, **kwargs) -> GloreModels:
         """A family laid out as folder/{student,orm,sorm,refiner-global,refiner-local}."""
         folder = Path(folder)
-        return cls.load(str(folder / "student"), str(folder / "orm"), str(folder / "sorm"),
-                        str(folder / "refiner-global"), str(folder / "refiner-local"), **kwargs)
+        return cls.load(
+            str(folder / "student"),
+            str(folder / "orm"),
+            str(folder / "sorm"),
+            str(folder / "refiner-global"),
+            str(folder / "refiner-local"),
+            **kwargs,
+        )
 
 
 class GlorePipeline:
-    def __init__(self, models: GloreModels, threshold: float = 0.5, when_threshold: float = 0.5,
-                 max_new_tokens: int = 256):
+    def __init__(
+        self, models: GloreModels, threshold: float = 0.5, when_threshold: float = 0.5, max_new_tokens: int = 256
+    ):
         self.models = models
         self.threshold = threshold
         self.when_threshold = when_threshold
         self.max_new_tokens = max_new_tokens
 
-    def run(self, question: str, gold: str | None = None, draft: str | None = None,
-            threshold: float | None = None) -> GloreResult:
+    def run(
+        self, question: str, gold: str | None = None, draft: str | None = None, threshold: float | None = None
+    ) -> GloreResult:
         """One question (optionally with the user's own draft) through the whole pipeline."""
         question = check_question(question)
         if draft is not None and not split_steps(draft):
             raise DataError("the draft has no steps: write one reasoning step per line")
-        return self.run_batch([question], [gold], drafts=[draft] if draft is not None else None,
-                              threshold=threshold)[0]
+        return self.run_batch([question], [gold], drafts=[draft] if draft is not None else None, threshold=threshold)[0]
 
-    def run_batch(self, questions: list[str], golds: list[str | None] | None = None,
-                  drafts: list[str | None] | None = None, threshold: float | None = None,
-                  orm_critique: bool = False, best_of: int = 0, seed: int = 0) -> list[GloreResult]:
+    def run_batch(
+        self,
+        questions: list[str],
+        golds: list[str | None] | None = None,
+        drafts: list[str | None] | None = None,
+        threshold: float | None = None,
+        orm_critique: bool = False,
+        best_of: int = 0,
+        seed: int = 0,
+    ) -> list[GloreResult]:
         """Batched pipeline for evaluation; orm_critique and best_of add the ablation and baseline."""
         threshold = self.threshold if threshold is None else threshold
         golds = golds or [None] * len(questions)
@@ -172,8 +195,12 @@ class GlorePipeline:
         local_orm = self._local(questions, draft_c, firsts_orm, golds) if orm_critique else [None] * len(questions)
         timings["refine_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        pending = [(q, c) for q, trio in zip(questions, zip(globals_, locals_, local_orm))
-                   for c in trio if c is not None and not c.unchanged]
+        pending = [
+            (q, c)
+            for q, trio in zip(questions, zip(globals_, locals_, local_orm))
+            for c in trio
+            if c is not None and not c.unchanged
+        ]
         self._score([q for q, _ in pending], [c for _, c in pending])
         samples = self._samples(questions, golds, best_of, seed) if best_of else [[] for _ in questions]
         timings["rerank_s"] = time.perf_counter() - t3
@@ -184,23 +211,39 @@ class GlorePipeline:
             choice = max(trio, key=lambda c: c.orm_score).kind
             if local_orm[i] is not None and local_orm[i].unchanged:
                 local_orm[i].orm_steps, local_orm[i].sorm_steps = draft_c[i].orm_steps, draft_c[i].sorm_steps
-            results.append(GloreResult(q, golds[i], threshold, draft_c[i], firsts[i], firsts_orm[i],
-                                       draft_c[i].orm_score < self.when_threshold, globals_[i], locals_[i], choice,
-                                       dict(timings), local_orm[i], samples[i]))
+            results.append(
+                GloreResult(
+                    q,
+                    golds[i],
+                    threshold,
+                    draft_c[i],
+                    firsts[i],
+                    firsts_orm[i],
+                    draft_c[i].orm_score < self.when_threshold,
+                    globals_[i],
+                    locals_[i],
+                    choice,
+                    dict(timings),
+                    local_orm[i],
+                    samples[i],
+                )
+            )
         return results
 
     # ---- stages ---------------------------------------------------------------------------------
     def _candidate(self, kind: str, text: str, gold: str | None, kept: int = 0, unchanged: bool = False) -> Candidate:
         correct = is_correct(text, gold) if gold is not None else None
-        return Candidate(kind, text, split_steps(text), extract_answer(text), correct=correct, kept_steps=kept,
-                         unchanged=unchanged)
+        return Candidate(
+            kind, text, split_steps(text), extract_answer(text), correct=correct, kept_steps=kept, unchanged=unchanged
+        )
 
     def _drafts(self, questions, drafts) -> list[str]:
         todo = [i for i, q in enumerate(questions) if not drafts or drafts[i] is None]
         texts = [drafts[i] if drafts and drafts[i] is not None else "" for i in range(len(questions))]
         if todo:
-            outs = self.models.student.generate([student_prompt(questions[i]) for i in todo], n=1,
-                                                temperature=0.0, max_new_tokens=self.max_new_tokens)
+            outs = self.models.student.generate(
+                [student_prompt(questions[i]) for i in todo], n=1, temperature=0.0, max_new_tokens=self.max_new_tokens
+            )
             for i, samples in zip(todo, outs):
                 texts[i] = samples[0].text
         return texts
@@ -226,8 +269,11 @@ class GlorePipeline:
         out: list[Candidate | None] = [None] * len(questions)
         todo = [i for i, e in enumerate(firsts) if e >= 0 and drafts[i].steps]
         prompts = [local_prompt(questions[i], drafts[i].steps, firsts[i]) for i in todo]
-        gens = self.models.local_refiner.generate(prompts, n=1, temperature=0.0,
-                                                  max_new_tokens=self.max_new_tokens) if todo else []
+        gens = (
+            self.models.local_refiner.generate(prompts, n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
+            if todo
+            else []
+        )
         for i, g in zip(todo, gens):
             kept = drafts[i].steps[: firsts[i]]
             text = join_steps(kept + [g[0].text]) if kept else g[0].text
@@ -235,13 +281,23 @@ class GlorePipeline:
         for i, c in enumerate(out):
             if c is None:
                 d = drafts[i]
-                out[i] = Candidate("local", d.text, list(d.steps), d.answer, list(d.orm_steps), list(d.sorm_steps),
-                                   d.correct, kept_steps=len(d.steps), unchanged=True)
+                out[i] = Candidate(
+                    "local",
+                    d.text,
+                    list(d.steps),
+                    d.answer,
+                    list(d.orm_steps),
+                    list(d.sorm_steps),
+                    d.correct,
+                    kept_steps=len(d.steps),
+                    unchanged=True,
+                )
         return out
 
     def _samples(self, questions, golds, n: int, seed: int) -> list[list[Candidate]]:
-        outs = self.models.student.generate([student_prompt(q) for q in questions], n=n, temperature=1.0,
-                                            max_new_tokens=self.max_new_tokens, seed=seed)
+        outs = self.models.student.generate(
+            [student_prompt(q) for q in questions], n=n, temperature=1.0, max_new_tokens=self.max_new_tokens, seed=seed
+        )
         cands = [[self._candidate("sample", s.text, g) for s in o] for o, g in zip(outs, golds)]
         flat_q = [q for q, cs in zip(questions, cands) for _ in cs]
         flat = [c for cs in cands for c in cs]
@@ -251,6 +307,7 @@ class GlorePipeline:
 
 def result_from_dict(data: dict) -> GloreResult:
     """Inverse of GloreResult.to_dict (stored evaluation cases reopen in the app)."""
+
     def cand(d):
         return Candidate(**d) if d is not None else None
 
@@ -267,11 +324,21 @@ def result_from_dict(data: dict) -> GloreResult:
 def to_case(result: GloreResult, index: int, problem_id: str | None = None) -> dict:
     """A stored evaluation case (db.Store.add_cases format) from one pipeline result."""
     data = result.to_dict()
-    data["candidates"] = [{"kind": c.kind, "text": c.text, "orm_score": c.orm_score, "correct": c.correct}
-                          for c in result.candidates]
+    data["candidates"] = [
+        {"kind": c.kind, "text": c.text, "orm_score": c.orm_score, "correct": c.correct} for c in result.candidates
+    ]
     data["final_correct"] = result.chosen.correct
     data["steps"] = list(result.draft.steps)  # the pipeline's step split: human ratings index these
-    return {"index": index, "problem_id": problem_id, "question": result.question, "gold": result.gold,
-            "draft": result.draft.text, "data": data, "tags": [],
-            "draft_correct": result.draft.correct, "global_correct": result.global_refinement.correct,
-            "local_correct": result.local_refinement.correct, "final_correct": result.chosen.correct}
+    return {
+        "index": index,
+        "problem_id": problem_id,
+        "question": result.question,
+        "gold": result.gold,
+        "draft": result.draft.text,
+        "data": data,
+        "tags": [],
+        "draft_correct": result.draft.correct,
+        "global_correct": result.global_refinement.correct,
+        "local_correct": result.local_refinement.correct,
+        "final_correct": result.chosen.correct,
+    }

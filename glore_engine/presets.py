@@ -1,4 +1,5 @@
 """Typed configs of the sampling and evaluation commands (training configs live beside their trainers)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Process-wide settings for fast, reproducible CPU/GPU work: allocator, threads, seeds, device."""
+
 from __future__ import annotations
 
 import ctypes

@@ -4,6 +4,7 @@ Each stage writes its records under a folder with a manifest (what produced them
 tokenizer fingerprint, task, config), is resumable shard by shard, reports progress, and logs
 its cost (rollouts, tokens, tokens/s, wall time) to the tracker. The CLI and `demo` call these.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,14 @@ def write_manifest(folder: Path, kind: str, student: str, config, stats: dict) -
     from .models.causal_lm import load_tokenizer
     from .models.tokenizer import fingerprint
 
-    manifest = {"kind": kind, "student": str(student), "tokenizer": fingerprint(load_tokenizer(student)),
-                "task": task_dict(task_config_from_card(student)), "config": to_dict(config), "stats": stats}
+    manifest = {
+        "kind": kind,
+        "student": str(student),
+        "tokenizer": fingerprint(load_tokenizer(student)),
+        "task": task_dict(task_config_from_card(student)),
+        "config": to_dict(config),
+        "stats": stats,
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -83,8 +90,10 @@ def check_compatible(manifest: dict, base: str, what: str) -> None:
 
     tok = fingerprint(load_tokenizer(base))
     if manifest.get("tokenizer") != tok:
-        raise DataError(f"{what} were made with tokenizer {manifest.get('tokenizer')} but {base} uses {tok}: "
-                        "labels belong to the student that sampled them")
+        raise DataError(
+            f"{what} were made with tokenizer {manifest.get('tokenizer')} but {base} uses {tok}: "
+            "labels belong to the student that sampled them"
+        )
     if manifest.get("task") and manifest["task"] != task_dict(task_config_from_card(base)):
         raise DataError(f"{what} come from another task ({manifest['task']}) than {base} was trained on")
 
@@ -113,16 +122,25 @@ def _fresh_shards(folder: Path, resume: bool) -> None:
 
 
 def _log_cost(tracker: Tracker, prefix: str, stats, seconds: float) -> dict:
-    cost = {f"{prefix}/samples": stats.samples, f"{prefix}/generated_tokens": stats.generated_tokens,
-            f"{prefix}/tokens_per_s": stats.generated_tokens / max(seconds, 1e-9),
-            f"{prefix}/samples_per_s": stats.samples / max(seconds, 1e-9), f"{prefix}/wall_s": seconds}
+    cost = {
+        f"{prefix}/samples": stats.samples,
+        f"{prefix}/generated_tokens": stats.generated_tokens,
+        f"{prefix}/tokens_per_s": stats.generated_tokens / max(seconds, 1e-9),
+        f"{prefix}/samples_per_s": stats.samples / max(seconds, 1e-9),
+        f"{prefix}/wall_s": seconds,
+    }
     for key, value in cost.items():
         tracker.log_metric(key, value)
     return cost
 
 
-def make_orm_data(config: OrmDataConfig, folder: str | Path, tracker: Tracker | None = None,
-                  progress: bool = True, resume: bool = True) -> list[dict]:
+def make_orm_data(
+    config: OrmDataConfig,
+    folder: str | Path,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> list[dict]:
     """N samples per training question, graded and deduplicated, in folder/orm-data.jsonl.
 
     resume=False discards shards an earlier run left in folder (they may come from another config).
@@ -138,12 +156,22 @@ def make_orm_data(config: OrmDataConfig, folder: str | Path, tracker: Tracker | 
     backend, _, _ = open_policy_backend(config.student, config.backend, batch_size=config.batch_size)
     started = time.perf_counter()
     with _progress_bar(len(problems), "ORM samples", progress) as bar:
+
         def on_shard(done, total, cached):
             bar.update(min(done * config.shard_size, len(problems)) - bar.n)
 
-        records = build_orm_data(backend, problems, folder / "shards", n=config.n, temperature=config.temperature,
-                                 max_new_tokens=config.max_new_tokens, seed=config.seed, shard_size=config.shard_size,
-                                 calculator=config.calculator, on_shard=on_shard)
+        records = build_orm_data(
+            backend,
+            problems,
+            folder / "shards",
+            n=config.n,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            seed=config.seed,
+            shard_size=config.shard_size,
+            calculator=config.calculator,
+            on_shard=on_shard,
+        )
     stats = {**orm_stats(records), **_log_cost(tracker, "sampling", backend.stats, time.perf_counter() - started)}
     for key in ("questions", "distinct_samples", "sample_accuracy", "mixed_questions"):
         tracker.log_metric(f"data/{key}", stats[key])
@@ -153,8 +181,15 @@ def make_orm_data(config: OrmDataConfig, folder: str | Path, tracker: Tracker | 
     return records
 
 
-def make_sorm_labels(config: SormLabelConfig, student: str, orm_records: list[dict], folder: str | Path,
-                     tracker: Tracker | None = None, progress: bool = True, resume: bool = True) -> list[dict]:
+def make_sorm_labels(
+    config: SormLabelConfig,
+    student: str,
+    orm_records: list[dict],
+    folder: str | Path,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> list[dict]:
     """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable)."""
     from .generation.loading import open_policy_backend
     from .labelling.postprocess import LabelRules, apply_rules, label_stats
@@ -170,13 +205,23 @@ def make_sorm_labels(config: SormLabelConfig, student: str, orm_records: list[di
     backend, _, _ = open_policy_backend(student, config.backend, batch_size=config.batch_size)
     started = time.perf_counter()
     with _progress_bar(n_solutions, "SORM rollouts", progress) as bar:
+
         def on_shard(done, total, cached):
             bar.update(min(done * config.shard_size, n_solutions) - bar.n)
             bar.set_postfix(tok_s=f"{backend.stats.tokens_per_second:,.0f}", refresh=False)
 
-        labelled = build_sorm_labels(backend, records, folder / "shards", k=config.k, temperature=config.temperature,
-                                     max_new_tokens=config.max_new_tokens, seed=config.seed,
-                                     shard_size=config.shard_size, calculator=config.calculator, on_shard=on_shard)
+        labelled = build_sorm_labels(
+            backend,
+            records,
+            folder / "shards",
+            k=config.k,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            seed=config.seed,
+            shard_size=config.shard_size,
+            calculator=config.calculator,
+            on_shard=on_shard,
+        )
     seconds = time.perf_counter() - started
     cost = _log_cost(tracker, "rollouts", backend.stats, seconds)
     stats = {**rollout_cost(labelled), **cost, **label_stats(apply_rules(labelled, LabelRules()))}

@@ -3,6 +3,7 @@
 They produce gibberish, but every shape, role, card and file is real, so code paths are exercised
 exactly as with trained models.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

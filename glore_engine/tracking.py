@@ -2,6 +2,7 @@
 
 The engine never imports the db package: anything with these methods will do.
 """
+
 from __future__ import annotations
 
 from typing import Protocol

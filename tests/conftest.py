@@ -3,15 +3,21 @@
 The fast suite runs by default. End-to-end (`e2e`) and browser tests run with `--slow` (what
 `make test` and CI use) or when `-m` names their marker: `pytest -m e2e`, `pytest -m browser`.
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
 
-for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                   "HF_HUB_DISABLE_PROGRESS_BARS": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-                   "TOKENIZERS_PARALLELISM": "false"}.items():
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
     os.environ.setdefault(key, value)
 
 SLOW_MARKS = ("e2e", "browser")

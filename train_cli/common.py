@@ -2,6 +2,7 @@
 
 Heavy libraries (torch, transformers) are imported inside commands, so `--help` stays fast.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,18 +38,24 @@ def config_options(cls, skip: tuple[str, ...] = (), prefix: str = "", with_file:
             name = (prefix + "-" if prefix else "") + f.name.replace("_", "-")
             dest = dest_prefix + f.name
             decl = f"--{name}/--no-{name}" if kind is bool else f"--{name}"
-            fn = click.option(decl, dest, type=None if kind is bool else kind, default=None,
-                              help=f"default: {default}")(fn)
+            fn = click.option(
+                decl, dest, type=None if kind is bool else kind, default=None, help=f"default: {default}"
+            )(fn)
         if with_file:
-            fn = click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                              help="YAML file of config keys (flags override it)")(fn)
+            fn = click.option(
+                "--config",
+                "config_file",
+                type=click.Path(dir_okay=False),
+                help="YAML file of config keys (flags override it)",
+            )(fn)
         return fn
 
     return decorate
 
 
-def resolve_config(cls, config_file, flags: dict, extra: dict | None = None, section: str | None = None,
-                   sections: tuple[str, ...] = ()):
+def resolve_config(
+    cls, config_file, flags: dict, extra: dict | None = None, section: str | None = None, sections: tuple[str, ...] = ()
+):
     """defaults < extra < --config file < flags; unknown keys fail.
 
     A file may hold sub-configs as mappings (`sample:`, `label:`): `section` reads one of them,
@@ -75,8 +82,8 @@ def pop_config_flags(cls, kwargs: dict, prefix: str = "") -> dict:
     names = {f.name for f in dataclasses.fields(cls)}
     out = {}
     for key in list(kwargs):
-        if key.startswith(dest_prefix) and key[len(dest_prefix):] in names:
-            out[key[len(dest_prefix):]] = kwargs.pop(key)
+        if key.startswith(dest_prefix) and key[len(dest_prefix) :] in names:
+            out[key[len(dest_prefix) :]] = kwargs.pop(key)
     return out
 
 
@@ -130,12 +137,16 @@ def friendly_errors(fn):
 
             where = f" ({exc.filename})" if exc.filename else ""
             what = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or str(exc)
-            click.secho(f"error: {what}{where}; finished shards and checkpoints are kept, rerun with --resume",
-                        fg="red", err=True)
+            click.secho(
+                f"error: {what}{where}; finished shards and checkpoints are kept, rerun with --resume",
+                fg="red",
+                err=True,
+            )
             sys.exit(1)
         except KeyboardInterrupt:
-            click.secho("interrupted: the run is marked INTERRUPTED; rerun with --resume to continue",
-                        fg="yellow", err=True)
+            click.secho(
+                "interrupted: the run is marked INTERRUPTED; rerun with --resume to continue", fg="yellow", err=True
+            )
             sys.exit(130)
 
     return wrapper

@@ -1,4 +1,5 @@
 """`glore-train demo`: the whole loop on the synthetic task, each stage a child run of one demo run."""
+
 from __future__ import annotations
 
 import subprocess
@@ -35,16 +36,27 @@ class StageTracker:
 
 def _commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
 @click.command("demo")
-@click.option("--preset", type=click.Choice(["demo", "tiny"]), default="demo", show_default=True,
-              help="demo: the bundled family (about an hour on 2 CPU cores); tiny: every stage in minutes")
+@click.option(
+    "--preset",
+    type=click.Choice(["demo", "tiny"]),
+    default="demo",
+    show_default=True,
+    help="demo: the bundled family (about an hour on 2 CPU cores); tiny: every stage in minutes",
+)
 @click.option("--out", help="working folder (default: <GLORE_HOME>/demo-<preset>)")
 @click.option("--resume", is_flag=True, help="skip finished stages and continue the unfinished one")
 @click.option("--bundle-dir", help="install the fp16 family here when done (glore_engine/bundled ships it)")
@@ -77,6 +89,7 @@ def demo(ctx, preset, out, resume, bundle_dir, seed) -> None:
             console.print(f"[green][{n}/{len(order)}] {stage}: done in {info.get('seconds', 0):.0f} s[/green]")
 
     with store.run("demo", name=preset, config=config, output_dir=str(folder)) as run:
+
         @contextmanager
         def child(kind, name=None, stage_config=None):
             with run.child(kind, name=name, config=stage_config) as handle:
@@ -84,10 +97,19 @@ def demo(ctx, preset, out, resume, bundle_dir, seed) -> None:
                 yield StageTracker(store, handle)
 
         command = "glore-train demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "glore-train demo"
-        runner = Demo(demo_preset(preset, seed), folder, child=child, on_stage=on_stage, bundle_dir=bundle_dir,
-                      commit=_commit(), command=command)
+        runner = Demo(
+            demo_preset(preset, seed),
+            folder,
+            child=child,
+            on_stage=on_stage,
+            bundle_dir=bundle_dir,
+            commit=_commit(),
+            command=command,
+        )
         outputs = runner.run()
-        tables = {k: outputs[s][k] for s, k in (("eval-rm", "T1"), ("eval", "T2"), ("eval", "T3")) if k in outputs.get(s, {})}
+        tables = {
+            k: outputs[s][k] for s, k in (("eval-rm", "T1"), ("eval", "T2"), ("eval", "T3")) if k in outputs.get(s, {})
+        }
         run.set_summary({"tables_md": tables, "stage_seconds": {k: v.get("seconds") for k, v in outputs.items()}})
     for table in tables.values():
         click.echo("\n" + table)

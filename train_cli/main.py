@@ -1,4 +1,5 @@
 """The `glore-train` command group. Each command family lives in its own module."""
+
 from __future__ import annotations
 
 import click

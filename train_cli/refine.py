@@ -1,4 +1,5 @@
 """`glore-train refine | eval`: the refiners and the paper's end-to-end tables T2 and T3."""
+
 from __future__ import annotations
 
 import click
@@ -27,9 +28,16 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
     from glore_engine.training.refiner import train_refiner
 
     config = resolve_config(RefinerConfig, config_file, pop_config_flags(RefinerConfig, flags), sections=SECTIONS)
-    sample = resolve_config(OrmDataConfig, config_file, pop_config_flags(OrmDataConfig, flags, "sample"),
-                            extra={"student": config.base}, section="sample")
-    label = resolve_config(SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label")
+    sample = resolve_config(
+        OrmDataConfig,
+        config_file,
+        pop_config_flags(OrmDataConfig, flags, "sample"),
+        extra={"student": config.base},
+        section="sample",
+    )
+    label = resolve_config(
+        SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
+    )
     if resume and not out:
         raise click.UsageError("--resume needs --out")
     engine_ready()
@@ -40,8 +48,9 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
         if config.kind == "global":
             examples = global_pairs(orm_records(run, sample, samples_path, folder, resume), seed=config.seed)
         else:
-            examples = local_triples(sorm_labels(run, sample, label, labels_path, samples_path, folder, resume),
-                                     seed=config.seed)
+            examples = local_triples(
+                sorm_labels(run, sample, label, labels_path, samples_path, folder, resume), seed=config.seed
+            )
         run.log_metric(f"data/{config.kind}_examples", len(examples))
         model_dir, result = train_refiner(config, examples, folder, tracker=run, resume=resume, run_id=run.id)
         run.set_summary({"model": str(model_dir), "examples": len(examples), "final_loss": result.final_loss})
@@ -64,8 +73,22 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
 @click.option("--seed", default=0, show_default=True)
 @click.pass_context
 @friendly_errors
-def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, data, split, limit, data_seed,
-             threshold, best_of, seed) -> None:
+def evaluate(
+    ctx,
+    family,
+    student,
+    orm,
+    sorm,
+    global_refiner,
+    local_refiner,
+    data,
+    split,
+    limit,
+    data_seed,
+    threshold,
+    best_of,
+    seed,
+) -> None:
     """Tables T2 and T3 (greedy, best-of-3, draft+global, draft+local, GLoRe, oracle); every case stored."""
     from glore_engine.data import load_eval_problems
     from glore_engine.evaluation.pipeline_eval import evaluate_pipeline
@@ -74,14 +97,27 @@ def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, dat
     engine_ready()
     models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
     store = open_store(ctx)
-    config = {"models": paths, "data": data, "split": split, "limit": limit, "data_seed": data_seed,
-              "threshold": threshold, "best_of": best_of, "seed": seed}
+    config = {
+        "models": paths,
+        "data": data,
+        "split": split,
+        "limit": limit,
+        "data_seed": data_seed,
+        "threshold": threshold,
+        "best_of": best_of,
+        "seed": seed,
+    }
     with store.run("eval", name=data, config=config) as run:
         run.set_output_dir(str(run_dir(run.id, "eval", None)))
         problems = load_eval_problems(data, split, limit, data_seed, paths["student"])
         with click.progressbar(length=len(problems), label="GLoRe pipeline") as bar:
-            results, tables = evaluate_pipeline(GlorePipeline(models, threshold=threshold), problems, best_of=best_of,
-                                                seed=seed, progress=lambda done, total: bar.update(done - bar.pos))
+            results, tables = evaluate_pipeline(
+                GlorePipeline(models, threshold=threshold),
+                problems,
+                best_of=best_of,
+                seed=seed,
+                progress=lambda done, total: bar.update(done - bar.pos),
+            )
         store.add_cases(run.id, [to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))])
         run.log_metrics(tables["metrics"])
         run.set_summary({"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(results)})
@@ -99,7 +135,9 @@ def _load_family(family, student, orm, sorm, global_refiner, local_refiner):
         models = GloreModels.from_folder(folder)
     else:
         if not all((student, orm, sorm, global_refiner, local_refiner)):
-            raise click.UsageError("give --family, or all five of --student --orm --sorm --global-refiner --local-refiner")
+            raise click.UsageError(
+                "give --family, or all five of --student --orm --sorm --global-refiner --local-refiner"
+            )
         models = GloreModels.load(student, orm, sorm, global_refiner, local_refiner)
     return models, models.paths
 

@@ -1,4 +1,5 @@
 """`glore-train orm | sorm | eval-rm | export`: the reward models, their labels and table T1."""
+
 from __future__ import annotations
 
 import click
@@ -14,14 +15,21 @@ SECTIONS = ("sample", "label")
 def _configs(config_file, flags, role: str):
     from glore_engine.config import to_dict
 
-    train = resolve_config(RewardConfig, config_file, pop_config_flags(RewardConfig, flags), extra={"role": role},
-                           sections=SECTIONS)
-    sample = resolve_config(OrmDataConfig, config_file, pop_config_flags(OrmDataConfig, flags, "sample"),
-                            extra={"student": train.base}, section="sample")
+    train = resolve_config(
+        RewardConfig, config_file, pop_config_flags(RewardConfig, flags), extra={"role": role}, sections=SECTIONS
+    )
+    sample = resolve_config(
+        OrmDataConfig,
+        config_file,
+        pop_config_flags(OrmDataConfig, flags, "sample"),
+        extra={"student": train.base},
+        section="sample",
+    )
     if not sample.student:
         raise click.UsageError("give --base (the backbone) and, if another model samples, --sample-student")
-    label = resolve_config(SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"),
-                           section="label")
+    label = resolve_config(
+        SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
+    )
     return train, sample, label, {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
 
 
@@ -55,8 +63,10 @@ def _train(run, train, data, folder, resume):
 
     model_dir, result = train_reward_model(train, data, folder, tracker=run, resume=resume, run_id=run.id)
     run.set_summary({"model": str(model_dir), "final_loss": result.final_loss})
-    click.echo(f"{train.role.upper()} saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
-               f"{result.seconds / 60:.1f} min)")
+    click.echo(
+        f"{train.role.upper()} saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
+        f"{result.seconds / 60:.1f} min)"
+    )
 
 
 def _reward_command(role: str, doc: str):
@@ -90,7 +100,9 @@ def _reward_command(role: str, doc: str):
     return command
 
 
-orm = _reward_command("orm", "Train the ORM: sample N solutions per question, label by final answer, train the value head.")
+orm = _reward_command(
+    "orm", "Train the ORM: sample N solutions per question, label by final answer, train the value head."
+)
 sorm = _reward_command("sorm", "Train the SORM: K rollouts from every step prefix give V* labels; train on them.")
 
 
@@ -112,16 +124,29 @@ def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, c
     from glore_engine.models.reward_model import RewardScorer, load_reward_model
 
     named = dict(_parse_named(r) for r in rms)
-    sample = resolve_config(OrmDataConfig, config_file, pop_config_flags(OrmDataConfig, flags, "sample"),
-                            extra={"student": student or "", "split": "test", "n_questions": 300, "data_seed": 0},
-                            section="sample")
-    label = resolve_config(SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label")
+    sample = resolve_config(
+        OrmDataConfig,
+        config_file,
+        pop_config_flags(OrmDataConfig, flags, "sample"),
+        extra={"student": student or "", "split": "test", "n_questions": 300, "data_seed": 0},
+        section="sample",
+    )
+    label = resolve_config(
+        SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
+    )
     if not labels_path and not student:
         raise click.UsageError("pass --student (to sample held-out solutions) or --labels (to reuse them)")
     engine_ready()
     store = open_store(ctx)
-    config = {"models": named, "threshold": threshold, "sample": to_dict(sample), "label": to_dict(label),
-              "labels": labels_path, "consistency": consistency, "propagate": propagate}
+    config = {
+        "models": named,
+        "threshold": threshold,
+        "sample": to_dict(sample),
+        "label": to_dict(label),
+        "labels": labels_path,
+        "consistency": consistency,
+        "propagate": propagate,
+    }
     with store.run("eval-rm", name=",".join(named), config=config) as run:
         folder = run_dir(run.id, "eval-rm", None)
         run.set_output_dir(str(folder))
@@ -158,8 +183,12 @@ def _parse_named(spec: str) -> tuple[str, str]:
 @click.command("export")
 @click.option("--labels", "labels_path", help="a SORM labels folder to export")
 @click.option("--run", "run_id", type=int, help="an evaluation run whose annotated cases to export")
-@click.option("--format", "fmt", required=True,
-              help="labels: trl | processbench | math-shepherd; annotations: trl | processbench | prm800k | csv")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    help="labels: trl | processbench | math-shepherd; annotations: trl | processbench | prm800k | csv",
+)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--annotator", help="annotations: only this annotator's")
 @click.pass_context
@@ -174,8 +203,9 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
     known = LABEL_FORMATS if labels_path else EXPORT_FORMATS
     if fmt not in known:
         what = "labels" if labels_path else "annotations"
-        raise click.BadParameter(f"{fmt!r} is not a format for {what} (choose from {', '.join(known)})",
-                                 param_hint="'--format'")
+        raise click.BadParameter(
+            f"{fmt!r} is not a format for {what} (choose from {', '.join(known)})", param_hint="'--format'"
+        )
     store = open_store(ctx)
     with store.run("export", name=fmt, config={"labels": labels_path, "run": run_id, "format": fmt}) as run:
         if labels_path:

@@ -1,4 +1,5 @@
 """`glore-train runs list|show`: what ran, how it ended, what it measured and produced."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ def list_runs(ctx, kind, status, limit) -> None:
     for col in ("id", "kind", "name", "status", "started", "parent", "output"):
         table.add_column(col)
     for run in open_store(ctx).list_runs(kind=kind, status=status, limit=limit):
-        table.add_row(str(run.id), run.kind, run.name or "", run.status, str(run.created_at)[:19],
-                      str(run.parent_id or ""), run.output_dir or "")
+        table.add_row(
+            str(run.id),
+            run.kind,
+            run.name or "",
+            run.status,
+            str(run.created_at)[:19],
+            str(run.parent_id or ""),
+            run.output_dir or "",
+        )
     Console().print(table)
 
 
@@ -47,12 +55,26 @@ def show_run(ctx, run_id, as_json) -> None:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     series = store.metric_series(run_id)
     last = {key: values[-1][1] for key, values in series.items() if values}
-    artifacts = [{"kind": a.kind, "path": a.path, "bytes": a.bytes, "sha256": a.sha256} for a in store.artifacts(run_id)]
+    artifacts = [
+        {"kind": a.kind, "path": a.path, "bytes": a.bytes, "sha256": a.sha256} for a in store.artifacts(run_id)
+    ]
     children = [{"id": c.id, "kind": c.kind, "status": c.status} for c in store.children(run_id)]
-    info = {"id": run.id, "kind": run.kind, "name": run.name, "status": run.status, "error": run.error,
-            "created_at": str(run.created_at), "finished_at": str(run.finished_at), "output_dir": run.output_dir,
-            "parent_id": run.parent_id, "config": run.config, "summary": run.summary, "metrics": last,
-            "artifacts": artifacts, "children": children}
+    info = {
+        "id": run.id,
+        "kind": run.kind,
+        "name": run.name,
+        "status": run.status,
+        "error": run.error,
+        "created_at": str(run.created_at),
+        "finished_at": str(run.finished_at),
+        "output_dir": run.output_dir,
+        "parent_id": run.parent_id,
+        "config": run.config,
+        "summary": run.summary,
+        "metrics": last,
+        "artifacts": artifacts,
+        "children": children,
+    }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return

@@ -1,4 +1,5 @@
 """`glore-train sft | sample | eval-student`: the student policy."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,10 @@ def sft(ctx, config_file, out, resume, **flags) -> None:
         run.set_output_dir(folder)
         model_dir, result = train_student(config, folder, tracker=run, resume=resume, run_id=run.id)
         run.set_summary({"model": str(model_dir), "final_loss": result.final_loss})
-    click.echo(f"student saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
-               f"{result.tokens / max(result.seconds, 1e-9):,.0f} tokens/s)")
+    click.echo(
+        f"student saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
+        f"{result.tokens / max(result.seconds, 1e-9):,.0f} tokens/s)"
+    )
 
 
 @click.command("sample")
@@ -65,24 +68,51 @@ def sample(ctx, config_file, out_file, **flags) -> None:
         prompts = [student_prompt(p.question) for p in problems]
         with click.progressbar(length=len(prompts), label="sampling") as bar:
             backend.progress = lambda done, total: bar.update(done - bar.pos)
-            outputs = backend.generate(prompts, n=config.n, temperature=config.temperature,
-                                       max_new_tokens=config.max_new_tokens, seed=config.seed,
-                                       calculator=config.calculator)
+            outputs = backend.generate(
+                prompts,
+                n=config.n,
+                temperature=config.temperature,
+                max_new_tokens=config.max_new_tokens,
+                seed=config.seed,
+                calculator=config.calculator,
+            )
         path = out_file or str(run_dir(run.id, "sample", None) / "samples.jsonl")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         run.set_output_dir(str(Path(path).resolve().parent))
         correct = 0
         with open(path, "w") as fh:
             for problem, samples in zip(problems, outputs):
-                graded = [{"text": s.text, "answer": extract_answer(s.text), "correct": is_correct(s.text, problem.answer),
-                           "logprob": s.logprob, "n_tokens": s.n_tokens, "finished": s.finished} for s in samples]
+                graded = [
+                    {
+                        "text": s.text,
+                        "answer": extract_answer(s.text),
+                        "correct": is_correct(s.text, problem.answer),
+                        "logprob": s.logprob,
+                        "n_tokens": s.n_tokens,
+                        "finished": s.finished,
+                    }
+                    for s in samples
+                ]
                 correct += sum(g["correct"] for g in graded)
-                fh.write(json.dumps({"problem_id": problem.id, "question": problem.question, "gold": problem.answer,
-                                     "samples": graded}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "problem_id": problem.id,
+                            "question": problem.question,
+                            "gold": problem.answer,
+                            "samples": graded,
+                        }
+                    )
+                    + "\n"
+                )
         stats = backend.stats
-        metrics = {"sample_accuracy": correct / max(len(problems) * config.n, 1), "samples": stats.samples,
-                   "generated_tokens": stats.generated_tokens, "tokens_per_s": stats.tokens_per_second,
-                   "samples_per_s": stats.samples / max(stats.seconds, 1e-9)}
+        metrics = {
+            "sample_accuracy": correct / max(len(problems) * config.n, 1),
+            "samples": stats.samples,
+            "generated_tokens": stats.generated_tokens,
+            "tokens_per_s": stats.tokens_per_second,
+            "samples_per_s": stats.samples / max(stats.seconds, 1e-9),
+        }
         run.log_metrics(metrics)
         run.log_artifact("samples", path)
     echo_metrics(f"run {run.id}: {len(problems)} problems x {config.n} samples -> {path}", metrics)
@@ -102,8 +132,15 @@ def eval_student(ctx, config_file, **flags) -> None:
     store = open_store(ctx)
     with store.run("eval-student", name=config.model, config=to_dict(config)) as run:
         backend, problems = _policy_and_problems(config)
-        result = evaluate_student(backend, problems, k=config.k, temperature=config.temperature,
-                                  max_new_tokens=config.max_new_tokens, seed=config.seed, calculator=config.calculator)
+        result = evaluate_student(
+            backend,
+            problems,
+            k=config.k,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            seed=config.seed,
+            calculator=config.calculator,
+        )
         metrics = result.metrics()
         metrics["tokens_per_s"] = backend.stats.tokens_per_second
         run.log_metrics(metrics)

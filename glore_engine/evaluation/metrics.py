@@ -1,4 +1,5 @@
 """Metric functions shared by the reward-model and pipeline evaluations (pure Python, tested alone)."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Tables T2 (refinement of incorrect drafts) and T3 (end-to-end accuracy) of SPEC section 4."""
+
 from __future__ import annotations
 
 from ..pipeline import GloreResult
@@ -6,8 +7,14 @@ from .metrics import fmt, markdown_table
 
 # Paper anchors (GSM8K, LLaMA-2 13B EI student); secondary sources marked ~ in SPEC section 4.
 PAPER_T2 = {"global": "~28", "local (ORM critique)": "-", "local (SORM critique)": "~28", "global + local": "~41"}
-PAPER_T3 = {"greedy draft": "53", "best-of-3 (ORM)": "~58", "draft + global (ORM)": "-", "draft + local (ORM)": "-",
-            "draft + global + local (ORM) = GLoRe": "65", "oracle (any of the three)": "-"}
+PAPER_T3 = {
+    "greedy draft": "53",
+    "best-of-3 (ORM)": "~58",
+    "draft + global (ORM)": "-",
+    "draft + local (ORM)": "-",
+    "draft + global + local (ORM) = GLoRe": "65",
+    "oracle (any of the three)": "-",
+}
 
 
 def _pick(cands):
@@ -22,10 +29,12 @@ def t2_rows(results: list[GloreResult]) -> tuple[list[tuple[str, float | None]],
     def rate(pred):
         return sum(1 for r in wrong if pred(r)) / n if n else None
 
-    rows = [("global", rate(lambda r: r.global_refinement.correct)),
-            ("local (ORM critique)", rate(lambda r: r.local_orm_critique is not None and r.local_orm_critique.correct)),
-            ("local (SORM critique)", rate(lambda r: r.local_refinement.correct)),
-            ("global + local", rate(lambda r: r.global_refinement.correct or r.local_refinement.correct))]
+    rows = [
+        ("global", rate(lambda r: r.global_refinement.correct)),
+        ("local (ORM critique)", rate(lambda r: r.local_orm_critique is not None and r.local_orm_critique.correct)),
+        ("local (SORM critique)", rate(lambda r: r.local_refinement.correct)),
+        ("global + local", rate(lambda r: r.global_refinement.correct or r.local_refinement.correct)),
+    ]
     return rows, n
 
 
@@ -36,24 +45,26 @@ def t3_rows(results: list[GloreResult]) -> list[tuple[str, float]]:
     def acc(choose):
         return sum(1 for r in results if choose(r)) / n
 
-    return [("greedy draft", acc(lambda r: r.draft.correct)),
-            ("best-of-3 (ORM)", acc(lambda r: bool(r.samples) and _pick(r.samples).correct)),
-            ("draft + global (ORM)", acc(lambda r: _pick([r.draft, r.global_refinement]).correct)),
-            ("draft + local (ORM)", acc(lambda r: _pick([r.draft, r.local_refinement]).correct)),
-            ("draft + global + local (ORM) = GLoRe", acc(lambda r: r.chosen.correct)),
-            ("oracle (any of the three)", acc(lambda r: any(c.correct for c in r.candidates)))]
+    return [
+        ("greedy draft", acc(lambda r: r.draft.correct)),
+        ("best-of-3 (ORM)", acc(lambda r: bool(r.samples) and _pick(r.samples).correct)),
+        ("draft + global (ORM)", acc(lambda r: _pick([r.draft, r.global_refinement]).correct)),
+        ("draft + local (ORM)", acc(lambda r: _pick([r.draft, r.local_refinement]).correct)),
+        ("draft + global + local (ORM) = GLoRe", acc(lambda r: r.chosen.correct)),
+        ("oracle (any of the three)", acc(lambda r: any(c.correct for c in r.candidates))),
+    ]
 
 
 def refinement_tables(results: list[GloreResult]) -> dict:
     """Markdown T2 and T3 with the paper's GSM8K figures beside ours, plus flat metrics."""
     t2, n_wrong = t2_rows(results)
     t3 = t3_rows(results)
-    md2 = (f"T2: incorrect greedy drafts fixed ({n_wrong} of {len(results)} drafts were wrong)\n\n"
-           + markdown_table(["refinement", "fixed %", "paper GSM8K 13B %"],
-                            [[name, fmt(v, True), PAPER_T2[name]] for name, v in t2]))
-    md3 = (f"T3: end-to-end accuracy on {len(results)} problems\n\n"
-           + markdown_table(["method", "accuracy %", "paper GSM8K 13B %"],
-                            [[name, fmt(v, True), PAPER_T3[name]] for name, v in t3]))
+    md2 = f"T2: incorrect greedy drafts fixed ({n_wrong} of {len(results)} drafts were wrong)\n\n" + markdown_table(
+        ["refinement", "fixed %", "paper GSM8K 13B %"], [[name, fmt(v, True), PAPER_T2[name]] for name, v in t2]
+    )
+    md3 = f"T3: end-to-end accuracy on {len(results)} problems\n\n" + markdown_table(
+        ["method", "accuracy %", "paper GSM8K 13B %"], [[name, fmt(v, True), PAPER_T3[name]] for name, v in t3]
+    )
     metrics = {f"T2/{name}": v for name, v in t2 if v is not None}
     metrics.update({f"T3/{name}": v for name, v in t3})
     metrics["T2/n_wrong_drafts"] = n_wrong
@@ -70,14 +81,27 @@ def _when_precision(results: list[GloreResult]) -> float:
     return sum(1 for r in flagged if r.draft.correct is False) / len(flagged) if flagged else 0.0
 
 
-def evaluate_pipeline(pipeline, problems, threshold: float | None = None, best_of: int = 3, seed: int = 0,
-                      batch_size: int = 128, progress=None) -> tuple[list[GloreResult], dict]:
+def evaluate_pipeline(
+    pipeline,
+    problems,
+    threshold: float | None = None,
+    best_of: int = 3,
+    seed: int = 0,
+    batch_size: int = 128,
+    progress=None,
+) -> tuple[list[GloreResult], dict]:
     """Run GLoRe on problems (with the ORM-critique ablation and the best-of-3 baseline); returns results, tables."""
     results: list[GloreResult] = []
     for start in range(0, len(problems), batch_size):
         chunk = problems[start : start + batch_size]
-        results += pipeline.run_batch([p.question for p in chunk], [p.answer for p in chunk], threshold=threshold,
-                                      orm_critique=True, best_of=best_of, seed=seed + start)
+        results += pipeline.run_batch(
+            [p.question for p in chunk],
+            [p.answer for p in chunk],
+            threshold=threshold,
+            orm_critique=True,
+            best_of=best_of,
+            seed=seed + start,
+        )
         if progress:
             progress(len(results), len(problems))
     return results, refinement_tables(results)

@@ -4,6 +4,7 @@ Columns: step-level accuracy (balanced V* labels), final-answer accuracy, pooled
 a question, best-of-N rerank accuracy, and ProcessBench first-error metrics. Reference rows: the
 student's summed log-probability of its own sample (no training) and a random pick.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -21,8 +22,17 @@ from .metrics import (
     within_question_auc,
 )
 
-T1_HEADERS = ["model", "step acc", "final acc", "AUC", "AUC within q", "best-of-N", "error acc", "correct acc",
-              "first-error F1"]
+T1_HEADERS = [
+    "model",
+    "step acc",
+    "final acc",
+    "AUC",
+    "AUC within q",
+    "best-of-N",
+    "error acc",
+    "correct acc",
+    "first-error F1",
+]
 
 
 @dataclass
@@ -37,13 +47,26 @@ class RewardEval:
 
     def row(self) -> list[str]:
         fe = self.first_error
-        return [self.name, fmt(self.step_accuracy, True), fmt(self.final_accuracy, True), fmt(self.auc),
-                fmt(self.within_auc), fmt(self.best_of_n, True), fmt(fe.get("error_acc"), True),
-                fmt(fe.get("correct_acc"), True), fmt(fe.get("f1"), True)]
+        return [
+            self.name,
+            fmt(self.step_accuracy, True),
+            fmt(self.final_accuracy, True),
+            fmt(self.auc),
+            fmt(self.within_auc),
+            fmt(self.best_of_n, True),
+            fmt(fe.get("error_acc"), True),
+            fmt(fe.get("correct_acc"), True),
+            fmt(fe.get("f1"), True),
+        ]
 
     def metrics(self) -> dict:
-        out = {"step_accuracy": self.step_accuracy, "final_accuracy": self.final_accuracy, "auc": self.auc,
-               "within_question_auc": self.within_auc, "best_of_n": self.best_of_n}
+        out = {
+            "step_accuracy": self.step_accuracy,
+            "final_accuracy": self.final_accuracy,
+            "auc": self.auc,
+            "within_question_auc": self.within_auc,
+            "best_of_n": self.best_of_n,
+        }
         out.update({f"first_error/{k}": v for k, v in self.first_error.items()})
         return {k: v for k, v in out.items() if v is not None}
 
@@ -55,7 +78,9 @@ def _groups(records: list[dict], scores: list[float]):
     return list(by_q.values())
 
 
-def evaluate_scores(name: str, records: list[dict], step_scores: list[list[float]], threshold: float = 0.5) -> RewardEval:
+def evaluate_scores(
+    name: str, records: list[dict], step_scores: list[list[float]], threshold: float = 0.5
+) -> RewardEval:
     """records: rollout-labelled test solutions after apply_rules; step_scores: one list per record."""
     step_hits = step_total = 0.0
     for r, scores in zip(records, step_scores):
@@ -69,9 +94,15 @@ def evaluate_scores(name: str, records: list[dict], step_scores: list[list[float
     groups = _groups(records, finals)
     gold_first = [first_error(r["labels"]) if not r["correct"] else -1 for r in records]
     pred_first = [predicted_first_error(scores, threshold) for scores in step_scores]
-    return RewardEval(name, step_hits / step_total if step_total else None, final_acc, auc(finals, correct),
-                      within_question_auc([[(s, y) for s, y, _ in g] for g in groups]), best_of_n(groups),
-                      processbench(pred_first, gold_first))
+    return RewardEval(
+        name,
+        step_hits / step_total if step_total else None,
+        final_acc,
+        auc(finals, correct),
+        within_question_auc([[(s, y) for s, y, _ in g] for g in groups]),
+        best_of_n(groups),
+        processbench(pred_first, gold_first),
+    )
 
 
 def logprob_baseline(records: list[dict]) -> RewardEval:
@@ -79,8 +110,14 @@ def logprob_baseline(records: list[dict]) -> RewardEval:
     scores = [r.get("logprob") or 0.0 for r in records]
     correct = [bool(r["correct"]) for r in records]
     groups = _groups(records, scores)
-    return RewardEval("student log-prob (no training)", None, None, auc(scores, correct),
-                      within_question_auc([[(s, y) for s, y, _ in g] for g in groups]), best_of_n(groups))
+    return RewardEval(
+        "student log-prob (no training)",
+        None,
+        None,
+        auc(scores, correct),
+        within_question_auc([[(s, y) for s, y, _ in g] for g in groups]),
+        best_of_n(groups),
+    )
 
 
 def random_baseline(records: list[dict]) -> RewardEval:
@@ -88,8 +125,9 @@ def random_baseline(records: list[dict]) -> RewardEval:
     return RewardEval("random sample", None, None, None, 0.5, random_pick(groups))
 
 
-def evaluate_reward_models(scorers: dict, labelled: list[dict], rules: LabelRules | None = None,
-                           threshold: float = 0.5) -> tuple[list[RewardEval], str]:
+def evaluate_reward_models(
+    scorers: dict, labelled: list[dict], rules: LabelRules | None = None, threshold: float = 0.5
+) -> tuple[list[RewardEval], str]:
     """T1 for every named scorer on rollout-labelled held-out solutions; returns rows and Markdown."""
     records = apply_rules(labelled, rules or LabelRules())
     rows = [random_baseline(records), logprob_baseline(records)]
@@ -97,6 +135,8 @@ def evaluate_reward_models(scorers: dict, labelled: list[dict], rules: LabelRule
     for name, scorer in scorers.items():
         rows.append(evaluate_scores(name, records, scorer.score(items), threshold))
     n_q = len({r["problem_id"] for r in records})
-    caption = (f"T1 on {len(records)} distinct held-out samples of {n_q} questions "
-               f"(threshold {threshold}; step acc on balanced V* labels)")
+    caption = (
+        f"T1 on {len(records)} distinct held-out samples of {n_q} questions "
+        f"(threshold {threshold}; step acc on balanced V* labels)"
+    )
     return rows, caption + "\n\n" + markdown_table(T1_HEADERS, [row.row() for row in rows])

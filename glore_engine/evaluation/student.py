@@ -1,4 +1,5 @@
 """How good is the student: greedy accuracy, pass@k at a temperature, by number of steps."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -37,30 +38,57 @@ class StudentEval:
         return out
 
 
-def evaluate_student(backend, problems, k: int = 8, temperature: float = 1.0, max_new_tokens: int = 256,
-                     seed: int = 0, calculator: bool = False) -> StudentEval:
+def evaluate_student(
+    backend,
+    problems,
+    k: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    calculator: bool = False,
+) -> StudentEval:
     """Greedy draft and k temperature samples per problem, scored against the gold answers."""
     prompts = [student_prompt(p.question) for p in problems]
     greedy = backend.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, calculator=calculator)
-    sampled = backend.generate(prompts, n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                               calculator=calculator) if k else [[] for _ in problems]
+    sampled = (
+        backend.generate(
+            prompts, n=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, calculator=calculator
+        )
+        if k
+        else [[] for _ in problems]
+    )
     records, groups = [], defaultdict(list)
     for problem, g, samples in zip(problems, greedy, sampled):
         correct = [is_correct(s.text, problem.answer) for s in samples]
-        record = {"problem_id": problem.id, "n_steps": problem.meta.get("n_steps", problem.n_steps),
-                  "greedy": g[0].text, "greedy_correct": is_correct(g[0].text, problem.answer),
-                  "samples_correct": sum(correct), "k": len(samples)}
+        record = {
+            "problem_id": problem.id,
+            "n_steps": problem.meta.get("n_steps", problem.n_steps),
+            "greedy": g[0].text,
+            "greedy_correct": is_correct(g[0].text, problem.answer),
+            "samples_correct": sum(correct),
+            "k": len(samples),
+        }
         records.append(record)
         groups[record["n_steps"]].append(record)
 
     def summary(rows):
         n = max(len(rows), 1)
-        return (sum(r["greedy_correct"] for r in rows) / n,
-                sum(pass_at_k(r["k"], r["samples_correct"], r["k"]) for r in rows) / n if k else 0.0)
+        return (
+            sum(r["greedy_correct"] for r in rows) / n,
+            sum(pass_at_k(r["k"], r["samples_correct"], r["k"]) for r in rows) / n if k else 0.0,
+        )
 
     greedy_acc, pass_k = summary(records)
-    by_steps = {s: {"n": len(rows), "greedy": summary(rows)[0], "pass@k": summary(rows)[1]}
-                for s, rows in groups.items()}
+    by_steps = {
+        s: {"n": len(rows), "greedy": summary(rows)[0], "pass@k": summary(rows)[1]} for s, rows in groups.items()
+    }
     sample_acc = sum(r["samples_correct"] for r in records) / max(sum(r["k"] for r in records), 1)
-    return StudentEval(n_problems=len(problems), greedy_accuracy=greedy_acc, k=k, pass_at_k=pass_k,
-                       sample_accuracy=sample_acc, by_steps=by_steps, records=records)
+    return StudentEval(
+        n_problems=len(problems),
+        greedy_accuracy=greedy_acc,
+        k=k,
+        pass_at_k=pass_k,
+        sample_accuracy=sample_acc,
+        by_steps=by_steps,
+        records=records,
+    )

@@ -1,4 +1,5 @@
 """Sampling backends: transformers (default) and vLLM (optional, GPU only, imported when chosen)."""
+
 from __future__ import annotations
 
 from .base import Backend, GenerationStats, Sample

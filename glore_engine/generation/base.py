@@ -1,4 +1,5 @@
 """The sampling interface every backend implements (transformers here; vLLM optionally)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

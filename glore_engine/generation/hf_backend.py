@@ -5,6 +5,7 @@ the n samples, (2) drops finished rows from the batch so long stragglers do not 
 (3) stops a row right after its `####` answer line, and (4) can act as the GSM8K calculator,
 writing the result of `<<expr=` itself. Left padding, KV cache, greedy or temperature sampling.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -73,8 +74,9 @@ class TransformersBackend:
             if temperature > 0:
                 generator = torch.Generator(device=self.device)
                 generator.manual_seed((seed if seed is not None else 0) * 1_000_003 + c)
-            chunk = self._generate_chunk([prompts[i] for i in idx], n, temperature, max_new_tokens,
-                                         stop or [], generator, calculator)
+            chunk = self._generate_chunk(
+                [prompts[i] for i in idx], n, temperature, max_new_tokens, stop or [], generator, calculator
+            )
             for i, samples in zip(idx, chunk):
                 results[i] = samples
             if self.progress:
@@ -94,8 +96,10 @@ class TransformersBackend:
         if self._max_positions and width + max_new_tokens > self._max_positions:
             room = self._max_positions - width
             if room < MIN_NEW_TOKENS:
-                raise DataError(f"prompt too long: {width} tokens leave no room in the model's context of "
-                                f"{self._max_positions} tokens")
+                raise DataError(
+                    f"prompt too long: {width} tokens leave no room in the model's context of "
+                    f"{self._max_positions} tokens"
+                )
             max_new_tokens = room
         self.stats.prompt_tokens += int(enc.attention_mask.sum())
         return enc.input_ids.to(self.device), enc.attention_mask.to(self.device), max_new_tokens
@@ -143,8 +147,18 @@ class TransformersBackend:
                 logprob[rows_live] += logp[live].gather(1, choice_live[:, None]).squeeze(1).double()
                 out_tokens[rows_live, step] = choice_live
                 lengths[rows_live] += 1
-                self._check_rows(choice_live, rows_live, out_tokens, lengths, stops, stop_chars,
-                                 calculator, forced, finished, cut_text)
+                self._check_rows(
+                    choice_live,
+                    rows_live,
+                    out_tokens,
+                    lengths,
+                    stops,
+                    stop_chars,
+                    calculator,
+                    forced,
+                    finished,
+                    cut_text,
+                )
                 dead = int(finished[alive].sum())
                 if dead == len(alive):
                     break
@@ -167,8 +181,9 @@ class TransformersBackend:
                     del forced[row]
         return choice
 
-    def _check_rows(self, choice, alive, out_tokens, lengths, stops, stop_chars, calculator, forced,
-                    finished, cut_text):
+    def _check_rows(
+        self, choice, alive, out_tokens, lengths, stops, stop_chars, calculator, forced, finished, cut_text
+    ):
         """Mark rows (in `finished`) that hit EOS, their answer line or a stop string; queue calculator
         results. choice and alive cover the rows still writing."""
         import torch
@@ -230,8 +245,9 @@ class TransformersBackend:
                 text = cut_text[r]
                 if text is None:
                     text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                samples.append(Sample(text=text.strip("\n"), n_tokens=lengths_l[r], logprob=logprob_l[r],
-                                      finished=finished[r]))
+                samples.append(
+                    Sample(text=text.strip("\n"), n_tokens=lengths_l[r], logprob=logprob_l[r], finished=finished[r])
+                )
                 self.stats.generated_tokens += lengths_l[r]
                 self.stats.samples += 1
             results.append(samples)

@@ -1,11 +1,13 @@
 """Open a policy checkpoint as a sampling backend."""
+
 from __future__ import annotations
 
 from ..models.checkpoint import POLICY_ROLES
 
 
-def open_policy_backend(model: str, backend: str = "transformers", batch_size: int = 256, device: str = "",
-                        roles=POLICY_ROLES):
+def open_policy_backend(
+    model: str, backend: str = "transformers", batch_size: int = 256, device: str = "", roles=POLICY_ROLES
+):
     """(backend, tokenizer, card) for a policy folder or hub id."""
     from ..errors import ConfigError
     from ..models.causal_lm import load_causal_lm

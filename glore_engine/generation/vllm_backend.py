@@ -1,4 +1,5 @@
 """Optional vLLM sampler for GPU machines (`pip install glore-workbench[vllm]`). Never needed on CPU."""
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,9 @@ class VLLMBackend:
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise ConfigError("the vllm backend needs vLLM: pip install 'glore-workbench[vllm]' on a GPU machine") from exc
+            raise ConfigError(
+                "the vllm backend needs vLLM: pip install 'glore-workbench[vllm]' on a GPU machine"
+            ) from exc
         self.llm = LLM(model=str(model_path), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
         self.stats = GenerationStats()
@@ -34,9 +37,17 @@ class VLLMBackend:
         if calculator:
             raise ConfigError("calculator mode is only available with the transformers backend")
         started = time.perf_counter()
-        params = [SamplingParams(n=n, temperature=temperature, max_tokens=max_new_tokens, stop=stop or None,
-                                 logprobs=0, seed=None if seed is None else seed * 1_000_003 + i)
-                  for i in range(len(prompts))]
+        params = [
+            SamplingParams(
+                n=n,
+                temperature=temperature,
+                max_tokens=max_new_tokens,
+                stop=stop or None,
+                logprobs=0,
+                seed=None if seed is None else seed * 1_000_003 + i,
+            )
+            for i in range(len(prompts))
+        ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         results = []
         for out in outputs:
@@ -44,8 +55,14 @@ class VLLMBackend:
             for c in out.outputs:
                 text, answered = _cut_after_answer(c.text)
                 logprob = float(c.cumulative_logprob or 0.0)
-                samples.append(Sample(text=text.strip("\n"), n_tokens=len(c.token_ids), logprob=logprob,
-                                      finished=answered or c.finish_reason == "stop"))
+                samples.append(
+                    Sample(
+                        text=text.strip("\n"),
+                        n_tokens=len(c.token_ids),
+                        logprob=logprob,
+                        finished=answered or c.finish_reason == "stop",
+                    )
+                )
                 self.stats.generated_tokens += len(c.token_ids)
             self.stats.prompt_tokens += len(out.prompt_token_ids or [])
             results.append(samples)

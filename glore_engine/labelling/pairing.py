@@ -5,6 +5,7 @@ local triples:  for a solution whose V* labels go positive at P_i and negative a
                 draft = an incorrect solution starting with S_1..S_{i+1}, [BAD] before step i+1,
                 target = a correct rollout from P_i (keeps S_1..S_i).
 """
+
 from __future__ import annotations
 
 import random

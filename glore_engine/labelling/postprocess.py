@@ -5,6 +5,7 @@
 - balancing: per prefix length, keep as many negative as positive labels (seeded downsampling).
 The soft value (fraction of verifying rollouts) is kept beside the hard label.
 """
+
 from __future__ import annotations
 
 import random

@@ -6,6 +6,7 @@ those used the prefix's intermediate result R_i, plus one correct and one incorr
 balancing) is applied afterwards by `postprocess`, so each rule can be switched off for ablation
 without sampling again.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,9 +29,18 @@ def solutions_of(records: list[dict]) -> list[dict]:
     for r in records:
         for s in r["samples"]:
             if s["steps"]:
-                out.append({"problem_id": r["problem_id"], "question": r["question"], "gold": r["gold"],
-                            "text": s["text"], "steps": s["steps"], "correct": s["correct"],
-                            "count": s.get("count", 1), "logprob": s.get("logprob")})
+                out.append(
+                    {
+                        "problem_id": r["problem_id"],
+                        "question": r["question"],
+                        "gold": r["gold"],
+                        "text": s["text"],
+                        "steps": s["steps"],
+                        "correct": s["correct"],
+                        "count": s.get("count", 1),
+                        "logprob": s.get("logprob"),
+                    }
+                )
     return out
 
 
@@ -48,8 +58,9 @@ def _rollout_stats(continuations, gold: str, result: str | None, prefix_text: st
     return stats
 
 
-def label_solutions(backend, solutions: list[dict], k: int, temperature: float, max_new_tokens: int,
-                    seed: int, calculator: bool = False) -> list[dict]:
+def label_solutions(
+    backend, solutions: list[dict], k: int, temperature: float, max_new_tokens: int, seed: int, calculator: bool = False
+) -> list[dict]:
     """Rollouts for every prefix P_i (i < L) of each solution; identical prefixes are rolled out once."""
     unique: dict[tuple[str, str], tuple[str, int, dict]] = {}
     for sol in solutions:
@@ -57,8 +68,18 @@ def label_solutions(backend, solutions: list[dict], k: int, temperature: float, 
             key = (sol["problem_id"], join_steps(sol["steps"][:i]))
             unique.setdefault(key, (prefix_prompt(sol["question"], sol["steps"], i), i, sol))
     keys = list(unique)
-    outputs = backend.generate([unique[key][0] for key in keys], n=k, temperature=temperature,
-                               max_new_tokens=max_new_tokens, seed=seed, calculator=calculator) if keys else []
+    outputs = (
+        backend.generate(
+            [unique[key][0] for key in keys],
+            n=k,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            calculator=calculator,
+        )
+        if keys
+        else []
+    )
     stats = {}
     for key, continuations in zip(keys, outputs):
         _, i, sol = unique[key]
@@ -70,9 +91,18 @@ def label_solutions(backend, solutions: list[dict], k: int, temperature: float, 
     return labelled
 
 
-def build_sorm_labels(backend, records: list[dict], folder: str | Path, k: int = 8, temperature: float = 1.0,
-                      max_new_tokens: int = 192, seed: int = 0, shard_size: int = 64, calculator: bool = False,
-                      on_shard: Callable | None = None) -> list[dict]:
+def build_sorm_labels(
+    backend,
+    records: list[dict],
+    folder: str | Path,
+    k: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 192,
+    seed: int = 0,
+    shard_size: int = 64,
+    calculator: bool = False,
+    on_shard: Callable | None = None,
+) -> list[dict]:
     """Label every distinct sample of `records` (ORM-data format) in resumable shards of solutions."""
     solutions = solutions_of(records)
 
@@ -85,5 +115,8 @@ def build_sorm_labels(backend, records: list[dict], folder: str | Path, k: int =
 def rollout_cost(labelled: list[dict]) -> dict:
     """How many prefixes and rollouts the labels took (duplicates counted once per solution)."""
     prefixes = sum(len(r["rollouts"]) for r in labelled)
-    return {"solutions": len(labelled), "prefixes": prefixes,
-            "rollouts": sum(p["k"] for r in labelled for p in r["rollouts"])}
+    return {
+        "solutions": len(labelled),
+        "prefixes": prefixes,
+        "rollouts": sum(p["k"] for r in labelled for p in r["rollouts"]),
+    }

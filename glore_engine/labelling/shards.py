@@ -3,6 +3,7 @@
 A killed job reruns only the shards without a file; shard k always holds the same items and is
 processed with a seed derived from k, so a resumed job produces exactly the same records.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,13 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                 raise DataError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
 
 
-def run_sharded(items: list, shard_size: int, folder: str | Path, process: Callable[[list, int], list[dict]],
-                on_shard: Callable[[int, int, bool], None] | None = None) -> list[dict]:
+def run_sharded(
+    items: list,
+    shard_size: int,
+    folder: str | Path,
+    process: Callable[[list, int], list[dict]],
+    on_shard: Callable[[int, int, bool], None] | None = None,
+) -> list[dict]:
     """Process items shard by shard into folder/shard-00000.jsonl...; returns all records in order.
 
     on_shard(done_shards, total_shards, was_cached) reports progress.

@@ -1,4 +1,5 @@
 """Causal LMs: create a small Llama from a preset, or load any local HF folder or hub id; save with a card."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

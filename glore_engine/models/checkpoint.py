@@ -3,6 +3,7 @@
 Roles: "policy" (student), "orm", "sorm", "refiner-global", "refiner-local". Loading checks the
 role, so a reward model given where a policy is expected (or the reverse) is a clear error.
 """
+
 from __future__ import annotations
 
 import json

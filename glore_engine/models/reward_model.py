@@ -6,6 +6,7 @@ log-likelihood of the solution so far (cumulative sum and running minimum): an a
 is an unlikely token, and a plain head on a small model otherwise learns question difficulty
 rather than which sample is wrong (DEMO-NOTES). Likelihood features are detached inputs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,14 +89,17 @@ class RewardModel(_torch().nn.Module):
         def running_min(x):
             return torch.where(digits, x, zero).cummin(-1).values
 
-        return torch.stack([
-            torch.where(sol, lp, zero).cumsum(-1) / 10.0,
-            torch.where(digits, lp, zero).cumsum(-1) / 10.0,
-            running_min(lp),
-            torch.where(digits, gap, zero).cumsum(-1) / 10.0,
-            running_min(gap),
-            torch.log1p(digits.float().cumsum(-1)) / 3.0,
-        ], dim=-1).to(self.head.weight.dtype)
+        return torch.stack(
+            [
+                torch.where(sol, lp, zero).cumsum(-1) / 10.0,
+                torch.where(digits, lp, zero).cumsum(-1) / 10.0,
+                running_min(lp),
+                torch.where(digits, gap, zero).cumsum(-1) / 10.0,
+                running_min(gap),
+                torch.log1p(digits.float().cumsum(-1)) / 3.0,
+            ],
+            dim=-1,
+        ).to(self.head.weight.dtype)
 
 
 # ---- encoding ---------------------------------------------------------------------------------
@@ -162,8 +166,10 @@ class RewardScorer:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = {k: v.to(self.device) for k, v in collate_solutions([encoded[i] for i in idx],
-                                                                          self.tokenizer.pad_token_id).items()}
+                batch = {
+                    k: v.to(self.device)
+                    for k, v in collate_solutions([encoded[i] for i in idx], self.tokenizer.pad_token_id).items()
+                }
                 probs = torch.sigmoid(self.model(**batch).float())
                 for row, i in enumerate(idx):
                     scores[i] = probs[row, encoded[i].step_ends].tolist()
@@ -225,12 +231,16 @@ def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str | None =
     card = check_role(folder, roles)
     if card is None or not (folder / HEAD_FILE).is_file():
         raise CheckpointError(f"{folder} is not a reward model checkpoint (no card or no {HEAD_FILE})")
-    lm, tokenizer, _ = load_causal_lm(str(folder), roles=roles, device=device, dtype=torch.float32 if device == "cpu" else None)
+    lm, tokenizer, _ = load_causal_lm(
+        str(folder), roles=roles, device=device, dtype=torch.float32 if device == "cpu" else None
+    )
     model = RewardModel(lm, likelihood_features=bool(card.config.get("likelihood_features", True)), tokenizer=tokenizer)
     try:
         state = load_file(str(folder / HEAD_FILE))
         model.head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
-        model.feature_head.load_state_dict({k[13:]: v.float() for k, v in state.items() if k.startswith("feature_head.")})
+        model.feature_head.load_state_dict(
+            {k[13:]: v.float() for k, v in state.items() if k.startswith("feature_head.")}
+        )
         if "digit_tokens" in state:
             model.digit_tokens = state["digit_tokens"].bool()
     except (SafetensorError, OSError, RuntimeError) as exc:

@@ -3,6 +3,7 @@
 Splitting digits makes every number a sequence of single-digit tokens, which a small model learns
 arithmetic on far better than on BPE-merged numbers (DEMO-NOTES: saturates near 710 tokens).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

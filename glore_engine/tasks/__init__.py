@@ -1,4 +1,5 @@
 """Maths word problems: GSM8K and the synthetic task, final answers, steps and a safe calculator."""
+
 from __future__ import annotations
 
 from pathlib import Path

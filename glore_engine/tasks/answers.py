@@ -10,6 +10,7 @@ Extraction rules, tried in order (the first that applies decides, even if it fin
      - a line "So/Thus/Therefore/Hence ... is|are|was|were|equals|= N [units]": that N.
 Anything else gives None: a number in the middle of a solution is never guessed to be the answer.
 """
+
 from __future__ import annotations
 
 import re

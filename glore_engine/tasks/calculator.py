@@ -3,6 +3,7 @@
 Supports + - * / ** (small integer exponents), parentheses, unary signs, decimals and
 thousands separators ("1,000"). Division is exact: every value is a `Fraction`.
 """
+
 from __future__ import annotations
 
 import ast

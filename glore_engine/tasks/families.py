@@ -2,6 +2,7 @@
 
 Each family is a few starts (the first step) and moves (later steps); see templates.Story.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -285,19 +286,46 @@ def _moves(*specs) -> list[Move]:
 FAMILIES = {
     family.name: family
     for family in [
-        Family("inventory", _moves(_inv_buys, _inv_packs, _inv_loses),
-               _moves(_inv_more, _inv_gift, _inv_gives, _inv_half, (_inv_more_packs, 2), (_inv_bags, 1, True))),
-        Family("shopping", _moves(_shop_each, _shop_pair),
-               _moves(_shop_one, _shop_coupon, _shop_weeks, (_shop_more_each, 2),
-                      (_shop_change, 1, True), (_shop_split, 1, True))),
-        Family("comparisons", _moves(*[_compare_start(k) for k in ("more", "fewer", "times", "fraction")]),
-               _moves(*[_relation(k) for k in ("more", "fewer", "times", "fraction")],
-                      (_cmp_together, 1, True), (_cmp_difference, 1, True))),
-        Family("reading", _moves(_read_per_day, _read_two_days),
-               _moves((_read_more, 1, False, "read"), (_read_left, 1, False, "read"),
-                      (_read_next_day, 1, False, "left"), (_read_rest, 1, True, "left"))),
-        Family("teams", _moves(_team_groups, _team_boys_girls),
-               _moves(_team_join, _team_leave, (_team_equal, 1, True), (_team_count, 1, True),
-                      (_team_leftover, 2, True))),
+        Family(
+            "inventory",
+            _moves(_inv_buys, _inv_packs, _inv_loses),
+            _moves(_inv_more, _inv_gift, _inv_gives, _inv_half, (_inv_more_packs, 2), (_inv_bags, 1, True)),
+        ),
+        Family(
+            "shopping",
+            _moves(_shop_each, _shop_pair),
+            _moves(
+                _shop_one,
+                _shop_coupon,
+                _shop_weeks,
+                (_shop_more_each, 2),
+                (_shop_change, 1, True),
+                (_shop_split, 1, True),
+            ),
+        ),
+        Family(
+            "comparisons",
+            _moves(*[_compare_start(k) for k in ("more", "fewer", "times", "fraction")]),
+            _moves(
+                *[_relation(k) for k in ("more", "fewer", "times", "fraction")],
+                (_cmp_together, 1, True),
+                (_cmp_difference, 1, True),
+            ),
+        ),
+        Family(
+            "reading",
+            _moves(_read_per_day, _read_two_days),
+            _moves(
+                (_read_more, 1, False, "read"),
+                (_read_left, 1, False, "read"),
+                (_read_next_day, 1, False, "left"),
+                (_read_rest, 1, True, "left"),
+            ),
+        ),
+        Family(
+            "teams",
+            _moves(_team_groups, _team_boys_girls),
+            _moves(_team_join, _team_leave, (_team_equal, 1, True), (_team_count, 1, True), (_team_leftover, 2, True)),
+        ),
     ]
 }

@@ -3,6 +3,7 @@
 The project never bundles GSM8K text: pass a path (e.g. ../shared/data/gsm8k/test.jsonl) or load
 `openai/gsm8k` where a hub is reachable.
 """
+
 from __future__ import annotations
 
 import json

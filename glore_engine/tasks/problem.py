@@ -1,4 +1,5 @@
 """The unit of every dataset: one maths word problem with its gold solution."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

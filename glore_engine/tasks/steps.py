@@ -3,6 +3,7 @@
 A step is one non-empty line. The final "#### n" line is merged into the step before it, so a
 solution has exactly as many steps as reasoning lines and the answer belongs to the last step.
 """
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ Every problem is 2-4 (by default) one-sentence steps with calculator annotations
 "#### n" line; all intermediate results are non-negative integers. A question's split is decided by
 a hash of its text, so train, dev and test never share a question whatever the seeds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -116,8 +117,12 @@ def _draw(rng: random.Random, config: TaskConfig) -> tuple[Story, str, int] | No
     family = FAMILIES[rng.choice(config.families)]
     k = rng.randint(config.min_steps, config.max_steps)
     story = Story(
-        rng, config.max_count, config.max_multiplier, config.max_price,
-        people=rng.sample(NAMES, 6), goods=rng.sample(GOODS, len(GOODS)),
+        rng,
+        config.max_count,
+        config.max_multiplier,
+        config.max_price,
+        people=rng.sample(NAMES, 6),
+        goods=rng.sample(GOODS, len(GOODS)),
     )
     try:
         _apply_one(story, family.starts)

@@ -5,6 +5,7 @@ step is one sentence with a GSM8K calculator annotation, e.g. "Tom buys 3 packs 
 3*4=<<3*4=12>>12 pens."; its result is the story's running value. Moves that cannot apply (a
 subtraction below zero, an inexact division) raise Reject and the generator tries something else.
 """
+
 from __future__ import annotations
 
 import random
@@ -12,17 +13,51 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 NAMES = [
-    ("Tom", "he"), ("Mia", "she"), ("Sam", "he"), ("Ava", "she"), ("Ben", "he"), ("Lily", "she"),
-    ("Jack", "he"), ("Emma", "she"), ("Leo", "he"), ("Zoe", "she"), ("Omar", "he"), ("Nora", "she"),
-    ("Ravi", "he"), ("Chloe", "she"), ("Diego", "he"), ("Grace", "she"), ("Ethan", "he"), ("Hana", "she"),
-    ("Felix", "he"), ("Ivy", "she"), ("Noah", "he"), ("Sofia", "she"), ("Liam", "he"), ("Maya", "she"),
-    ("Owen", "he"), ("Ella", "she"), ("Kai", "he"), ("Ruby", "she"), ("Max", "he"), ("Anna", "she"),
+    ("Tom", "he"),
+    ("Mia", "she"),
+    ("Sam", "he"),
+    ("Ava", "she"),
+    ("Ben", "he"),
+    ("Lily", "she"),
+    ("Jack", "he"),
+    ("Emma", "she"),
+    ("Leo", "he"),
+    ("Zoe", "she"),
+    ("Omar", "he"),
+    ("Nora", "she"),
+    ("Ravi", "he"),
+    ("Chloe", "she"),
+    ("Diego", "he"),
+    ("Grace", "she"),
+    ("Ethan", "he"),
+    ("Hana", "she"),
+    ("Felix", "he"),
+    ("Ivy", "she"),
+    ("Noah", "he"),
+    ("Sofia", "she"),
+    ("Liam", "he"),
+    ("Maya", "she"),
+    ("Owen", "he"),
+    ("Ella", "she"),
+    ("Kai", "he"),
+    ("Ruby", "she"),
+    ("Max", "he"),
+    ("Anna", "she"),
 ]
 PRONOUNS = {"he": ("he", "his", "him"), "she": ("she", "her", "her")}
 COLLECTIBLES = ["marbles", "stickers", "cards", "shells", "stamps", "pencils", "beads", "buttons", "crayons", "rocks"]
-GOODS = [("notebook", "notebooks"), ("pen", "pens"), ("apple", "apples"), ("sandwich", "sandwiches"),
-         ("toy car", "toy cars"), ("book", "books"), ("cupcake", "cupcakes"), ("ticket", "tickets"),
-         ("mug", "mugs"), ("plant", "plants")]
+GOODS = [
+    ("notebook", "notebooks"),
+    ("pen", "pens"),
+    ("apple", "apples"),
+    ("sandwich", "sandwiches"),
+    ("toy car", "toy cars"),
+    ("book", "books"),
+    ("cupcake", "cupcakes"),
+    ("ticket", "tickets"),
+    ("mug", "mugs"),
+    ("plant", "plants"),
+]
 GROUPS = ["students", "players", "children", "scouts", "campers"]
 PLACES = ["school trip", "sports day", "summer camp", "park", "science fair"]
 BILLS = [5, 10, 20, 50, 100, 200, 500, 1000]

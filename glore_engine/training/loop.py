@@ -4,6 +4,7 @@ The same code runs on CPU, one GPU or several (`accelerate launch`). Batches are
 the step number, so `resume` continues exactly where a killed run stopped. Ctrl-C saves a
 checkpoint before it leaves.
 """
+
 from __future__ import annotations
 
 import json
@@ -118,12 +119,20 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     start = _maybe_resume(accelerator, workdir, resume)
     model.train()
-    bar = tqdm(total=config.max_steps, initial=start, desc=desc, disable=not progress or not accelerator.is_main_process,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=config.max_steps,
+        initial=start,
+        desc=desc,
+        disable=not progress or not accelerator.is_main_process,
+        dynamic_ncols=True,
+    )
     tokens, loss_ema, t0, done = 0, None, time.perf_counter(), start
     try:
         for step in range(start, config.max_steps):
-            batch = {k: v.to(accelerator.device) if hasattr(v, "to") else v for k, v in make_batch(step, accelerator.process_index, accelerator.num_processes).items()}
+            batch = {
+                k: v.to(accelerator.device) if hasattr(v, "to") else v
+                for k, v in make_batch(step, accelerator.process_index, accelerator.num_processes).items()
+            }
             with accelerator.autocast():
                 loss, n_tokens = loss_fn(model, batch)
             accelerator.backward(loss)

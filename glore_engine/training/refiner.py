@@ -1,4 +1,5 @@
 """Train a global or local refiner: SFT of the student on refinement examples."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,9 +31,16 @@ class RefinerConfig(OptimConfig):
             raise ConfigError(f"refiner kind must be 'global' or 'local', not {self.kind!r}")
 
 
-def train_refiner(config: RefinerConfig, examples: list[RefinementExample], output_dir: str | Path,
-                  tracker: Tracker | None = None, resume: bool = False, progress: bool = True,
-                  run_id: int | None = None, extra_card: dict | None = None) -> tuple[Path, TrainResult]:
+def train_refiner(
+    config: RefinerConfig,
+    examples: list[RefinementExample],
+    output_dir: str | Path,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    run_id: int | None = None,
+    extra_card: dict | None = None,
+) -> tuple[Path, TrainResult]:
     tracker = ensure(tracker)
     if not config.base:
         raise ConfigError("a refiner needs --base: the student checkpoint it is fine-tuned from")
@@ -41,11 +49,26 @@ def train_refiner(config: RefinerConfig, examples: list[RefinementExample], outp
         raise DataError(f"no {config.kind} refinement examples to train on")
     model, tokenizer, _ = load_causal_lm(config.base)
     tracker.log_metric("data/examples", len(pairs))
-    result = run_sft(model, tokenizer, pairs, config, output_dir, seed=config.seed, max_length=config.max_length,
-                     tracker=tracker, resume=resume, progress=progress, desc=f"{config.kind} refiner")
-    card = Card(role=f"refiner-{config.kind}", base=config.base, run_id=run_id,
-                config={**to_dict(config), **(extra_card or {})},
-                metrics={"train_loss": result.final_loss, "examples": len(pairs)})
+    result = run_sft(
+        model,
+        tokenizer,
+        pairs,
+        config,
+        output_dir,
+        seed=config.seed,
+        max_length=config.max_length,
+        tracker=tracker,
+        resume=resume,
+        progress=progress,
+        desc=f"{config.kind} refiner",
+    )
+    card = Card(
+        role=f"refiner-{config.kind}",
+        base=config.base,
+        run_id=run_id,
+        config={**to_dict(config), **(extra_card or {})},
+        metrics={"train_loss": result.final_loss, "examples": len(pairs)},
+    )
     folder = save_causal_lm(model, tokenizer, Path(output_dir) / "model", card)
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)

@@ -6,6 +6,7 @@ Bradley-Terry term between correct and incorrect samples' final scores. The head
 the backbone is frozen by default (lr 0): fine-tuning it on a few thousand questions memorises
 them and lets the likelihood features drift (measured in README, "Reward models").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -133,8 +134,14 @@ def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
         final_pos[r] = item.encoded.step_ends[-1]
     group_ids = torch.tensor([g for g, group in enumerate(groups) for _ in group])
     correct = torch.tensor([item.correct for item in items])
-    return {**batch, "targets": targets, "weights": weights, "final_pos": final_pos, "group": group_ids,
-            "correct": correct}
+    return {
+        **batch,
+        "targets": targets,
+        "weights": weights,
+        "final_pos": final_pos,
+        "group": group_ids,
+        "correct": correct,
+    }
 
 
 def reward_loss(pairwise_weight: float):
@@ -143,7 +150,9 @@ def reward_loss(pairwise_weight: float):
 
         logits = model(batch["input_ids"], batch["attention_mask"], batch["solution_mask"]).float()
         w = batch["weights"]
-        bce = F.binary_cross_entropy_with_logits(logits, batch["targets"], weight=w, reduction="sum") / w.sum().clamp(min=1e-6)
+        bce = F.binary_cross_entropy_with_logits(logits, batch["targets"], weight=w, reduction="sum") / w.sum().clamp(
+            min=1e-6
+        )
         loss = bce
         if pairwise_weight:
             final = logits.gather(1, batch["final_pos"][:, None]).squeeze(1)
@@ -157,9 +166,16 @@ def reward_loss(pairwise_weight: float):
     return loss_fn
 
 
-def train_reward_model(config: RewardConfig, data: list[dict], output_dir: str | Path, tracker: Tracker | None = None,
-                       resume: bool = False, progress: bool = True, run_id: int | None = None,
-                       extra_card: dict | None = None) -> tuple[Path, TrainResult]:
+def train_reward_model(
+    config: RewardConfig,
+    data: list[dict],
+    output_dir: str | Path,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    run_id: int | None = None,
+    extra_card: dict | None = None,
+) -> tuple[Path, TrainResult]:
     """Train an ORM (data: ORM records) or SORM (data: labelled solutions) from config.base."""
     from ..models.reward_model import reward_model_from_policy, save_reward_model
 
@@ -181,12 +197,29 @@ def train_reward_model(config: RewardConfig, data: list[dict], output_dir: str |
 
     head_params = list(model.head.parameters())
     feature_params = list(model.feature_head.parameters())
-    extra = [{"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
-             {"params": feature_params, "lr": config.feature_lr, "weight_decay": 0.0}]
-    result = train(model, make_batch, reward_loss(config.pairwise_weight), config, output_dir, tracker=tracker,
-                   resume=resume, extra_param_groups=extra, progress=progress, desc=f"{config.role} training")
-    card = Card(role=config.role, base=config.base, run_id=run_id, config={**to_dict(config), **(extra_card or {})},
-                metrics={"train_loss": result.final_loss, "train_seconds": round(result.seconds, 1)})
+    extra = [
+        {"params": head_params, "lr": config.head_lr, "weight_decay": 0.0},
+        {"params": feature_params, "lr": config.feature_lr, "weight_decay": 0.0},
+    ]
+    result = train(
+        model,
+        make_batch,
+        reward_loss(config.pairwise_weight),
+        config,
+        output_dir,
+        tracker=tracker,
+        resume=resume,
+        extra_param_groups=extra,
+        progress=progress,
+        desc=f"{config.role} training",
+    )
+    card = Card(
+        role=config.role,
+        base=config.base,
+        run_id=run_id,
+        config={**to_dict(config), **(extra_card or {})},
+        metrics={"train_loss": result.final_loss, "train_seconds": round(result.seconds, 1)},
+    )
     folder = save_reward_model(model, tokenizer, Path(output_dir) / "model", card)
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)

@@ -1,4 +1,5 @@
 """Supervised fine-tuning with the loss on the completion tokens only (student and refiners)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,5 +79,6 @@ def run_sft(
     """Fine-tune model on (prompt, completion) pairs for optim.max_steps steps."""
     examples = tokenize_examples(tokenizer, pairs, max_length)
     make_batch = batch_maker(examples, tokenizer.pad_token_id, optim.batch_size, seed)
-    return train(model, make_batch, lm_loss, optim, workdir, tracker=tracker, resume=resume,
-                 progress=progress, desc=desc)
+    return train(
+        model, make_batch, lm_loss, optim, workdir, tracker=tracker, resume=resume, progress=progress, desc=desc
+    )

@@ -1,4 +1,5 @@
 """Train the student policy: a preset model with its own tokenizer, or any HF causal LM, by SFT."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,9 +32,13 @@ class StudentConfig(OptimConfig):
 def task_config(config: StudentConfig):
     from ..tasks.synthetic import TaskConfig
 
-    return TaskConfig(min_steps=config.task_min_steps, max_steps=config.task_max_steps,
-                      max_count=config.max_count, max_multiplier=config.max_multiplier,
-                      max_price=config.max_price)
+    return TaskConfig(
+        min_steps=config.task_min_steps,
+        max_steps=config.task_max_steps,
+        max_count=config.max_count,
+        max_multiplier=config.max_multiplier,
+        max_price=config.max_price,
+    )
 
 
 def training_problems(config: StudentConfig):
@@ -98,11 +103,30 @@ def train_student(
     tracker.log_metric("model/parameters", count_parameters(model))
     tracker.log_metric("data/train_problems", len(problems))
     pairs = [(student_prompt(p.question), p.solution) for p in problems]
-    result = run_sft(model, tokenizer, pairs, config, output_dir, seed=config.seed, max_length=config.max_length,
-                     tracker=tracker, resume=resume, progress=progress, desc="student sft")
-    card = Card(role="policy", base=config.base, run_id=run_id, config=to_dict(config),
-                metrics={"train_loss": result.final_loss, "train_tokens": result.tokens,
-                         "train_seconds": round(result.seconds, 1)})
+    result = run_sft(
+        model,
+        tokenizer,
+        pairs,
+        config,
+        output_dir,
+        seed=config.seed,
+        max_length=config.max_length,
+        tracker=tracker,
+        resume=resume,
+        progress=progress,
+        desc="student sft",
+    )
+    card = Card(
+        role="policy",
+        base=config.base,
+        run_id=run_id,
+        config=to_dict(config),
+        metrics={
+            "train_loss": result.final_loss,
+            "train_tokens": result.tokens,
+            "train_seconds": round(result.seconds, 1),
+        },
+    )
     folder = save_causal_lm(model, tokenizer, output_dir / "model", card)
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)

@@ -2,6 +2,7 @@
 
 e2e (launched app) and browser tests run with `--slow` or `-m e2e` / `-m browser` (tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import socket
@@ -101,8 +102,13 @@ def app_server(tiny_family, eval_store):
     port = free_port()
     launch_app(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "demo": demo, "db_url": db_url, "run_id": run_id,
-               "connections": connections}
+        yield {
+            "url": f"http://127.0.0.1:{port}/",
+            "demo": demo,
+            "db_url": db_url,
+            "run_id": run_id,
+            "connections": connections,
+        }
     finally:
         demo.close()
         demo.workbench.close()

@@ -1,4 +1,5 @@
 """The Blocks as built (no server): tabs, the no-models message, the model queue, error guarding."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The launched app through gradio_client: inspect, results, annotate, runs, export, bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,8 @@ def counting_runs(demo, monkeypatch) -> list:
 def test_inspect_returns_rows_and_three_refinements(app_server, client, monkeypatch, sample):
     calls = counting_runs(app_server["demo"], monkeypatch)
     status, _question, table, verdict, glob, local, rerank = client.predict(
-        sample["question"], "10", sample["draft"], 0.99, api_name="/inspect")
+        sample["question"], "10", sample["draft"], 0.99, api_name="/inspect"
+    )
     assert status.startswith("Done") and len(calls) == 1
     assert step_categories(table) == ["first_error", "after_error", "after_error"]  # threshold 0.99: step 1
     assert "When:" in verdict and "first error at **step 1**" in verdict
@@ -51,12 +53,15 @@ def test_student_draft_when_none_is_given(client, sample):
     assert status.startswith("Done")
 
 
-@pytest.mark.parametrize("question, draft, message", [
-    ("", "", "empty"),
-    ("9" * 50_000, "", "limit"),
-    (None, "   \n  ", "no steps"),
-    ("Tell me a poem about the sea.", "", "no numbers"),
-])
+@pytest.mark.parametrize(
+    "question, draft, message",
+    [
+        ("", "", "empty"),
+        ("9" * 50_000, "", "limit"),
+        (None, "   \n  ", "no steps"),
+        ("Tell me a poem about the sea.", "", "no numbers"),
+    ],
+)
 def test_bad_input_gives_a_message_and_the_app_keeps_running(client, sample, question, draft, message):
     question = sample["question"] if question is None else question
     status, *_ = client.predict(question, "", draft, 0.5, api_name="/inspect")
@@ -86,7 +91,8 @@ def test_results_filter_and_open_case_in_inspect(app_server, client):
     table, status = client.predict(run_id, [], "slip", 1, api_name="/cases")
     assert [row[0] for row in table["data"]] == [case_id]
     _question, draft_table, _verdict, _glob, _local, rerank, threshold, inspect_status, status = client.predict(
-        case_id, api_name="/open_case")
+        case_id, api_name="/open_case"
+    )
     assert "no model was run" in inspect_status and step_categories(draft_table)
     assert 'data-kind="rerank"' in rerank and threshold == 0.5
 
@@ -99,8 +105,12 @@ def test_annotation_api_saves_at_once_and_resumes(app_server, client):
     saved = client.predict(case_id, 0, -1, who, False, api_name="/rate_step")
     assert saved["step_ratings"][0] == {"rating": -1, "unsure": False}
     client.predict(case_id, 1, 1, who, True, api_name="/rate_step")
-    client.predict(case_id, {"first_error_step": 0, "verdict": "found_error", "note": "carried 11 forward",
-                             "tags": ["slip"]}, who, api_name="/save_annotation")
+    client.predict(
+        case_id,
+        {"first_error_step": 0, "verdict": "found_error", "note": "carried 11 forward", "tags": ["slip"]},
+        who,
+        api_name="/save_annotation",
+    )
     with Store(app_server["db_url"]) as store:
         row = store.get_annotation(case_id, who)
     assert [r["rating"] for r in row.step_ratings] == [-1, 1] and row.step_ratings[1]["unsure"] is True
@@ -132,8 +142,10 @@ def test_two_tabs_annotating_at_once_lose_nothing(app_server):
         except Exception as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=rate, args=(tab, step, rating))
-               for tab, (step, rating) in zip(tabs, [(0, 1), (2, -1), (1, 0)])]
+    threads = [
+        threading.Thread(target=rate, args=(tab, step, rating))
+        for tab, (step, rating) in zip(tabs, [(0, 1), (2, -1), (1, 0)])
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -148,7 +160,8 @@ def test_runs_tab_shows_metrics_plots_and_paper_tables(app_server, client):
     runs, _run, status = client.predict(api_name="/runs")
     assert any(row[0] == app_server["run_id"] for row in runs["data"])
     header, metrics, loss, acc, tables, config, _summary, _status = client.predict(
-        app_server["run_id"], api_name="/run_details")
+        app_server["run_id"], api_name="/run_details"
+    )
     assert "FINISHED" in header and {row[0] for row in metrics["data"]} == {"train/loss", "eval/accuracy"}
     assert "greedy draft" in tables and config == {"n": 4}
     assert loss and acc
@@ -158,8 +171,7 @@ def test_runs_tab_shows_metrics_plots_and_paper_tables(app_server, client):
 def test_export_downloads_records_with_schema_version(app_server, client, fmt):
     with Store(app_server["db_url"]) as store:
         case = store.cases(app_server["run_id"])[0]
-        store.save_annotation(case.id, "exporter", first_error_step=0, verdict="found_error",
-                              step_ratings=[-1])
+        store.save_annotation(case.id, "exporter", first_error_step=0, verdict="found_error", step_ratings=[-1])
     download, status = client.predict(app_server["run_id"], fmt, "exporter", api_name="/export")
     path = download["value"] if isinstance(download, dict) else download  # a button update with the file
     text = Path(path).read_text(encoding="utf-8")
@@ -201,8 +213,11 @@ def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
 
     exe = shutil.which("glore-app", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "glore_app.main"]
-    proc = subprocess.Popen([*cmd, "--no-browser", "--port", str(port), "--models", str(tiny_family),
-                             "--db", str(tmp_path / "cli.db")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, "--no-browser", "--port", str(port), "--models", str(tiny_family), "--db", str(tmp_path / "cli.db")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -1,4 +1,5 @@
 """Pure rendering: categories, first error, diffs, maths text, verdicts, the whole Inspect view."""
+
 from __future__ import annotations
 
 import re
@@ -18,10 +19,18 @@ def cand(kind, steps, sorm, orm, answer="10", correct=None, kept=0, unchanged=Fa
 def result(threshold=0.5, first=1, local_kept=1, choice="local"):
     draft = cand("draft", ["a = 3*4 = 12", "b = 12-2 = 11", "#### 11"], [0.9, 0.3, 0.2], [0.8, 0.4, 0.35], "11", False)
     glob = cand("global", ["a = 12", "b = 10", "#### 10"], [0.9, 0.8, 0.7], [0.9, 0.6, 0.55], "10", True)
-    local = cand("local", ["a = 3*4 = 12", "b = 12-2 = 10", "#### 10"], [0.9, 0.9, 0.9], [0.9, 0.7, 0.7], "10", True,
-                 kept=local_kept)
-    return GloreResult("Tom has $5 and 3 boxes of 4. What is $x+1$?", "10", threshold, draft, first, 1, True, glob,
-                       local, choice)
+    local = cand(
+        "local",
+        ["a = 3*4 = 12", "b = 12-2 = 10", "#### 10"],
+        [0.9, 0.9, 0.9],
+        [0.9, 0.7, 0.7],
+        "10",
+        True,
+        kept=local_kept,
+    )
+    return GloreResult(
+        "Tom has $5 and 3 boxes of 4. What is $x+1$?", "10", threshold, draft, first, 1, True, glob, local, choice
+    )
 
 
 @pytest.mark.parametrize("score", [0.5, 0.61, 0.75, 0.99, 1.0])
@@ -112,6 +121,15 @@ def test_rerank_card_flags_a_wrong_choice():
 
 def test_unchanged_local_refinement_is_explained():
     r = result(first=-1)
-    r.local_refinement = Candidate("local", r.draft.text, r.draft.steps, "11", r.draft.orm_steps, r.draft.sorm_steps,
-                                   False, kept_steps=3, unchanged=True)
+    r.local_refinement = Candidate(
+        "local",
+        r.draft.text,
+        r.draft.steps,
+        "11",
+        r.draft.orm_steps,
+        r.draft.sorm_steps,
+        False,
+        kept_steps=3,
+        unchanged=True,
+    )
     assert "not run" in render.inspect_view(r, 0.1).local_card

@@ -1,4 +1,5 @@
 """Non-UI logic: model resolution, bad input, the store behind locks, review navigation, CLI flags."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -56,8 +57,19 @@ def test_missing_store_folder_is_a_store_error(tmp_path):
 def _store_with_case(url):
     with Store(url) as store:
         with store.run("eval") as run:
-            store.add_cases(run.id, [{"index": i, "question": f"Q{i}", "draft": "a\nb\nc", "draft_correct": i == 1,
-                                      "final_correct": i == 1} for i in range(3)])
+            store.add_cases(
+                run.id,
+                [
+                    {
+                        "index": i,
+                        "question": f"Q{i}",
+                        "draft": "a\nb\nc",
+                        "draft_correct": i == 1,
+                        "final_correct": i == 1,
+                    }
+                    for i in range(3)
+                ],
+            )
         return run.id, [c.id for c in store.cases(run.id)]
 
 
@@ -108,7 +120,9 @@ def test_review_queue_navigation_resumes_where_left_off(tmp_path):
 def test_annotation_table_shows_ratings_cursor_and_first_error():
     from types import SimpleNamespace
 
-    Case = SimpleNamespace(steps=["a = 1", "b = <2>"], data={"draft": {"sorm_steps": [0.9, 0.2], "orm_steps": [0.8, 0.3]}})
+    Case = SimpleNamespace(
+        steps=["a = 1", "b = <2>"], data={"draft": {"sorm_steps": [0.9, 0.2], "orm_steps": [0.8, 0.3]}}
+    )
 
     fields = {"step_ratings": [{"rating": -1, "unsure": True}], "first_error_step": 0}
     html = review.annotation_table(Case, fields, cursor=1, show_scores=True)
@@ -150,8 +164,9 @@ def test_problems_from_a_gsm8k_jsonl_file(tmp_path):
     import json
 
     path = tmp_path / "mini.jsonl"
-    path.write_text(json.dumps({"question": "Ann has 2 pens and buys 3. How many?",
-                                "answer": "2+3=<<2+3=5>>5\n#### 5"}) + "\n")
+    path.write_text(
+        json.dumps({"question": "Ann has 2 pens and buys 3. How many?", "answer": "2+3=<<2+3=5>>5\n#### 5"}) + "\n"
+    )
     bench = state.Workbench(None, data=str(path))
     assert [p.answer for p in bench.problems()] == ["5"]
     with pytest.raises(DataError):
@@ -163,8 +178,10 @@ def test_help_does_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, glore_app.main as m\n"
-            "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(k for k in ('gradio', 'torch', 'transformers') if k in sys.modules))")
+    code = (
+        "import sys, glore_app.main as m\n"
+        "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(k for k in ('gradio', 'torch', 'transformers') if k in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr

@@ -1,4 +1,5 @@
 """Helpers shared by the glore-train tests (a module of its own: `conftest` is not importable by name)."""
+
 from __future__ import annotations
 
 

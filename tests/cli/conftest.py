@@ -2,6 +2,7 @@
 
 e2e tests run with `--slow` or `-m e2e` (tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -40,22 +41,54 @@ def crafted(tiny_family, tmp_path_factory):
     for p in generate("train", 6, seed=1):
         lines = p.solution.splitlines()
         bad = "\n".join(lines[:-1] + [f"#### {int(lines[-1][5:]) + 1}"])
-        samples = [{"text": t, "steps": split_steps(t), "answer": None, "correct": c, "count": 1, "logprob": -1.0,
-                    "n_tokens": 10, "finished": True} for t, c in ((p.solution, True), (bad, False))]
-        records.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "n_samples": 2,
-                        "samples": samples})
+        samples = [
+            {
+                "text": t,
+                "steps": split_steps(t),
+                "answer": None,
+                "correct": c,
+                "count": 1,
+                "logprob": -1.0,
+                "n_tokens": 10,
+                "finished": True,
+            }
+            for t, c in ((p.solution, True), (bad, False))
+        ]
+        records.append(
+            {"problem_id": p.id, "question": p.question, "gold": p.answer, "n_samples": 2, "samples": samples}
+        )
         for s in samples:
             steps = s["steps"]
-            rollouts = [{"k": 2, "correct": 1, "consistent_correct": 1, "neg": "x\n#### 0",
-                         "pos": "\n".join(steps[i + 1:]) if s["correct"] else "\n".join(split_steps(p.solution)[i + 1:])}
-                        for i in range(len(steps) - 1)]
+            rollouts = [
+                {
+                    "k": 2,
+                    "correct": 1,
+                    "consistent_correct": 1,
+                    "neg": "x\n#### 0",
+                    "pos": "\n".join(steps[i + 1 :]) if s["correct"] else "\n".join(split_steps(p.solution)[i + 1 :]),
+                }
+                for i in range(len(steps) - 1)
+            ]
             if not s["correct"]:
                 rollouts[-1] = {**rollouts[-1], "correct": 0, "consistent_correct": 0, "pos": None}
-            labelled.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "text": s["text"],
-                             "steps": steps, "correct": s["correct"], "count": 1, "logprob": -1.0,
-                             "results": [None] * len(steps), "rollouts": rollouts})
-    for kind, rows, config in (("orm-data", records, OrmDataConfig(student=student)),
-                               ("sorm-labels", labelled, SormLabelConfig())):
+            labelled.append(
+                {
+                    "problem_id": p.id,
+                    "question": p.question,
+                    "gold": p.answer,
+                    "text": s["text"],
+                    "steps": steps,
+                    "correct": s["correct"],
+                    "count": 1,
+                    "logprob": -1.0,
+                    "results": [None] * len(steps),
+                    "rollouts": rollouts,
+                }
+            )
+    for kind, rows, config in (
+        ("orm-data", records, OrmDataConfig(student=student)),
+        ("sorm-labels", labelled, SormLabelConfig()),
+    ):
         (folder / kind).mkdir()
         write_jsonl_atomic(folder / kind / f"{kind}.jsonl", rows)
         write_manifest(folder / kind, kind, student, config, {"rows": len(rows)})
@@ -73,5 +106,11 @@ def other_student(tmp_path_factory):
 
     tok = tiny_tokenizer(n_problems=40, seed=9)
     torch.manual_seed(0)
-    return str(save_causal_lm(create_policy("tiny", tok), tok, tmp_path_factory.mktemp("other") / "student",
-                              Card(role="policy", base="tiny")))
+    return str(
+        save_causal_lm(
+            create_policy("tiny", tok),
+            tok,
+            tmp_path_factory.mktemp("other") / "student",
+            Card(role="policy", base="tiny"),
+        )
+    )

@@ -1,4 +1,5 @@
 """glore-train basics: help everywhere, configs (YAML < flags, unknown keys), clear errors, run statuses."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,22 @@ def all_commands():
 
 def test_every_command_is_there():
     names = {" ".join(c) for c in all_commands()}
-    assert names >= {"", "sft", "sample", "eval-student", "orm", "sorm", "eval-rm", "export", "refine", "eval", "demo",
-                     "runs", "runs list", "runs show"}
+    assert names >= {
+        "",
+        "sft",
+        "sample",
+        "eval-student",
+        "orm",
+        "sorm",
+        "eval-rm",
+        "export",
+        "refine",
+        "eval",
+        "demo",
+        "runs",
+        "runs list",
+        "runs show",
+    }
 
 
 @pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c) or "glore-train")
@@ -73,13 +88,16 @@ def test_an_unknown_key_in_a_section_fails_too(cli, tmp_path, student):
     assert "unknown config key 'temprature' for OrmDataConfig" in result.output
 
 
-@pytest.mark.parametrize("text,message", [
-    ("max_steps: ten\n", "must be an integer"),
-    ("lr: fast\n", "config key 'lr' must be a number"),
-    ("base: [tiny]\n", "config key 'base' must be a string"),
-    ("- a\n- b\n", "expected a mapping"),
-    ("max_steps: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("max_steps: ten\n", "must be an integer"),
+        ("lr: fast\n", "config key 'lr' must be a number"),
+        ("base: [tiny]\n", "config key 'base' must be a string"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("max_steps: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_yaml_files_fail_with_a_clear_message(cli, tmp_path, text, message):
     config = tmp_path / "c.yaml"
     config.write_text(text)
@@ -114,8 +132,9 @@ def test_flags_override_yaml_which_overrides_defaults(cli, tmp_path, student):
 
 def test_section_configs_of_a_combined_file(cli, tmp_path, crafted, student):
     config = tmp_path / "orm.yaml"
-    config.write_text(f"base: {student}\nmax_steps: 1\nbatch_size: 2\nwarmup_steps: 0\n"
-                      f"sample:\n  n: 3\nlabel:\n  k: 5\n")
+    config.write_text(
+        f"base: {student}\nmax_steps: 1\nbatch_size: 2\nwarmup_steps: 0\nsample:\n  n: 3\nlabel:\n  k: 5\n"
+    )
     cli("orm", "--config", config, "--samples", crafted / "orm-data", "--out", tmp_path / "orm")
     run = cli.last("orm")
     assert run.config["train"]["max_steps"] == 1 and run.config["train"]["role"] == "orm"
@@ -218,11 +237,15 @@ def test_the_vllm_backend_on_a_machine_without_vllm_is_a_clear_error(cli, studen
 def test_an_unknown_backend_and_a_missing_gpu_are_clear_errors(cli, student):
     import torch
 
-    assert "unknown generation backend 'tgi'" in cli("sample", "--model", student, "--limit", 1, "--backend", "tgi",
-                                                      code=1).output
+    assert (
+        "unknown generation backend 'tgi'"
+        in cli("sample", "--model", student, "--limit", 1, "--backend", "tgi", code=1).output
+    )
     if not torch.cuda.is_available():
-        assert "CUDA is not available" in cli("sample", "--model", student, "--limit", 1, "--device", "cuda",
-                                              code=1).output
+        assert (
+            "CUDA is not available"
+            in cli("sample", "--model", student, "--limit", 1, "--device", "cuda", code=1).output
+        )
 
 
 def test_a_full_disk_is_a_clear_error_and_a_failed_run(cli, monkeypatch):

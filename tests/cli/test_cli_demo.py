@@ -1,4 +1,5 @@
 """e2e: `glore-train demo --preset tiny` runs every stage as a finished child run, then `--resume` skips them all."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,15 @@ from glore_engine.demo import STAGES, demo_preset
 
 # stages that write files and log them as artifacts, and the artifact kinds each logs
 ARTIFACTS = {
-    "student": {"model"}, "verifier": {"model"}, "family": {"family"}, "orm-data": {"orm-data"}, "sorm-labels": {"sorm-labels"}, "orm": {"model"},
-    "sorm": {"model"}, "refiner-global": {"model"}, "refiner-local": {"model"},
+    "student": {"model"},
+    "verifier": {"model"},
+    "family": {"family"},
+    "orm-data": {"orm-data"},
+    "sorm-labels": {"sorm-labels"},
+    "orm": {"model"},
+    "sorm": {"model"},
+    "refiner-global": {"model"},
+    "refiner-local": {"model"},
     "test-labels": {"orm-data", "sorm-labels"},
 }
 

@@ -1,4 +1,5 @@
 """glore-train refine | eval: tiny refiners from reused data, T2/T3 on a tiny family with stored cases."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,18 @@ def metrics(cli, run_id):
 
 
 def test_refine_global_from_reused_samples(cli, crafted, student, tmp_path):
-    result = cli("refine", "--kind", "global", "--base", student, "--samples", crafted / "orm-data", *TRAIN,
-                 "--out", tmp_path / "global")
+    result = cli(
+        "refine",
+        "--kind",
+        "global",
+        "--base",
+        student,
+        "--samples",
+        crafted / "orm-data",
+        *TRAIN,
+        "--out",
+        tmp_path / "global",
+    )
     assert "global refiner saved to" in result.output and "6 examples" in result.output
     run = cli.last("refine")
     assert run.status == "FINISHED" and run.name == "global" and run.config["train"]["kind"] == "global"
@@ -29,8 +40,18 @@ def test_refine_global_from_reused_samples(cli, crafted, student, tmp_path):
 
 
 def test_refine_local_from_reused_labels(cli, crafted, student, tmp_path):
-    cli("refine", "--kind", "local", "--base", student, "--labels", crafted / "sorm-labels", *TRAIN,
-        "--out", tmp_path / "local")
+    cli(
+        "refine",
+        "--kind",
+        "local",
+        "--base",
+        student,
+        "--labels",
+        crafted / "sorm-labels",
+        *TRAIN,
+        "--out",
+        tmp_path / "local",
+    )
     run = cli.last("refine")
     assert run.status == "FINISHED" and run.name == "local"
     assert read_card(tmp_path / "local" / "model").role == "refiner-local"
@@ -47,8 +68,9 @@ def test_refine_with_a_bad_kind_is_a_clear_error(cli, crafted, student):
 
 
 def test_refine_local_with_labels_of_another_student_is_refused(cli, crafted, other_student):
-    result = cli("refine", "--kind", "local", "--base", other_student, "--labels", crafted / "sorm-labels", *TRAIN,
-                 code=1)
+    result = cli(
+        "refine", "--kind", "local", "--base", other_student, "--labels", crafted / "sorm-labels", *TRAIN, code=1
+    )
     assert "labels belong to the student that sampled them" in result.output
     assert cli.last("refine").status == "FAILED"
 
@@ -94,8 +116,23 @@ def test_eval_puts_t2_and_t3_in_the_summary(evaluated):
 
 def test_eval_with_five_explicit_models(cli, tiny_family):
     f = tiny_family
-    cli("eval", "--student", f / "student", "--orm", f / "orm", "--sorm", f / "sorm", "--global-refiner",
-        f / "refiner-global", "--local-refiner", f / "refiner-local", "--limit", 1, "--best-of", 1)
+    cli(
+        "eval",
+        "--student",
+        f / "student",
+        "--orm",
+        f / "orm",
+        "--sorm",
+        f / "sorm",
+        "--global-refiner",
+        f / "refiner-global",
+        "--local-refiner",
+        f / "refiner-local",
+        "--limit",
+        1,
+        "--best-of",
+        1,
+    )
     run = cli.last("eval")
     assert run.status == "FINISHED" and run.summary["cases"] == 1
 

@@ -1,4 +1,5 @@
 """glore-train orm | sorm | eval-rm | export: tiny reward models, label reuse and its checks, exports."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,37 @@ def sampled(tmp_path_factory, student):
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("reward"), mp)
     orm_out, sorm_out = cli.root / "orm", cli.root / "sorm"
-    cli("orm", "--base", student, "--sample-n-questions", 3, "--sample-n", 2, "--sample-max-new-tokens", 10,
-        "--sample-shard-size", 2, "--no-mixed-only", *TRAIN, "--out", orm_out)
-    cli("sorm", "--base", student, "--samples", orm_out / "orm-data", "--label-k", 2, "--label-max-new-tokens", 6,
-        *TRAIN, "--out", sorm_out)
+    cli(
+        "orm",
+        "--base",
+        student,
+        "--sample-n-questions",
+        3,
+        "--sample-n",
+        2,
+        "--sample-max-new-tokens",
+        10,
+        "--sample-shard-size",
+        2,
+        "--no-mixed-only",
+        *TRAIN,
+        "--out",
+        orm_out,
+    )
+    cli(
+        "sorm",
+        "--base",
+        student,
+        "--samples",
+        orm_out / "orm-data",
+        "--label-k",
+        2,
+        "--label-max-new-tokens",
+        6,
+        *TRAIN,
+        "--out",
+        sorm_out,
+    )
     yield cli, orm_out, sorm_out
     mp.undo()
 
@@ -81,8 +109,9 @@ def test_orm_reuses_mixed_samples(cli, crafted, student, tmp_path):
 
 
 def test_labels_from_another_tokenizer_are_a_clear_error(cli, crafted, other_student, tmp_path):
-    result = cli("sorm", "--base", other_student, "--labels", crafted / "sorm-labels", *TRAIN,
-                 "--out", tmp_path / "sorm", code=1)
+    result = cli(
+        "sorm", "--base", other_student, "--labels", crafted / "sorm-labels", *TRAIN, "--out", tmp_path / "sorm", code=1
+    )
     assert "labels belong to the student that sampled them" in result.output and "Traceback" not in result.output
     assert cli.last("sorm").status == "FAILED"
     result = cli("orm", "--base", other_student, "--samples", crafted / "orm-data", *TRAIN, code=1)
@@ -107,11 +136,20 @@ def test_orm_without_a_base_is_a_clear_usage_error(cli, crafted):
 
 
 def test_eval_rm_builds_table_t1(cli, tiny_family, crafted):
-    result = cli("eval-rm", "--rm", f"ORM={tiny_family / 'orm'}", "--rm", f"SORM={tiny_family / 'sorm'}",
-                 "--labels", crafted / "sorm-labels")
+    result = cli(
+        "eval-rm",
+        "--rm",
+        f"ORM={tiny_family / 'orm'}",
+        "--rm",
+        f"SORM={tiny_family / 'sorm'}",
+        "--labels",
+        crafted / "sorm-labels",
+    )
     run = cli.last("eval-rm")
-    assert run.status == "FINISHED" and run.config["models"] == {"ORM": str(tiny_family / "orm"),
-                                                                 "SORM": str(tiny_family / "sorm")}
+    assert run.status == "FINISHED" and run.config["models"] == {
+        "ORM": str(tiny_family / "orm"),
+        "SORM": str(tiny_family / "sorm"),
+    }
     table = run.summary["tables_md"]["T1"]
     assert table in result.output and "| ORM |" in table and "| SORM |" in table
     assert "T1 on 12 distinct held-out samples of 6 questions" in table
@@ -155,8 +193,15 @@ def test_export_labels_other_formats(cli, crafted, tmp_path, fmt):
 
 
 def test_export_annotations_of_an_eval_run(cli, tmp_path):
-    case = {"index": 0, "problem_id": "p0", "question": "Q?", "gold": "2", "draft": "a = 1\n#### 3",
-            "data": {"steps": ["a = 1\n#### 3"]}, "draft_correct": False}
+    case = {
+        "index": 0,
+        "problem_id": "p0",
+        "question": "Q?",
+        "gold": "2",
+        "draft": "a = 1\n#### 3",
+        "data": {"steps": ["a = 1\n#### 3"]},
+        "draft_correct": False,
+    }
     with cli.store() as store:
         with store.run("eval", name="t") as run:
             store.add_cases(run.id, [case])
@@ -169,8 +214,21 @@ def test_export_annotations_of_an_eval_run(cli, tmp_path):
 
 def test_export_needs_exactly_one_source(cli, crafted, tmp_path):
     assert "exactly one of" in cli("export", "--format", "trl", "--out", tmp_path / "x.jsonl", code=2).output
-    assert "exactly one of" in cli("export", "--labels", crafted / "sorm-labels", "--run", 1, "--format", "trl",
-                                   "--out", tmp_path / "x.jsonl", code=2).output
+    assert (
+        "exactly one of"
+        in cli(
+            "export",
+            "--labels",
+            crafted / "sorm-labels",
+            "--run",
+            1,
+            "--format",
+            "trl",
+            "--out",
+            tmp_path / "x.jsonl",
+            code=2,
+        ).output
+    )
 
 
 def test_export_unknown_formats_are_clear_errors(cli, crafted, tmp_path):
@@ -186,8 +244,19 @@ def test_export_unknown_formats_are_clear_errors(cli, crafted, tmp_path):
 def test_a_rerun_without_resume_samples_afresh(cli, student, tmp_path):
     """Without --resume the data stages start over: shards of an earlier run in the same --out are not reused."""
     out = tmp_path / "orm"
-    args = ("orm", "--base", student, "--sample-n-questions", 2, "--sample-max-new-tokens", 6, "--no-mixed-only",
-            *TRAIN, "--out", out)
+    args = (
+        "orm",
+        "--base",
+        student,
+        "--sample-n-questions",
+        2,
+        "--sample-max-new-tokens",
+        6,
+        "--no-mixed-only",
+        *TRAIN,
+        "--out",
+        out,
+    )
     cli(*args, "--sample-n", 2)
     cli(*args, "--sample-n", 3)
     records = [json.loads(line) for line in (out / "orm-data" / "orm-data.jsonl").read_text().splitlines()]
@@ -200,8 +269,26 @@ def test_resume_continues_the_data_stages(cli, student, tmp_path, monkeypatch):
     import glore_engine.labelling.rollouts as rollouts
 
     out = tmp_path / "sorm"
-    args = ("sorm", "--base", student, "--sample-n-questions", 3, "--sample-n", 2, "--sample-max-new-tokens", 8,
-            "--label-k", 2, "--label-max-new-tokens", 4, "--label-shard-size", 2, *TRAIN, "--out", out)
+    args = (
+        "sorm",
+        "--base",
+        student,
+        "--sample-n-questions",
+        3,
+        "--sample-n",
+        2,
+        "--sample-max-new-tokens",
+        8,
+        "--label-k",
+        2,
+        "--label-max-new-tokens",
+        4,
+        "--label-shard-size",
+        2,
+        *TRAIN,
+        "--out",
+        out,
+    )
     real = rollouts.label_solutions
     calls, killed = [], []
 

@@ -1,4 +1,5 @@
 """The foundation integration test: sft -> sample -> eval-student -> runs list / show, all in one store."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,25 @@ def journey(tmp_path_factory):
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("journey"), mp)
     out = cli.root / "sft"
-    sft = cli("sft", "--base", "tiny", "--n-train", 40, "--max-steps", 4, "--batch-size", 4, "--warmup-steps", 1,
-              "--log-every", 2, "--save-every", 2, "--out", out)
+    sft = cli(
+        "sft",
+        "--base",
+        "tiny",
+        "--n-train",
+        40,
+        "--max-steps",
+        4,
+        "--batch-size",
+        4,
+        "--warmup-steps",
+        1,
+        "--log-every",
+        2,
+        "--save-every",
+        2,
+        "--out",
+        out,
+    )
     model = out / "model"
     sample = cli("sample", "--model", model, "--limit", 3, "--n", 2, "--max-new-tokens", 8, "--seed", 1)
     evaluation = cli("eval-student", "--model", model, "--limit", 3, "--k", 2, "--max-new-tokens", 8)
@@ -114,14 +132,46 @@ def test_sft_resume_continues_the_saved_run(journey, tmp_path):
 
     loop._save_state = save_then_die
     try:
-        cli("sft", "--base", "tiny", "--n-train", 40, "--max-steps", 4, "--batch-size", 4, "--save-every", 2,
-            "--log-every", 1, "--out", out, code=130)
+        cli(
+            "sft",
+            "--base",
+            "tiny",
+            "--n-train",
+            40,
+            "--max-steps",
+            4,
+            "--batch-size",
+            4,
+            "--save-every",
+            2,
+            "--log-every",
+            1,
+            "--out",
+            out,
+            code=130,
+        )
     finally:
         loop._save_state = original
     assert cli.last("sft").status == "INTERRUPTED"
     assert json.loads((out / "train_state" / "step.json").read_text()) == {"step": 2}
-    cli("sft", "--base", "tiny", "--n-train", 40, "--max-steps", 4, "--batch-size", 4, "--save-every", 2,
-        "--log-every", 1, "--out", out, "--resume")
+    cli(
+        "sft",
+        "--base",
+        "tiny",
+        "--n-train",
+        40,
+        "--max-steps",
+        4,
+        "--batch-size",
+        4,
+        "--save-every",
+        2,
+        "--log-every",
+        1,
+        "--out",
+        out,
+        "--resume",
+    )
     run = cli.last("sft")
     assert run.status == "FINISHED"
     with cli.store() as store:

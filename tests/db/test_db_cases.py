@@ -1,4 +1,5 @@
 """Eval cases with the Results-tab filters, annotations (upsert, concurrency) and the review queue."""
+
 from __future__ import annotations
 
 import threading
@@ -70,13 +71,21 @@ def test_set_case_tags(store, eval_run):
 
 def test_save_annotation_upserts(store, eval_run):
     _, ids = eval_run
-    first = store.save_annotation(ids[1], step_ratings=[1, {"rating": -1, "unsure": True}, None],
-                                  first_error_step=1, verdict="found_error", note="b is wrong")
+    first = store.save_annotation(
+        ids[1],
+        step_ratings=[1, {"rating": -1, "unsure": True}, None],
+        first_error_step=1,
+        verdict="found_error",
+        note="b is wrong",
+    )
     second = store.save_annotation(ids[1], note="b is really wrong")
     assert second.id == first.id and second.created_at == first.created_at
     assert second.updated_at >= first.updated_at
-    assert second.step_ratings == [{"rating": 1, "unsure": False}, {"rating": -1, "unsure": True},
-                                   {"rating": None, "unsure": False}]
+    assert second.step_ratings == [
+        {"rating": 1, "unsure": False},
+        {"rating": -1, "unsure": True},
+        {"rating": None, "unsure": False},
+    ]
     assert (second.first_error_step, second.verdict, second.note) == (1, "found_error", "b is really wrong")
     assert len(store.annotations()) == 1
     other = store.save_annotation(ids[1], annotator="bob", verdict="solution")
@@ -85,15 +94,18 @@ def test_save_annotation_upserts(store, eval_run):
     assert store.get_annotation(ids[0]) is None
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"verdict": "maybe"}, "verdict"),
-    ({"first_error_step": 3}, "first_error_step"),  # the draft has 3 steps: 0..2
-    ({"first_error_step": -2}, "first_error_step"),
-    ({"step_ratings": [2]}, "rating"),
-    ({"step_ratings": [True]}, "rating"),
-    ({"step_ratings": [1, 1, 1, 1]}, "4 step ratings"),
-    ({"colour": "red"}, "unknown annotation field"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"verdict": "maybe"}, "verdict"),
+        ({"first_error_step": 3}, "first_error_step"),  # the draft has 3 steps: 0..2
+        ({"first_error_step": -2}, "first_error_step"),
+        ({"step_ratings": [2]}, "rating"),
+        ({"step_ratings": [True]}, "rating"),
+        ({"step_ratings": [1, 1, 1, 1]}, "4 step ratings"),
+        ({"colour": "red"}, "unknown annotation field"),
+    ],
+)
 def test_save_annotation_validates(store, eval_run, fields, message):
     _, ids = eval_run
     with pytest.raises(ValueError, match=message):
@@ -169,8 +181,18 @@ def test_update_annotation_is_a_read_modify_write_across_processes(tmp_path):
     url = f"sqlite:///{tmp_path / 'glore.db'}"
     with Store(url) as store:
         run_id = store.start_run("eval")
-        store.add_cases(run_id, [{"index": 0, "question": "q", "gold": "1", "draft": "a\nb\nc\nd",
-                                  "data": {"steps": ["a", "b", "c", "d"]}}])
+        store.add_cases(
+            run_id,
+            [
+                {
+                    "index": 0,
+                    "question": "q",
+                    "gold": "1",
+                    "draft": "a\nb\nc\nd",
+                    "data": {"steps": ["a", "b", "c", "d"]},
+                }
+            ],
+        )
         case_id = store.cases(run_id)[0].id
     script = (
         "import sys\nfrom db import Store\n"

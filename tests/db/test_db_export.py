@@ -1,4 +1,5 @@
 """Exports of annotated cases: TRL stepwise, ProcessBench, PRM800K-like, CSV; datasets round-trips."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,9 @@ def annotated(store, eval_run):
     """Annotations of every kind: ratings, first error only, no error, unusable verdicts, incomplete."""
     run_id, ids = eval_run
     store.save_annotation(ids[0], verdict="solution", first_error_step=-1)
-    store.save_annotation(ids[1], step_ratings=[1, {"rating": -1, "unsure": True}, 0], verdict="found_error",
-                          note="b wrong")
+    store.save_annotation(
+        ids[1], step_ratings=[1, {"rating": -1, "unsure": True}, 0], verdict="found_error", note="b wrong"
+    )
     store.save_annotation(ids[2], first_error_step=2, verdict="found_error")
     store.save_annotation(ids[3], verdict="bad_problem")
     store.save_annotation(ids[4], step_ratings=[None, 1, None], note="unfinished")
@@ -31,12 +33,23 @@ def _load(path, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     from datasets import load_dataset  # only the test may import datasets
+
     return load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
 
 
 def _annotation(**fields) -> AnnotationRow:
-    base = {"id": 1, "case_id": 1, "annotator": "a", "step_ratings": [], "first_error_step": None, "verdict": None,
-                "note": None, "tags": [], "created_at": None, "updated_at": None}
+    base = {
+        "id": 1,
+        "case_id": 1,
+        "annotator": "a",
+        "step_ratings": [],
+        "first_error_step": None,
+        "verdict": None,
+        "note": None,
+        "tags": [],
+        "created_at": None,
+        "updated_at": None,
+    }
     return AnnotationRow(**{**base, **fields})
 
 
@@ -57,8 +70,12 @@ def test_trl_stepwise(store, annotated, tmp_path, monkeypatch):
     path = tmp_path / "trl.jsonl"
     assert store.export_annotations(run_id, "trl", path) == 3  # bad_problem and unfinished left out
     records = _read_jsonl(path)
-    assert records[0] == {"schema_version": 1, "prompt": "Q0?", "completions": ["a = 1", "b = a + 1", "#### 2"],
-                          "labels": [True, True, True]}
+    assert records[0] == {
+        "schema_version": 1,
+        "prompt": "Q0?",
+        "completions": ["a = 1", "b = a + 1", "#### 2"],
+        "labels": [True, True, True],
+    }
     assert [r["labels"] for r in records[1:]] == [[True, False, True], [True, True, False]]
     ds = _load(path, monkeypatch, tmp_path)
     assert ds.num_rows == 3 and set(ds.column_names) == {"schema_version", "prompt", "completions", "labels"}
@@ -67,8 +84,7 @@ def test_trl_stepwise(store, annotated, tmp_path, monkeypatch):
 
 def test_trl_soft_labels(store, tmp_path):
     run_id = store.start_run("eval")
-    store.add_cases(run_id, [{"index": 0, "question": "Q", "draft": "x\n#### 1",
-                              "data": {"soft_labels": [1, 0.25]}}])
+    store.add_cases(run_id, [{"index": 0, "question": "Q", "draft": "x\n#### 1", "data": {"soft_labels": [1, 0.25]}}])
     store.save_annotation(store.cases(run_id)[0].id, first_error_step=1)
     store.export_annotations(run_id, "trl_stepwise", tmp_path / "soft.jsonl")
     record = _read_jsonl(tmp_path / "soft.jsonl")[0]
@@ -81,7 +97,10 @@ def test_processbench(store, annotated, tmp_path, monkeypatch):
     assert store.export_annotations(run_id, "processbench", path) == 3
     records = _read_jsonl(path)
     assert [(r["id"], r["label"], r["final_answer_correct"]) for r in records] == [
-        ("p0", -1, True), ("p1", 1, False), ("p2", 2, False)]
+        ("p0", -1, True),
+        ("p1", 1, False),
+        ("p2", 2, False),
+    ]
     assert set(records[0]) == {"schema_version", "id", "problem", "steps", "final_answer_correct", "label"}
     ds = _load(path, monkeypatch, tmp_path)
     assert ds["label"] == [-1, 1, 2] and ds[0]["steps"] == ["a = 1", "b = a + 1", "#### 2"]

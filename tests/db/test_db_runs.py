@@ -1,4 +1,5 @@
 """Run life cycle, reconcile, metrics, artifacts, url resolution and readable errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -69,7 +70,9 @@ def test_child_runs_have_parent(store):
             raise RuntimeError("stage 2 broke")
     kids = store.children(parent.id)
     assert [(k.id, k.parent_id, k.status) for k in kids] == [
-        (child.id, parent.id, "FINISHED"), (failing.id, parent.id, "FAILED")]
+        (child.id, parent.id, "FINISHED"),
+        (failing.id, parent.id, "FAILED"),
+    ]
     assert store.get_run(parent.id).status == "FINISHED"
 
 
@@ -119,8 +122,7 @@ def test_metrics_and_series(store):
         run.log_metrics({"loss": 1.5, "acc": 0.25}, step=1)
         run.log_metric("final_acc", 0.5)
     assert [m.value for m in store.metrics(run.id, "loss")] == [2.0, 1.5]
-    assert store.metric_series(run.id) == {"loss": [(0, 2.0), (1, 1.5)], "acc": [(1, 0.25)],
-                                           "final_acc": [(None, 0.5)]}
+    assert store.metric_series(run.id) == {"loss": [(0, 2.0), (1, 1.5)], "acc": [(1, 0.25)], "final_acc": [(None, 0.5)]}
 
 
 def test_artifact_hash_of_file_and_folder(store, tmp_path):
@@ -230,6 +232,8 @@ def test_locked_database_gives_store_error(tmp_path):
 
 
 def test_importing_db_does_not_import_heavy_packages():
-    code = ("import glore_db, sys; heavy = {'torch', 'transformers', 'gradio', 'glore_engine'} & "
-            "{m.split('.')[0] for m in sys.modules}; assert not heavy, heavy")
+    code = (
+        "import glore_db, sys; heavy = {'torch', 'transformers', 'gradio', 'glore_engine'} & "
+        "{m.split('.')[0] for m in sys.modules}; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -3,6 +3,7 @@
 Everything is built from config on CPU (never downloaded). e2e tests run with `--slow` or
 `-m e2e` (tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Helpers shared by the engine tests: tiny policies, a scripted model, hand-made problems."""
+
 from __future__ import annotations
 
 QUESTION = "Tom has 3 boxes of 4 apples. He eats 2 apples. How many apples are left?"

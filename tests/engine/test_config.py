@@ -1,4 +1,5 @@
 """Typed configs: defaults < sources, unknown keys, value kinds checked, YAML files."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,20 +20,35 @@ def test_unknown_keys_fail_and_list_the_known_ones():
         build(SampleConfig, {"temp": 0.5})
 
 
-@pytest.mark.parametrize("key,value,expected", [
-    ("temperature", 1, 1.0), ("n", 3.0, 3), ("model", 7, "7"), ("calculator", False, False), ("model", "m", "m"),
-])
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("temperature", 1, 1.0),
+        ("n", 3.0, 3),
+        ("model", 7, "7"),
+        ("calculator", False, False),
+        ("model", "m", "m"),
+    ],
+)
 def test_unambiguous_values_are_coerced(key, value, expected):
     got = getattr(build(SampleConfig, {key: value}), key)
     assert got == expected and type(got) is type(expected)
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("n", 2.5, "must be an integer"), ("n", True, "must be an integer"), ("n", "8", "must be an integer"),
-    ("temperature", "hot", "must be a number"), ("temperature", True, "must be a number"),
-    ("calculator", "no", "must be true or false"), ("calculator", 1, "must be true or false"),
-    ("model", ["a"], "must be a string"), ("backend", True, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("n", 2.5, "must be an integer"),
+        ("n", True, "must be an integer"),
+        ("n", "8", "must be an integer"),
+        ("temperature", "hot", "must be a number"),
+        ("temperature", True, "must be a number"),
+        ("calculator", "no", "must be true or false"),
+        ("calculator", 1, "must be true or false"),
+        ("model", ["a"], "must be a string"),
+        ("backend", True, "must be a string"),
+    ],
+)
 def test_wrong_kinds_are_rejected(key, value, message):
     with pytest.raises(ConfigError, match=f"config key '{key}' {message}"):
         build(SampleConfig, {key: value})

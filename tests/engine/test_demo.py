@@ -1,4 +1,5 @@
 """e2e: the Demo class through every stage; a Ctrl-C inside a training stage resumes from its checkpoint."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -45,9 +46,18 @@ def test_tiny_and_demo_presets_are_consistent():
 
 
 def test_bundle_markdown_lists_tables_and_times():
-    card = {"command": "glore-train demo", "commit": "", "seed": 0, "created_at": "now", "bytes": 1234,
-            "student": {"greedy_accuracy": 0.5, "pass@8/steps=2": 0.9}, "stage_seconds": {"student": 1.0, "x": None},
-            "T1": "| t1 |", "T2": None, "T3": "| t3 |"}
+    card = {
+        "command": "glore-train demo",
+        "commit": "",
+        "seed": 0,
+        "created_at": "now",
+        "bytes": 1234,
+        "student": {"greedy_accuracy": 0.5, "pass@8/steps=2": 0.9},
+        "stage_seconds": {"student": 1.0, "x": None},
+        "T1": "| t1 |",
+        "T2": None,
+        "T3": "| t3 |",
+    }
     text = bundle_markdown(card)
     assert "1,234 bytes" in text and "- greedy_accuracy: 0.500" in text and "steps=2" not in text
     assert "## T1\n\n| t1 |" in text and "## T2" not in text and "- student: 1.0" in text and "- x:" not in text

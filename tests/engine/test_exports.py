@@ -1,4 +1,5 @@
 """Label exports (TRL stepwise, ProcessBench, Math-Shepherd) read back through `datasets`."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,20 +11,43 @@ from glore_engine.labelling.postprocess import LabelRules
 
 
 def stats(k, correct, consistent=None):
-    return {"k": k, "correct": correct, "consistent_correct": correct if consistent is None else consistent,
-            "pos": None, "neg": None}
+    return {
+        "k": k,
+        "correct": correct,
+        "consistent_correct": correct if consistent is None else consistent,
+        "pos": None,
+        "neg": None,
+    }
 
 
 LABELLED = [
     # wrong at step 2: P_1 verified by 3 of 4 rollouts, P_2 by none
-    {"problem_id": "q1", "question": "How many apples?", "gold": "10", "correct": False,
-     "steps": ["3*4=12", "12-3=9", "So 9.\n#### 9"], "rollouts": [stats(4, 3), stats(4, 0)]},
+    {
+        "problem_id": "q1",
+        "question": "How many apples?",
+        "gold": "10",
+        "correct": False,
+        "steps": ["3*4=12", "12-3=9", "So 9.\n#### 9"],
+        "rollouts": [stats(4, 3), stats(4, 0)],
+    },
     # right throughout; P_1's only correct rollout ignores R_1 (consistency matters)
-    {"problem_id": "q2", "question": "How many pears?", "gold": "5", "correct": True,
-     "steps": ["2+3=5", "#### 5"], "rollouts": [stats(4, 1, consistent=0)]},
+    {
+        "problem_id": "q2",
+        "question": "How many pears?",
+        "gold": "5",
+        "correct": True,
+        "steps": ["2+3=5", "#### 5"],
+        "rollouts": [stats(4, 1, consistent=0)],
+    },
     # wrong at step 1
-    {"problem_id": "q3", "question": "How many figs?", "gold": "4", "correct": False,
-     "steps": ["2*3=7", "7-3=4 ... no\n#### 3"], "rollouts": [stats(2, 0)]},
+    {
+        "problem_id": "q3",
+        "question": "How many figs?",
+        "gold": "4",
+        "correct": False,
+        "steps": ["2*3=7", "7-3=4 ... no\n#### 3"],
+        "rollouts": [stats(2, 0)],
+    },
 ]
 
 
@@ -73,11 +97,15 @@ def test_math_shepherd_round_trip(tmp_path):
     export_labels(LABELLED, "math-shepherd", path)
     ds = load(path, tmp_path)
     first = ds[0]
-    assert first["input"] == f"How many apples? 3*4=12 {SHEPHERD_TAG}\n12-3=9 {SHEPHERD_TAG}\nSo 9.\n#### 9 {SHEPHERD_TAG}\n"
+    assert (
+        first["input"]
+        == f"How many apples? 3*4=12 {SHEPHERD_TAG}\n12-3=9 {SHEPHERD_TAG}\nSo 9.\n#### 9 {SHEPHERD_TAG}\n"
+    )
     assert first["label"] == "How many apples? 3*4=12 +\n12-3=9 -\nSo 9.\n#### 9 -\n"
     assert first["input"].count(SHEPHERD_TAG) == 3
-    assert first["label"] == first["input"].replace(f" {SHEPHERD_TAG}\n", " \0\n").replace("\0", "+", 1) \
-        .replace("\0", "-")
+    assert first["label"] == first["input"].replace(f" {SHEPHERD_TAG}\n", " \0\n").replace("\0", "+", 1).replace(
+        "\0", "-"
+    )
     assert ds[1]["label"] == "How many pears? 2+3=5 +\n#### 5 +\n"
 
 

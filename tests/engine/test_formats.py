@@ -1,4 +1,5 @@
 """Text formats: prompts, the reward models' text and step ends, [BAD] marking and local prompts."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,9 @@ def test_student_prompt_strips_the_question():
 
 def test_join_steps_inverts_split_steps():
     text = join_steps(STEPS)
-    assert text == "Tom has 3*4=<<3*4=12>>12 apples.\nHe eats 2, so 12-2=<<12-2=10>>10 are left.\nSo 10 remain.\n#### 10"
+    assert (
+        text == "Tom has 3*4=<<3*4=12>>12 apples.\nHe eats 2, so 12-2=<<12-2=10>>10 are left.\nSo 10 remain.\n#### 10"
+    )
     assert split_steps(text) == STEPS
 
 

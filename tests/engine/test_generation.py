@@ -1,4 +1,5 @@
 """TransformersBackend: greedy parity with HF generate, seeded sampling, stops, calculator, limits, stats."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,20 +13,30 @@ from glore_engine.formats import student_prompt
 from glore_engine.generation import make_backend
 from glore_engine.generation.hf_backend import MIN_NEW_TOKENS, TransformersBackend
 
-PROMPTS = [student_prompt(q) for q in (
-    "Emma buys 3 packs of 4 beads and gives 5 beads to Hana. How many beads does Emma have now?",
-    "Hi?",
-    "Tom has 3 apples. How many apples?",
-)]
+PROMPTS = [
+    student_prompt(q)
+    for q in (
+        "Emma buys 3 packs of 4 beads and gives 5 beads to Hana. How many beads does Emma have now?",
+        "Hi?",
+        "Tom has 3 apples. How many apples?",
+    )
+]
 PROMPT = student_prompt("Tom has 3 apples. How many apples?")
 
 
 def hf_greedy(model, tokenizer, prompt, max_new_tokens):
     """(text, n_tokens, logprob) of HF generate(do_sample=False) on one unpadded prompt."""
     enc = tokenizer(prompt, return_tensors="pt")
-    out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, output_scores=True, return_dict_in_generate=True)
-    new = out.sequences[0, enc.input_ids.shape[1]:].tolist()
+    out = model.generate(
+        **enc,
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    new = out.sequences[0, enc.input_ids.shape[1] :].tolist()
     logprob = sum(torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, new))
     text = tokenizer.decode([t for t in new if t != tokenizer.eos_token_id], skip_special_tokens=True)
     return text.strip("\n"), len(new), logprob
@@ -229,8 +240,9 @@ def test_progress_reports_prompts_done(policy, tokenizer):
 def test_chunked_batches_give_the_same_greedy_text(policy, tokenizer):
     big = TransformersBackend(policy, tokenizer, batch_size=64)
     small = TransformersBackend(policy, tokenizer, batch_size=1)
-    assert [o[0].text for o in big.generate(PROMPTS, max_new_tokens=8)] == \
-           [o[0].text for o in small.generate(PROMPTS, max_new_tokens=8)]
+    assert [o[0].text for o in big.generate(PROMPTS, max_new_tokens=8)] == [
+        o[0].text for o in small.generate(PROMPTS, max_new_tokens=8)
+    ]
 
 
 def test_make_backend_names(policy, tokenizer):

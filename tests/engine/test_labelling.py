@@ -1,4 +1,5 @@
 """Labelling: ORM samples and dedup, SORM rollout stats, label rules, refinement pairing, sharded resume."""
+
 from __future__ import annotations
 
 import json
@@ -48,19 +49,35 @@ class FakeBackend:
 
 
 def rollout_stats(k=4, correct=0, consistent=None, pos=None, neg=None):
-    return {"k": k, "correct": correct, "consistent_correct": correct if consistent is None else consistent,
-            "pos": pos, "neg": neg}
+    return {
+        "k": k,
+        "correct": correct,
+        "consistent_correct": correct if consistent is None else consistent,
+        "pos": pos,
+        "neg": neg,
+    }
 
 
 def record(steps, correct, rollouts, pid="p0", question="Q?"):
-    return {"problem_id": pid, "question": question, "gold": "10", "text": join_steps(steps), "steps": steps,
-            "correct": correct, "rollouts": rollouts}
+    return {
+        "problem_id": pid,
+        "question": question,
+        "gold": "10",
+        "text": join_steps(steps),
+        "steps": steps,
+        "correct": correct,
+        "rollouts": rollouts,
+    }
 
 
 # ---- ORM data ----------------------------------------------------------------------------------
 def test_dedup_counts_repeated_samples():
-    samples = [Sample(SOLUTION, 30, -2.0, True), Sample("a\n#### 3", 5, -4.0, True), Sample(SOLUTION, 30, -2.0, True),
-               Sample(SOLUTION, 30, -2.0, True)]
+    samples = [
+        Sample(SOLUTION, 30, -2.0, True),
+        Sample("a\n#### 3", 5, -4.0, True),
+        Sample(SOLUTION, 30, -2.0, True),
+        Sample(SOLUTION, 30, -2.0, True),
+    ]
     out = dedup_samples(samples, "10")
     assert [(s["text"], s["count"], s["correct"]) for s in out] == [(SOLUTION, 3, True), ("a\n#### 3", 1, False)]
     assert out[0]["steps"] == GOLD_STEPS and out[0]["answer"] == "10"
@@ -73,8 +90,14 @@ def test_orm_stats_weigh_duplicates():
         {"problem_id": "b", "samples": [{"correct": False, "count": 4}]},
     ]
     stats = orm_stats(records)
-    assert stats == {"questions": 2, "distinct_samples": 3, "samples": 8, "sample_accuracy": 3 / 8,
-                     "mixed_questions": 1, "mixed_distinct_samples": 2}
+    assert stats == {
+        "questions": 2,
+        "distinct_samples": 3,
+        "samples": 8,
+        "sample_accuracy": 3 / 8,
+        "mixed_questions": 1,
+        "mixed_distinct_samples": 2,
+    }
 
 
 def test_sample_questions_grades_and_dedups_per_problem():
@@ -99,7 +122,10 @@ def test_build_orm_data_resumes_from_its_shards(tmp_path):
     backend = FakeBackend(lambda p, n: ["a = 1\n#### 1"] * n)
     first = build_orm_data(backend, probs, tmp_path, n=2, shard_size=2, seed=3)
     assert len(backend.calls) == 3 and sorted(f.name for f in tmp_path.iterdir()) == [
-        "shard-00000.jsonl", "shard-00001.jsonl", "shard-00002.jsonl"]
+        "shard-00000.jsonl",
+        "shard-00001.jsonl",
+        "shard-00002.jsonl",
+    ]
     assert [c["seed"] for c in backend.calls] == [3 * 7919, 3 * 7919 + 1, 3 * 7919 + 2]  # seed per shard
     again = build_orm_data(backend, probs, tmp_path, n=2, shard_size=2, seed=3)
     assert len(backend.calls) == 3 and again == first  # every shard cached
@@ -108,14 +134,27 @@ def test_build_orm_data_resumes_from_its_shards(tmp_path):
 # ---- shards ------------------------------------------------------------------------------------
 def test_run_sharded_reports_progress_and_cached_shards(tmp_path):
     seen = []
-    out = run_sharded(list(range(5)), 2, tmp_path, lambda items, k: [{"k": k, "x": x} for x in items],
-                      on_shard=lambda *a: seen.append(a))
+    out = run_sharded(
+        list(range(5)),
+        2,
+        tmp_path,
+        lambda items, k: [{"k": k, "x": x} for x in items],
+        on_shard=lambda *a: seen.append(a),
+    )
     assert [r["x"] for r in out] == [0, 1, 2, 3, 4] and [r["k"] for r in out] == [0, 0, 1, 1, 2]
     assert seen == [(1, 3, False), (2, 3, False), (3, 3, False)]
     (tmp_path / "shard-00001.jsonl").unlink()
     seen.clear()
-    assert run_sharded(list(range(5)), 2, tmp_path, lambda items, k: [{"k": k, "x": x} for x in items],
-                       on_shard=lambda *a: seen.append(a)) == out
+    assert (
+        run_sharded(
+            list(range(5)),
+            2,
+            tmp_path,
+            lambda items, k: [{"k": k, "x": x} for x in items],
+            on_shard=lambda *a: seen.append(a),
+        )
+        == out
+    )
     assert seen == [(1, 3, True), (2, 3, False), (3, 3, True)]
 
 
@@ -136,11 +175,18 @@ def test_write_jsonl_atomic_leaves_no_temporary_file(tmp_path):
 
 # ---- SORM rollouts -----------------------------------------------------------------------------
 def orm_records_for_consistency():
-    return [{"problem_id": "p0", "question": QUESTION, "gold": "10", "samples": [
-        {"text": SOLUTION, "steps": GOLD_STEPS, "correct": True, "count": 2, "logprob": -1.0},
-        {"text": join_steps(BAD_STEPS), "steps": BAD_STEPS, "correct": False, "count": 1, "logprob": -3.0},
-        {"text": "", "steps": [], "correct": False, "count": 1, "logprob": -9.0},
-    ]}]
+    return [
+        {
+            "problem_id": "p0",
+            "question": QUESTION,
+            "gold": "10",
+            "samples": [
+                {"text": SOLUTION, "steps": GOLD_STEPS, "correct": True, "count": 2, "logprob": -1.0},
+                {"text": join_steps(BAD_STEPS), "steps": BAD_STEPS, "correct": False, "count": 1, "logprob": -3.0},
+                {"text": "", "steps": [], "correct": False, "count": 1, "logprob": -9.0},
+            ],
+        }
+    ]
 
 
 def respond_for_consistency(prompt, n):
@@ -161,14 +207,23 @@ def test_prefix_prompt_ends_with_the_kept_steps():
 
 def test_label_solutions_counts_correct_and_consistent_rollouts():
     backend = FakeBackend(respond_for_consistency)
-    labelled = label_solutions(backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0,
-                               max_new_tokens=32, seed=0)
+    labelled = label_solutions(
+        backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0, max_new_tokens=32, seed=0
+    )
     good, bad = labelled
     assert good["results"] == ["12", "10"] and bad["results"] == ["13", "11"]
-    assert good["rollouts"] == [{"k": 2, "correct": 1, "consistent_correct": 1,
-                                 "pos": "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10", "neg": "12-3=9\n#### 9"}]
-    assert bad["rollouts"] == [{"k": 2, "correct": 1, "consistent_correct": 0, "pos": None,
-                                "neg": "13-2=<<13-2=11>>11\n#### 11"}]
+    assert good["rollouts"] == [
+        {
+            "k": 2,
+            "correct": 1,
+            "consistent_correct": 1,
+            "pos": "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10",
+            "neg": "12-3=9\n#### 9",
+        }
+    ]
+    assert bad["rollouts"] == [
+        {"k": 2, "correct": 1, "consistent_correct": 0, "pos": None, "neg": "13-2=<<13-2=11>>11\n#### 11"}
+    ]
     assert rollout_cost(labelled) == {"solutions": 2, "prefixes": 2, "rollouts": 4}
 
 
@@ -184,16 +239,23 @@ def test_identical_prefixes_are_rolled_out_once():
 
 def test_a_one_step_solution_needs_no_rollouts():
     backend = FakeBackend(lambda p, n: ["x"] * n)
-    (only,) = label_solutions(backend, [{"problem_id": "p", "question": "Q", "gold": "3", "steps": ["#### 3"],
-                                         "correct": True}], k=2, temperature=1.0, max_new_tokens=8, seed=0)
+    (only,) = label_solutions(
+        backend,
+        [{"problem_id": "p", "question": "Q", "gold": "3", "steps": ["#### 3"], "correct": True}],
+        k=2,
+        temperature=1.0,
+        max_new_tokens=8,
+        seed=0,
+    )
     assert only["rollouts"] == [] and backend.calls == []
 
 
 # ---- label rules -------------------------------------------------------------------------------
 def test_consistency_removes_positives_from_rollouts_that_ignore_the_step():
     backend = FakeBackend(respond_for_consistency)
-    _, bad = label_solutions(backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0,
-                             max_new_tokens=32, seed=0)
+    _, bad = label_solutions(
+        backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0, max_new_tokens=32, seed=0
+    )
     on = step_labels(bad, LabelRules(consistency=True))
     off = step_labels(bad, LabelRules(consistency=False))
     assert on == ([0, 0], [0.0, 0.0])
@@ -202,8 +264,9 @@ def test_consistency_removes_positives_from_rollouts_that_ignore_the_step():
 
 
 def test_propagation_makes_earlier_steps_positive():
-    r = record(["a", "b", "c", "d"], False, [rollout_stats(correct=0), rollout_stats(correct=0),
-                                             rollout_stats(correct=1)])
+    r = record(
+        ["a", "b", "c", "d"], False, [rollout_stats(correct=0), rollout_stats(correct=0), rollout_stats(correct=1)]
+    )
     assert step_labels(r, LabelRules(propagate=True))[0] == [1, 1, 1, 0]
     assert step_labels(r, LabelRules(propagate=False))[0] == [0, 0, 1, 0]
     correct = record(["a", "b"], True, [rollout_stats(correct=0)])
@@ -251,19 +314,27 @@ def test_apply_rules_adds_labels_soft_labels_and_masks():
 
 # ---- refinement pairing ------------------------------------------------------------------------
 def orm_record(pid, texts_correct):
-    return {"problem_id": pid, "question": f"Question {pid}?", "gold": "1", "samples": [
-        {"text": t, "steps": split_steps(t), "correct": c, "count": 1} for t, c in texts_correct]}
+    return {
+        "problem_id": pid,
+        "question": f"Question {pid}?",
+        "gold": "1",
+        "samples": [{"text": t, "steps": split_steps(t), "correct": c, "count": 1} for t, c in texts_correct],
+    }
 
 
 def test_global_pairs_only_come_from_mixed_questions():
-    records = [orm_record("mixed", [("good\n#### 1", True), ("bad one\n#### 2", False), ("bad two\n#### 3", False)]),
-               orm_record("all-good", [("g\n#### 1", True)]),
-               orm_record("all-bad", [("b\n#### 2", False), ("c\n#### 3", False)]),
-               orm_record("stepless-good", [("", True), ("b\n#### 2", False)])]
+    records = [
+        orm_record("mixed", [("good\n#### 1", True), ("bad one\n#### 2", False), ("bad two\n#### 3", False)]),
+        orm_record("all-good", [("g\n#### 1", True)]),
+        orm_record("all-bad", [("b\n#### 2", False), ("c\n#### 3", False)]),
+        orm_record("stepless-good", [("", True), ("b\n#### 2", False)]),
+    ]
     pairs = global_pairs(records, seed=0)
     assert len(pairs) == 2 and {p.kind for p in pairs} == {"global"}
-    assert {p.prompt for p in pairs} == {global_prompt("Question mixed?", ["bad one\n#### 2"]),
-                                         global_prompt("Question mixed?", ["bad two\n#### 3"])}
+    assert {p.prompt for p in pairs} == {
+        global_prompt("Question mixed?", ["bad one\n#### 2"]),
+        global_prompt("Question mixed?", ["bad two\n#### 3"]),
+    }
     assert {p.target for p in pairs} == {"good\n#### 1"}
     assert len(global_pairs(records, max_per_question=1)) == 1
     assert global_pairs(records, seed=5) == global_pairs(records, seed=5)
@@ -272,8 +343,12 @@ def test_global_pairs_only_come_from_mixed_questions():
 def test_local_triple_marks_the_first_error_and_keeps_the_steps_before_it():
     steps = ["a = 1", "b = a + 1 = 2", "c = b * 5 = 11", "#### 11"]
     pos_from_p2 = "c = b * 5 = 10\n#### 10"
-    r = record(steps, False, [rollout_stats(correct=1), rollout_stats(correct=2, pos=pos_from_p2),
-                              rollout_stats(correct=0, neg="x")], question="Q?")
+    r = record(
+        steps,
+        False,
+        [rollout_stats(correct=1), rollout_stats(correct=2, pos=pos_from_p2), rollout_stats(correct=0, neg="x")],
+        question="Q?",
+    )
     r = apply_rules([r], LabelRules(balance=False))[0]
     assert r["labels"] == [1, 1, 0, 0]
     ex = local_triple(r, [], __import__("random").Random(0))
@@ -303,7 +378,9 @@ def test_local_triple_of_a_correct_solution_uses_its_negative_rollout():
     import random
 
     steps = ["a = 1", "b = 2", "#### 3"]
-    r = record(steps, True, [rollout_stats(correct=1, pos="b = 2\n#### 3"), rollout_stats(correct=0, neg="b is 9\n#### 9")])
+    r = record(
+        steps, True, [rollout_stats(correct=1, pos="b = 2\n#### 3"), rollout_stats(correct=0, neg="b is 9\n#### 9")]
+    )
     r = apply_rules([r], LabelRules(propagate=False, balance=False))[0]
     assert r["labels"] == [1, 0, 1]
     ex = local_triple(r, [], random.Random(0))
@@ -314,14 +391,17 @@ def test_local_triple_of_a_correct_solution_uses_its_negative_rollout():
 
 def test_local_triples_skip_clean_solutions_and_missing_rollouts():
     clean = record(["a", "#### 1"], True, [rollout_stats(correct=1, pos="#### 1")], pid="p1")
-    no_pos = record(["a", "b", "#### 2"], False, [rollout_stats(correct=1, pos=None), rollout_stats(correct=0)], pid="p2")
+    no_pos = record(
+        ["a", "b", "#### 2"], False, [rollout_stats(correct=1, pos=None), rollout_stats(correct=0)], pid="p2"
+    )
     assert local_triples([clean, no_pos]) == []
 
 
 def test_local_triples_from_rollout_labels_respect_the_rules():
     backend = FakeBackend(respond_for_consistency)
-    labelled = label_solutions(backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0,
-                               max_new_tokens=32, seed=0)
+    labelled = label_solutions(
+        backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0, max_new_tokens=32, seed=0
+    )
     (ex,) = local_triples(labelled)  # consistency on: error at step 0 of the bad sample, target = the good sample
     assert ex.prompt == local_prompt(QUESTION, BAD_STEPS, 0) and ex.target == SOLUTION
     # consistency off: the restart "verifies" the wrong step and the error moves to step 1; the restart
@@ -357,9 +437,17 @@ class Crashing:
 def resume_records():
     out = []
     for p in problems(6):
-        out.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "samples": [
-            {"text": p.solution, "steps": split_steps(p.solution), "correct": True, "count": 1},
-            {"text": wrong(p.solution), "steps": split_steps(wrong(p.solution)), "correct": False, "count": 1}]})
+        out.append(
+            {
+                "problem_id": p.id,
+                "question": p.question,
+                "gold": p.answer,
+                "samples": [
+                    {"text": p.solution, "steps": split_steps(p.solution), "correct": True, "count": 1},
+                    {"text": wrong(p.solution), "steps": split_steps(wrong(p.solution)), "correct": False, "count": 1},
+                ],
+            }
+        )
     return out
 
 
@@ -382,8 +470,13 @@ def test_sharded_labelling_resumes_to_identical_labels(policy, tokenizer, resume
 
     rerun = Crashing(TransformersBackend(policy, tokenizer))
     cached = []
-    resumed = build_sorm_labels(rerun, resume_records, tmp_path / "resumed",
-                                on_shard=lambda done, total, was_cached: cached.append(was_cached), **kwargs)
+    resumed = build_sorm_labels(
+        rerun,
+        resume_records,
+        tmp_path / "resumed",
+        on_shard=lambda done, total, was_cached: cached.append(was_cached),
+        **kwargs,
+    )
     assert rerun.calls == n_shards - 1  # shard 1 came from disk
     assert cached == [False, True] + [False] * (n_shards - 2)
     assert resumed == clean  # identical records: texts, rollout counts, kept rollouts

@@ -1,4 +1,5 @@
 """Evaluation metrics: AUCs, best-of-N, ProcessBench F1, T1 rows, T2/T3 rows, student pass@k."""
+
 from __future__ import annotations
 
 import itertools
@@ -50,9 +51,11 @@ def test_auc_needs_both_classes():
 
 
 def test_within_question_auc_only_compares_samples_of_one_question():
-    groups = [[(0.9, True), (0.1, False)],  # right
-              [(0.2, True), (0.8, False), (0.2, False)],  # wrong, tie
-              [(0.99, True)]]  # no pair
+    groups = [
+        [(0.9, True), (0.1, False)],  # right
+        [(0.2, True), (0.8, False), (0.2, False)],  # wrong, tie
+        [(0.99, True)],
+    ]  # no pair
     # pairs: 1 + (0 + 0.5) = 1.5 of 3
     assert within_question_auc(groups) == pytest.approx(0.5)
     # pooled AUC of the same scores would differ: question difficulty is not within-question skill
@@ -60,9 +63,11 @@ def test_within_question_auc_only_compares_samples_of_one_question():
 
 
 def test_best_of_n_picks_the_top_score_and_breaks_ties_by_duplicates():
-    groups = [[(0.9, True, 1), (0.5, False, 3)],
-              [(0.7, False, 1), (0.7, True, 2)],  # tie on score: the more frequent sample wins
-              [(0.2, False, 5), (0.1, True, 1)]]
+    groups = [
+        [(0.9, True, 1), (0.5, False, 3)],
+        [(0.7, False, 1), (0.7, True, 2)],  # tie on score: the more frequent sample wins
+        [(0.2, False, 5), (0.1, True, 1)],
+    ]
     assert best_of_n(groups) == pytest.approx(2 / 3)
     assert best_of_n([[(0.7, True, 1), (0.7, False, 2)]]) == 0.0
     assert best_of_n([]) == 0.0
@@ -91,8 +96,13 @@ def test_processbench_definition():
 
 
 def test_processbench_edge_cases():
-    assert processbench([-1, -1], [-1, -1]) == {"error_acc": 0.0, "correct_acc": 1.0, "f1": 0.0, "n_wrong": 0,
-                                                 "n_right": 2}
+    assert processbench([-1, -1], [-1, -1]) == {
+        "error_acc": 0.0,
+        "correct_acc": 1.0,
+        "f1": 0.0,
+        "n_wrong": 0,
+        "n_right": 2,
+    }
     assert processbench([0, 0], [0, -1])["f1"] == 0.0
     assert processbench([2, -1], [2, -1])["f1"] == 1.0
 
@@ -107,13 +117,22 @@ def labelled_record(pid, correct, labels_from_rollouts, steps=None, logprob=None
     """A rollout-labelled solution whose V* labels (propagation off) are labels_from_rollouts + [correct]."""
     steps = steps or [f"s{i}" for i in range(len(labels_from_rollouts) + 1)]
     rollouts = [{"k": 2, "correct": y, "consistent_correct": y, "pos": None, "neg": None} for y in labels_from_rollouts]
-    return {"problem_id": pid, "question": f"Q{pid}", "steps": steps, "correct": correct, "rollouts": rollouts,
-            "logprob": logprob, "count": count}
+    return {
+        "problem_id": pid,
+        "question": f"Q{pid}",
+        "steps": steps,
+        "correct": correct,
+        "rollouts": rollouts,
+        "logprob": logprob,
+        "count": count,
+    }
 
 
 def test_evaluate_scores_on_hand_made_labels():
-    records = apply_rules([labelled_record("a", True, [1]), labelled_record("a", False, [1, 0]),
-                           labelled_record("b", False, [0])], LabelRules(propagate=False, balance=False))
+    records = apply_rules(
+        [labelled_record("a", True, [1]), labelled_record("a", False, [1, 0]), labelled_record("b", False, [0])],
+        LabelRules(propagate=False, balance=False),
+    )
     assert [r["labels"] for r in records] == [[1, 1], [1, 0, 0], [0, 0]]
     scores = [[0.9, 0.8], [0.7, 0.3, 0.6], [0.6, 0.2]]
     row = evaluate_scores("RM", records, scores)
@@ -135,8 +154,13 @@ def test_evaluate_scores_respects_the_balancing_mask():
 
 
 def test_reference_rows():
-    records = apply_rules([labelled_record("a", True, [1], logprob=-1.0, count=3),
-                           labelled_record("a", False, [0], logprob=-5.0, count=1)], LabelRules(balance=False))
+    records = apply_rules(
+        [
+            labelled_record("a", True, [1], logprob=-1.0, count=3),
+            labelled_record("a", False, [0], logprob=-5.0, count=1),
+        ],
+        LabelRules(balance=False),
+    )
     lp = logprob_baseline(records)
     assert lp.auc == 1.0 and lp.best_of_n == 1.0 and lp.step_accuracy is None
     rnd = random_baseline(records)
@@ -156,8 +180,9 @@ class ConstantScorer:
 def test_evaluate_reward_models_table_has_a_row_per_scorer():
     labelled = [labelled_record("a", True, [1]), labelled_record("a", False, [0]), labelled_record("b", False, [1, 0])]
     high = ConstantScorer(0.9)
-    rows, table = evaluate_reward_models({"ORM": high, "SORM": ConstantScorer(0.1)}, labelled,
-                                         LabelRules(balance=False))
+    rows, table = evaluate_reward_models(
+        {"ORM": high, "SORM": ConstantScorer(0.1)}, labelled, LabelRules(balance=False)
+    )
     assert [r.name for r in rows] == ["random sample", "student log-prob (no training)", "ORM", "SORM"]
     assert high.items == [("Qa", ["s0", "s1"]), ("Qa", ["s0", "s1"]), ("Qb", ["s0", "s1", "s2"])]
     assert rows[2].final_accuracy == pytest.approx(1 / 3) and rows[3].final_accuracy == pytest.approx(2 / 3)
@@ -168,29 +193,62 @@ def test_evaluate_reward_models_table_has_a_row_per_scorer():
 # ---- T2 / T3 ------------------------------------------------------------------------------------------
 def cand(kind, correct, score, steps=("a", "#### 1")):
     n = len(steps)
-    return Candidate(kind, "\n".join(steps), list(steps), "1", orm_steps=[0.5] * (n - 1) + [score],
-                     sorm_steps=[0.5] * n, correct=correct)
+    return Candidate(
+        kind,
+        "\n".join(steps),
+        list(steps),
+        "1",
+        orm_steps=[0.5] * (n - 1) + [score],
+        sorm_steps=[0.5] * n,
+        correct=correct,
+    )
 
 
 def result(draft, glob, loc, samples=(), local_orm=None):
     trio = [draft, glob, loc]
     choice = max(trio, key=lambda c: c.orm_score).kind
-    return GloreResult("Q", "1", 0.5, draft, -1, -1, draft.orm_score < 0.5, glob, loc, choice,
-                       local_orm_critique=local_orm, samples=list(samples))
+    return GloreResult(
+        "Q",
+        "1",
+        0.5,
+        draft,
+        -1,
+        -1,
+        draft.orm_score < 0.5,
+        glob,
+        loc,
+        choice,
+        local_orm_critique=local_orm,
+        samples=list(samples),
+    )
 
 
 @pytest.fixture
 def results():
     return [
         # draft right, kept: ORM prefers the draft
-        result(cand("draft", True, 0.9), cand("global", False, 0.2), cand("local", True, 0.3),
-               samples=[cand("sample", True, 0.6), cand("sample", False, 0.4)]),
+        result(
+            cand("draft", True, 0.9),
+            cand("global", False, 0.2),
+            cand("local", True, 0.3),
+            samples=[cand("sample", True, 0.6), cand("sample", False, 0.4)],
+        ),
         # draft wrong, global fixes it and the ORM picks it
-        result(cand("draft", False, 0.1), cand("global", True, 0.8), cand("local", False, 0.3),
-               samples=[cand("sample", False, 0.9), cand("sample", True, 0.2)], local_orm=cand("local", True, 0.5)),
+        result(
+            cand("draft", False, 0.1),
+            cand("global", True, 0.8),
+            cand("local", False, 0.3),
+            samples=[cand("sample", False, 0.9), cand("sample", True, 0.2)],
+            local_orm=cand("local", True, 0.5),
+        ),
         # draft wrong, local fixes it but the ORM picks the (wrong) global
-        result(cand("draft", False, 0.2), cand("global", False, 0.7), cand("local", True, 0.6),
-               samples=[cand("sample", True, 0.7)], local_orm=cand("local", False, 0.1)),
+        result(
+            cand("draft", False, 0.2),
+            cand("global", False, 0.7),
+            cand("local", True, 0.6),
+            samples=[cand("sample", True, 0.7)],
+            local_orm=cand("local", False, 0.1),
+        ),
         # draft right, the ORM picks a wrong refinement (broken)
         result(cand("draft", True, 0.3), cand("global", False, 0.4), cand("local", False, 0.35)),
     ]
@@ -204,8 +262,12 @@ def test_rerank_picks_the_max_orm_score(results):
 def test_t2_rows(results):
     rows, n_wrong = t2_rows(results)
     assert n_wrong == 2
-    assert dict(rows) == {"global": 0.5, "local (ORM critique)": 0.5, "local (SORM critique)": 0.5,
-                          "global + local": 1.0}
+    assert dict(rows) == {
+        "global": 0.5,
+        "local (ORM critique)": 0.5,
+        "local (SORM critique)": 0.5,
+        "global + local": 1.0,
+    }
 
 
 def test_t2_without_wrong_drafts_has_no_rates(results):

@@ -1,4 +1,5 @@
 """Checkpoints: save/load round trips with cards, role checks, broken folders, atomic saves."""
+
 from __future__ import annotations
 
 import json
@@ -156,8 +157,10 @@ def test_a_value_head_of_another_size_is_a_checkpoint_error(copy_member):
     from safetensors.torch import save_file
 
     folder = copy_member("orm")
-    save_file({"head.weight": torch.zeros(1, 7), "head.bias": torch.zeros(1),
-               "feature_head.weight": torch.zeros(1, 4)}, str(folder / HEAD_FILE))
+    save_file(
+        {"head.weight": torch.zeros(1, 7), "head.bias": torch.zeros(1), "feature_head.weight": torch.zeros(1, 4)},
+        str(folder / HEAD_FILE),
+    )
     with pytest.raises(CheckpointError, match="value head"):
         load_reward_model(folder)
 

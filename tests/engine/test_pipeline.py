@@ -1,4 +1,5 @@
 """The GLoRe pipeline on a tiny random family: complete and self-consistent results, inputs, tokenizers."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,8 +30,13 @@ def batch(pipeline):
     probs = problems(6, seed=3, split="test")
     drafts = [p.solution if i % 2 else wrong(p.solution) for i, p in enumerate(probs)]
     drafts[4] = drafts[5] = None  # the student drafts these
-    return probs, drafts, pipeline.run_batch([p.question for p in probs], [p.answer for p in probs], drafts=drafts,
-                                             orm_critique=True, best_of=2, seed=1)
+    return (
+        probs,
+        drafts,
+        pipeline.run_batch(
+            [p.question for p in probs], [p.answer for p in probs], drafts=drafts, orm_critique=True, best_of=2, seed=1
+        ),
+    )
 
 
 def first_below(scores, threshold):
@@ -203,7 +209,11 @@ def test_to_case_records_the_outcome(batch):
     assert case["index"] == 1 and case["problem_id"] == probs[1].id and case["question"] == r.question
     assert case["draft"] == r.draft.text and case["gold"] == probs[1].answer
     assert (case["draft_correct"], case["global_correct"], case["local_correct"], case["final_correct"]) == (
-        r.draft.correct, r.global_refinement.correct, r.local_refinement.correct, r.chosen.correct)
+        r.draft.correct,
+        r.global_refinement.correct,
+        r.local_refinement.correct,
+        r.chosen.correct,
+    )
     assert [c["kind"] for c in case["data"]["candidates"]] == ["draft", "global", "local"]
     assert case["data"]["steps"] == r.draft.steps  # the step split human ratings index
     assert result_from_dict(case["data"]) == r  # the extra keys are ignored on the way back

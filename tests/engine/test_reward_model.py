@@ -1,4 +1,5 @@
 """Reward model: one forward pass scores every step exactly like scoring each prefix alone; step ends."""
+
 from __future__ import annotations
 
 import functools
@@ -13,14 +14,28 @@ from glore_engine.formats import scoring_text, student_prompt
 from glore_engine.models.reward_model import RewardModel, RewardScorer, collate_solutions, encode_solution
 
 SOLUTIONS = [
-    ("Tom has 3 boxes of 4 apples. He eats 2 apples. How many apples are left?",
-     ["Tom has 3*4=<<3*4=12>>12 apples.", "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10"]),
-    ("A farm has 1234 hens and 5678 ducks. How many birds?",
-     ["1234+5678=<<1234+5678=6912>>6912 birds in all.", "Half of them is 6912/2=<<6912/2=3456>>3456.",
-      "So 3456*2=6912.\n#### 6912"]),
+    (
+        "Tom has 3 boxes of 4 apples. He eats 2 apples. How many apples are left?",
+        ["Tom has 3*4=<<3*4=12>>12 apples.", "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10"],
+    ),
+    (
+        "A farm has 1234 hens and 5678 ducks. How many birds?",
+        [
+            "1234+5678=<<1234+5678=6912>>6912 birds in all.",
+            "Half of them is 6912/2=<<6912/2=3456>>3456.",
+            "So 3456*2=6912.\n#### 6912",
+        ],
+    ),
     ("Q with one step?", ["#### 105"]),
-    ("Ann reads 15 pages a day for 12 days. How many pages?",
-     ["15*12=<<15*12=180>>180 pages", "She reads 180 pages.", "Then 180 more.", "180+180=<<180+180=360>>360\n#### 360"]),
+    (
+        "Ann reads 15 pages a day for 12 days. How many pages?",
+        [
+            "15*12=<<15*12=180>>180 pages",
+            "She reads 180 pages.",
+            "Then 180 more.",
+            "180+180=<<180+180=360>>360\n#### 360",
+        ],
+    ),
 ]
 
 
@@ -28,7 +43,9 @@ def make_rm(tokenizer, features: bool, seed: int = 0):
     model = RewardModel(make_policy(tokenizer, seed=seed, std=0.2), likelihood_features=features).eval()
     torch.manual_seed(seed + 100)
     torch.nn.init.normal_(model.head.weight, std=0.2)
-    torch.nn.init.normal_(model.feature_head.weight, std=0.1)  # zero-initialised otherwise: the features would not count
+    torch.nn.init.normal_(
+        model.feature_head.weight, std=0.1
+    )  # zero-initialised otherwise: the features would not count
     return model
 
 
@@ -86,7 +103,7 @@ def test_encode_solution_step_ends_are_the_last_token_of_each_step(tokenizer, qu
     assert enc.step_ends[-1] == len(enc.ids) - 1
     for end, char_end in zip(enc.step_ends, char_ends):
         assert tokenizer.decode(enc.ids[: end + 1]) == text[: char_end + 1]  # up to and including the step
-        assert tokenizer.decode(enc.ids[: end]) != text[: char_end + 1]  # ... and not one token earlier
+        assert tokenizer.decode(enc.ids[:end]) != text[: char_end + 1]  # ... and not one token earlier
     assert tokenizer.decode(enc.ids[: enc.solution_start]) == student_prompt(question)
 
 
@@ -94,7 +111,7 @@ def test_multi_digit_numbers_end_on_their_last_digit(tokenizer):
     question, steps = SOLUTIONS[1]
     enc = encode_solution(tokenizer, question, steps)
     tokens = [tokenizer.decode([enc.ids[e]]) for e in enc.step_ends]
-    assert tokens == [" birds in all."[-len(tokens[0]):], ".", "2"]  # digits are single tokens: "6912" ends on "2"
+    assert tokens == [" birds in all."[-len(tokens[0]) :], ".", "2"]  # digits are single tokens: "6912" ends on "2"
     assert tokenizer.decode(enc.ids[enc.step_ends[-1] - 3 : enc.step_ends[-1] + 1]) == "6912"
 
 
@@ -126,7 +143,7 @@ def test_collate_pads_right_and_marks_solution_tokens(tokenizer):
     assert batch["input_ids"].shape == (2, width)
     assert batch["attention_mask"].sum(1).tolist() == [len(a.ids), len(b.ids)]
     assert batch["solution_mask"][1].nonzero().squeeze(1).tolist() == list(range(b.solution_start, len(b.ids)))
-    assert batch["attention_mask"][1, len(b.ids):].sum() == 0  # right padding
+    assert batch["attention_mask"][1, len(b.ids) :].sum() == 0  # right padding
 
 
 def test_scorer_keeps_input_order_across_length_sorted_batches(tokenizer):

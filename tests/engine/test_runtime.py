@@ -1,4 +1,5 @@
 """Process settings and trackers: device choice, seeding, the in-memory tracker."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Data stages: ORM samples and SORM labels with manifests, reuse checks, evaluation problems from cards."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ def test_make_orm_data_writes_records_shards_and_a_manifest(stage_data):
     folder, student, records, _, tracker = stage_data
     assert len(records) == 4 and all(r["n_samples"] == 3 for r in records)
     assert all(sum(s["count"] for s in r["samples"]) == 3 for r in records)
-    assert sorted(p.name for p in (folder / "orm-data" / "shards").iterdir()) == ["shard-00000.jsonl",
-                                                                                 "shard-00001.jsonl"]
+    assert sorted(p.name for p in (folder / "orm-data" / "shards").iterdir()) == [
+        "shard-00000.jsonl",
+        "shard-00001.jsonl",
+    ]
     manifest = json.loads((folder / "orm-data" / MANIFEST).read_text())
     assert manifest["kind"] == "orm-data" and manifest["student"] == student
     assert manifest["config"]["n"] == 3 and manifest["stats"]["questions"] == 4
@@ -63,7 +66,9 @@ def test_make_sorm_labels_labels_every_distinct_sample(stage_data):
 
 
 def test_labelling_nothing_is_a_data_error(tiny_family, tmp_path):
-    records = [{"problem_id": "p", "question": "Q", "gold": "1", "samples": [{"text": "", "steps": [], "correct": False}]}]
+    records = [
+        {"problem_id": "p", "question": "Q", "gold": "1", "samples": [{"text": "", "steps": [], "correct": False}]}
+    ]
     with pytest.raises(DataError, match="no sampled solutions"):
         make_sorm_labels(SormLabelConfig(), str(tiny_family / "student"), records, tmp_path, progress=False)
 

@@ -1,4 +1,5 @@
 """Training: SFT learns, an interrupted run resumes to the same weights, the schedule, the trainers' outputs."""
+
 from __future__ import annotations
 
 import functools
@@ -42,7 +43,7 @@ def test_tokenize_examples_masks_the_prompt_and_closes_with_eos(tokenizer, pairs
     labels, ids = batch["labels"][0], batch["input_ids"][0]
     assert (labels[: ex.n_prompt] == -100).all()
     assert torch.equal(labels[ex.n_prompt : len(ex.ids)], ids[ex.n_prompt : len(ex.ids)])
-    assert (labels[len(ex.ids):] == -100).all() and batch["attention_mask"][0].sum() == len(ex.ids)
+    assert (labels[len(ex.ids) :] == -100).all() and batch["attention_mask"][0].sum() == len(ex.ids)
 
 
 def test_tokenize_examples_drops_overlong_pairs_and_rejects_none(tokenizer, pairs):
@@ -77,8 +78,15 @@ def test_a_few_sft_steps_reduce_the_loss(tokenizer, examples, tmp_path):
     before = fixed_loss(model, examples, tokenizer)
     tracker = NullTracker()
     config = OptimConfig(max_steps=25, batch_size=4, lr=1e-2, warmup_steps=2, log_every=5)
-    result = train(model, batch_maker(examples, tokenizer.pad_token_id, 4, 0), lm_loss, config, tmp_path,
-                   tracker=tracker, progress=False)
+    result = train(
+        model,
+        batch_maker(examples, tokenizer.pad_token_id, 4, 0),
+        lm_loss,
+        config,
+        tmp_path,
+        tracker=tracker,
+        progress=False,
+    )
     after = fixed_loss(model, examples, tokenizer)
     assert after < before - 1.0, (before, after)
     assert result.steps == 25 and result.tokens > 0 and math.isfinite(result.final_loss)
@@ -92,8 +100,15 @@ def test_cosine_schedule_warms_up_and_ends_at_min_lr(tokenizer, examples, tmp_pa
     model = make_policy(tokenizer, seed=0, std=None)
     tracker = NullTracker()
     config = OptimConfig(max_steps=12, batch_size=2, lr=2e-3, warmup_steps=4, min_lr_ratio=0.25, log_every=1)
-    train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), lm_loss, config, tmp_path, tracker=tracker,
-          progress=False)
+    train(
+        model,
+        batch_maker(examples, tokenizer.pad_token_id, 2, 0),
+        lm_loss,
+        config,
+        tmp_path,
+        tracker=tracker,
+        progress=False,
+    )
     lrs = {s: v for k, v, s in tracker.metrics if k == "train/lr"}
     assert [lrs[s] for s in (1, 2, 3)] == pytest.approx([2e-3 / 4, 2e-3 * 2 / 4, 2e-3 * 3 / 4])  # linear warm-up
     assert lrs[4] == pytest.approx(2e-3)  # the peak at the end of the warm-up
@@ -163,8 +178,9 @@ def test_an_interruption_after_the_update_is_not_replayed_on_resume(tokenizer, e
 
     model = make_policy(tokenizer, seed=2, std=None)
     with pytest.raises(KeyboardInterrupt):
-        train(model, make_batch, lm_loss, config, tmp_path / "resumed", tracker=InterruptingTracker(at=4),
-              progress=False)
+        train(
+            model, make_batch, lm_loss, config, tmp_path / "resumed", tracker=InterruptingTracker(at=4), progress=False
+        )
     # four optimiser steps are complete: the resume must not run step 4 a second time
     assert json.loads((tmp_path / "resumed" / "train_state" / "step.json").read_text()) == {"step": 4}
     fresh = make_policy(tokenizer, seed=9, std=None)
@@ -177,8 +193,16 @@ def test_an_interruption_after_the_update_is_not_replayed_on_resume(tokenizer, e
 def test_resume_without_saved_state_starts_over(tokenizer, examples, tmp_path):
     model = make_policy(tokenizer, seed=0, std=None)
     tracker = NullTracker()
-    train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), lm_loss, OptimConfig(max_steps=2, batch_size=2,
-          log_every=1), tmp_path, tracker=tracker, resume=True, progress=False)
+    train(
+        model,
+        batch_maker(examples, tokenizer.pad_token_id, 2, 0),
+        lm_loss,
+        OptimConfig(max_steps=2, batch_size=2, log_every=1),
+        tmp_path,
+        tracker=tracker,
+        resume=True,
+        progress=False,
+    )
     assert [s for k, _, s in tracker.metrics if k == "train/loss"] == [1, 2]
 
 
@@ -188,8 +212,15 @@ def test_a_corrupt_training_state_is_a_checkpoint_error(tokenizer, examples, tmp
     (state / "step.json").write_text(json.dumps({"step": 1}))
     model = make_policy(tokenizer, seed=0, std=None)
     with pytest.raises(CheckpointError, match="corrupt training state"):
-        train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), lm_loss, OptimConfig(max_steps=2, batch_size=2),
-              tmp_path, resume=True, progress=False)
+        train(
+            model,
+            batch_maker(examples, tokenizer.pad_token_id, 2, 0),
+            lm_loss,
+            OptimConfig(max_steps=2, batch_size=2),
+            tmp_path,
+            resume=True,
+            progress=False,
+        )
     clear_state(tmp_path)
     assert not state.exists()
 
@@ -202,8 +233,14 @@ def test_a_diverging_loss_stops_the_run(tokenizer, examples, tmp_path):
         return loss * float("nan"), n
 
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
-        train(model, batch_maker(examples, tokenizer.pad_token_id, 2, 0), nan_loss, OptimConfig(max_steps=3, batch_size=2),
-              tmp_path, progress=False)
+        train(
+            model,
+            batch_maker(examples, tokenizer.pad_token_id, 2, 0),
+            nan_loss,
+            OptimConfig(max_steps=3, batch_size=2),
+            tmp_path,
+            progress=False,
+        )
 
 
 # ---- trainers --------------------------------------------------------------------------------------
@@ -211,8 +248,9 @@ def test_train_student_from_a_preset(tmp_path):
     from glore_engine.models.causal_lm import load_causal_lm
     from glore_engine.training.student import StudentConfig, train_student
 
-    config = StudentConfig(base="tiny", n_train=24, max_steps=3, batch_size=4, warmup_steps=1, log_every=1,
-                           tokenizer_vocab=300)
+    config = StudentConfig(
+        base="tiny", n_train=24, max_steps=3, batch_size=4, warmup_steps=1, log_every=1, tokenizer_vocab=300
+    )
     tracker = NullTracker()
     folder, result = train_student(config, tmp_path, tracker=tracker, progress=False, run_id=11)
     _model, tok, card = load_causal_lm(folder)
@@ -227,8 +265,11 @@ def test_train_student_from_a_preset(tmp_path):
 def orm_records():
     out = []
     for i, p in enumerate(problems(4)):
-        samples = [{"text": p.solution, "correct": True}, {"text": wrong(p.solution), "correct": False},
-                   {"text": "garbage\n#### 0", "correct": False}]
+        samples = [
+            {"text": p.solution, "correct": True},
+            {"text": wrong(p.solution), "correct": False},
+            {"text": "garbage\n#### 0", "correct": False},
+        ]
         if i == 3:
             samples = samples[1:]  # an all-wrong question
         for s in samples:
@@ -291,9 +332,22 @@ def test_train_reward_models_save_loadable_checkpoints(tiny_family, orm_records,
     assert card.role == "orm" and card.base == base and card.run_id == 5 and result.steps == 3
     assert card.config["max_steps"] == 3 and model.head.weight.abs().sum() > 0  # the head learned something
 
-    labelled = [{**s, "rollouts": [{"k": 2, "correct": int(s["correct"]), "consistent_correct": int(s["correct"]),
-                                    "pos": None, "neg": None}] * (len(s["steps"]) - 1)}
-                for s in solutions_of(orm_records)]
+    labelled = [
+        {
+            **s,
+            "rollouts": [
+                {
+                    "k": 2,
+                    "correct": int(s["correct"]),
+                    "consistent_correct": int(s["correct"]),
+                    "pos": None,
+                    "neg": None,
+                }
+            ]
+            * (len(s["steps"]) - 1),
+        }
+        for s in solutions_of(orm_records)
+    ]
     sorm = RewardConfig(role="sorm", base=base, max_steps=2, batch_size=2, warmup_steps=1, likelihood_features=False)
     folder, _ = train_reward_model(sorm, labelled, tmp_path / "sorm", progress=False)
     model, _, card = load_reward_model(folder, roles=("sorm",))
@@ -306,8 +360,10 @@ def test_train_refiner(tiny_family, tmp_path):
     from glore_engine.models.causal_lm import load_causal_lm
     from glore_engine.training.refiner import RefinerConfig, train_refiner
 
-    examples = [RefinementExample("Question: Q\nDraft:\n[BAD] a\nRefinement:\n", "b\n#### 2", "local"),
-                RefinementExample("Question: Q\nDraft:\na\nRefinement:\n", "b\n#### 2", "global")] * 3
+    examples = [
+        RefinementExample("Question: Q\nDraft:\n[BAD] a\nRefinement:\n", "b\n#### 2", "local"),
+        RefinementExample("Question: Q\nDraft:\na\nRefinement:\n", "b\n#### 2", "global"),
+    ] * 3
     base = str(tiny_family / "student")
     config = RefinerConfig(kind="local", base=base, max_steps=2, batch_size=2, warmup_steps=1)
     folder, _ = train_refiner(config, examples, tmp_path, progress=False, extra_card={"task": {"x": 1}})
@@ -326,8 +382,9 @@ def test_train_student_retrains_its_tokenizer_unless_resuming(tmp_path):
     from glore_engine.training.student import StudentConfig, train_student
 
     def run(vocab, resume):
-        config = StudentConfig(base="tiny", n_train=24, max_steps=1, batch_size=2, warmup_steps=0,
-                               tokenizer_vocab=vocab)
+        config = StudentConfig(
+            base="tiny", n_train=24, max_steps=1, batch_size=2, warmup_steps=0, tokenizer_vocab=vocab
+        )
         folder, _ = train_student(config, tmp_path, resume=resume, progress=False)
         return len(load_tokenizer(str(folder)))
 

@@ -1,4 +1,5 @@
 """Fixtures for the task tests: the GSM8K copy beside the repo, skipped where it is absent."""
+
 from __future__ import annotations
 
 from pathlib import Path

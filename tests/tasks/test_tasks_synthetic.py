@@ -41,7 +41,7 @@ def test_format(train):
         assert 2 <= len(steps) <= 4 and len(steps) == p.meta["n_steps"] == p.n_steps
         assert p.solution.splitlines()[-1] == f"#### {p.answer}"
         for step in steps:
-            (expr, result), = ANNOTATION.findall(step)  # exactly one annotation per step
+            ((expr, result),) = ANNOTATION.findall(step)  # exactly one annotation per step
             value = evaluate(expr)
             assert value.denominator == 1 and value >= 0 and format_number(value) == result
             assert f"{expr}=" in step  # the expression is also written out, GSM8K style
@@ -70,8 +70,10 @@ def test_includes_borrows_and_two_digit_divisions(train):
 def test_splits_share_no_question(train):
     dev, test = generate("dev", 150, seed=0), generate("test", 150, seed=0)
     test_other_seed = generate("test", 150, seed=7)
-    questions = {name: {p.question for p in ps} for name, ps in
-                 [("train", train), ("dev", dev), ("test", test + test_other_seed)]}
+    questions = {
+        name: {p.question for p in ps}
+        for name, ps in [("train", train), ("dev", dev), ("test", test + test_other_seed)]
+    }
     assert not questions["train"] & questions["test"]
     assert not questions["train"] & questions["dev"]
     assert not questions["dev"] & questions["test"]
