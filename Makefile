@@ -16,7 +16,7 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: app test test-fast install demo bench clean
+.PHONY: app test test-fast lint install demo bench clean
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,15 @@ install: $(BIN)/.installed
 app: $(BIN)/.installed
 	$(BIN)/glore-app
 
-# Everything CI runs: the fast suite, the end-to-end runs and the browser test.
-test: $(BIN)/.installed
+# Everything CI runs: lint and types, the fast suite, the end-to-end runs and the browser test.
+test: lint
 	$(BIN)/python -m pytest -q --slow $(PYTEST_ARGS)
+
+# ruff (lint and format) over the tree, mypy over the engine and the store.
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

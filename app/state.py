@@ -13,14 +13,14 @@ from typing import Any
 
 from glore_db.annotations import editable_fields as annotation_fields  # noqa: F401  (used by the tabs)
 from glore_engine.errors import CheckpointError, DataError
+from glore_engine.family import MEMBER_FOLDERS, missing_members
 
-FAMILY = ("student", "orm", "sorm", "refiner-global", "refiner-local")
 SYNTHETIC_TEST_N = 50
 DATA_LIMIT = 500
 GET_MODELS = (
     "No models to run. Train the demo family with `glore-train demo` (it writes the bundled "
     "models to `glore_engine/bundled/`), or start the app with `glore-app --models FOLDER`, a "
-    "folder holding " + ", ".join(f"`{n}/`" for n in FAMILY) + ". The Results, Annotate, Runs "
+    "folder holding " + ", ".join(f"`{n}/`" for n in MEMBER_FOLDERS) + ". The Results, Annotate, Runs "
     "and Export tabs work without models."
 )
 
@@ -32,17 +32,12 @@ def bundled_models() -> Path:
     return BUNDLE_DIR
 
 
-def missing_roles(folder: Path) -> list[str]:
-    """Members of a family absent from folder (a member is a folder with its config.json)."""
-    return [name for name in FAMILY if not (folder / name / "config.json").is_file()]
-
-
 def resolve_models(folder: str | Path | None) -> Path | None:
     """The family to load: the given folder, else the bundle when complete, else None."""
     if folder:
         return Path(folder).expanduser()
     bundle = bundled_models()
-    return bundle if bundle.is_dir() and not missing_roles(bundle) else None
+    return bundle if bundle.is_dir() and not missing_members(bundle) else None
 
 
 def sqlite_url(db: str | None) -> str | None:
@@ -76,7 +71,7 @@ class Workbench:
             return GET_MODELS
         if not self.models_folder.is_dir():
             return f"Models folder `{self.models_folder}` does not exist. " + GET_MODELS
-        missing = missing_roles(self.models_folder)
+        missing = missing_members(self.models_folder)
         if missing:
             return f"Models folder `{self.models_folder}` lacks {', '.join(missing)}. " + GET_MODELS
         return None
@@ -91,7 +86,8 @@ class Workbench:
             message = self.models_message
             if message:
                 raise CheckpointError(message)
-            from glore_engine.pipeline import GloreModels, GlorePipeline
+            from glore_engine.family import GloreModels
+            from glore_engine.pipeline import GlorePipeline
 
             models = GloreModels.from_folder(self.models_folder)
             self._pipeline = GlorePipeline(models, threshold=self.threshold, max_new_tokens=self.max_new_tokens)
@@ -156,7 +152,7 @@ class Workbench:
             if self.data:
                 self._problems = load_jsonl(self.data, limit=DATA_LIMIT)
             else:  # the synthetic task at the difficulty the family's student trained on
-                from glore_engine.data import task_config_from_card
+                from glore_engine.tasks.model_task import task_config_from_card
 
                 student = self.models_folder / "student" if self.models_folder else None
                 self._problems = generate("test", SYNTHETIC_TEST_N, config=task_config_from_card(student))

@@ -37,10 +37,11 @@ def models_folder(args, scratch: Path) -> Path:
         from glore_engine.testing import make_tiny_family
 
         return make_tiny_family(scratch / "tiny-family")
-    from glore_app.state import missing_roles, resolve_models
+    from glore_app.state import resolve_models
+    from glore_engine.family import missing_members
 
     folder = resolve_models(args.models)
-    if folder is None or missing_roles(folder):
+    if folder is None or missing_members(folder):
         sys.exit(
             f"no model family at {args.models or 'the bundle'}: train one with `glore-train demo`, "
             "pass a folder, or use --tiny"

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import annotations as ann
 from . import export
 from .engine import display_url, make_engine, readable_errors, resolve_url
+from .errors import StoreError
 from .filters import case_conditions, is_failure
 from .hashing import content_hash
 from .lifecycle import RunHandle, run_context
@@ -366,7 +367,7 @@ class Store:
         with self._session() as s:
             n_steps = len(case_row(self._case_row(s, case_id)).steps)
             ann.upsert(s, case_id, annotator, ann.normalize_fields(fields, n_steps))
-            return annotation_row(self._annotation_row(s, case_id, annotator))
+            return annotation_row(self._saved_annotation(s, case_id, annotator))
 
     def update_annotation(
         self, case_id: int, annotator: str, change: Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -381,13 +382,19 @@ class Store:
             ann.upsert(s, case_id, annotator, {})  # takes the write lock (SQLite) or the row lock first
             current = ann.editable_fields(self._annotation_row(s, case_id, annotator))
             ann.upsert(s, case_id, annotator, ann.normalize_fields(dict(change(current)), n_steps))
-            return annotation_row(self._annotation_row(s, case_id, annotator))
+            return annotation_row(self._saved_annotation(s, case_id, annotator))
 
     def get_annotation(self, case_id: int, annotator: str = "default") -> AnnotationRow | None:
         """This annotator's annotation of a case, or None."""
         with self._session() as s:
             row = self._annotation_row(s, case_id, annotator)
             return None if row is None else annotation_row(row)
+
+    def _saved_annotation(self, s: Session, case_id: int, annotator: str) -> Annotation:
+        row = self._annotation_row(s, case_id, annotator)
+        if row is None:  # the upsert just wrote it in this transaction
+            raise StoreError(f"annotation of case {case_id} by {annotator!r} vanished while saving")
+        return row
 
     def _annotation_row(self, s: Session, case_id: int, annotator: str) -> Annotation | None:
         query = select(Annotation).where(Annotation.case_id == case_id, Annotation.annotator == annotator)

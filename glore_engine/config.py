@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, cast, get_type_hints
 
 from .errors import ConfigError
 
@@ -33,7 +33,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 def build(cls: type[C], *sources: dict | None) -> C:
     """Merge dicts left to right onto cls's defaults; reject keys cls does not have."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cast(Any, cls))}
     hints = get_type_hints(cls)
     merged: dict[str, Any] = {}
     for source in sources:

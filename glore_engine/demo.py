@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import to_dict
+from .family import MEMBER_FOLDERS, export_family
 from .labelling.postprocess import LabelRules
 from .stages import OrmDataConfig, SormLabelConfig
 from .training.refiner import RefinerConfig
@@ -209,9 +210,9 @@ class Demo:
         return self.outputs["verifier"]["model"]
 
     def _eval_student(self, student: str, verifier: str) -> None:
-        from .data import load_eval_problems
         from .evaluation.student import evaluate_student
         from .generation.loading import open_policy_backend
+        from .tasks.model_task import load_eval_problems
 
         with self._stage("eval-student") as ctx:
             if ctx:
@@ -343,9 +344,10 @@ class Demo:
                 _summary(tracker, {"tables_md": {"T1": table}})
 
     def _eval(self, family: Path) -> None:
-        from .data import load_eval_problems
         from .evaluation.pipeline_eval import evaluate_pipeline
-        from .pipeline import GloreModels, GlorePipeline, to_case
+        from .family import GloreModels
+        from .pipeline import GlorePipeline, to_case
+        from .tasks.model_task import load_eval_problems
 
         with self._stage("eval", {"problems": self.p.eval_problems, "threshold": self.p.threshold}) as ctx:
             if ctx:
@@ -373,38 +375,18 @@ class Demo:
         with self._stage("install", {"bundle_dir": str(self.bundle_dir)}) as ctx:
             if ctx:
                 _, out = ctx
-                self.bundle_dir.mkdir(parents=True, exist_ok=True)
-                for member in FAMILY_MEMBERS:
-                    target = self.bundle_dir / member
+                bundle = self.bundle_dir
+                assert bundle is not None, "install runs only with a bundle_dir"
+                bundle.mkdir(parents=True, exist_ok=True)
+                for member in MEMBER_FOLDERS:
+                    target = bundle / member
                     shutil.rmtree(target, ignore_errors=True)
                     shutil.copytree(family / member, target)
                 card = bundle_card(self)
-                (self.bundle_dir / "bundle.json").write_text(json.dumps(card, indent=2, default=str))
-                (self.bundle_dir / "BUNDLE.md").write_text(bundle_markdown(card))
-                out["bundle_dir"] = str(self.bundle_dir)
-                out["bytes"] = folder_bytes(self.bundle_dir)
-
-
-FAMILY_MEMBERS = ("student", "orm", "sorm", "refiner-global", "refiner-local")
-
-
-def export_family(trained: dict, folder: Path) -> None:
-    """Save each trained model as fp16 safetensors under folder/<member>."""
-    import torch
-
-    from .models.causal_lm import load_causal_lm, save_causal_lm
-    from .models.checkpoint import read_card
-    from .models.reward_model import load_reward_model, save_reward_model
-
-    for member in FAMILY_MEMBERS:
-        source = trained[member]
-        card = read_card(source)
-        if member in ("orm", "sorm"):
-            model, tok, _ = load_reward_model(source)
-            save_reward_model(model, tok, folder / member, card, dtype=torch.float16)
-        else:
-            model, tok, _ = load_causal_lm(source, roles=(card.role,))
-            save_causal_lm(model, tok, folder / member, card, dtype=torch.float16)
+                (bundle / "bundle.json").write_text(json.dumps(card, indent=2, default=str))
+                (bundle / "BUNDLE.md").write_text(bundle_markdown(card))
+                out["bundle_dir"] = str(bundle)
+                out["bytes"] = folder_bytes(bundle)
 
 
 def folder_bytes(folder: Path) -> int:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from .errors import CheckpointError, DataError
+from .errors import DataError
+from .family import GloreModels
 from .formats import global_prompt, join_steps, local_prompt, student_prompt
 from .tasks.answers import extract_answer, is_correct
 from .tasks.steps import split_steps
@@ -83,71 +83,6 @@ def check_question(question: str) -> str:
     return question
 
 
-@dataclass
-class GloreModels:
-    """The five checkpoints of a GLoRe family, loaded once; every model must share one tokenizer."""
-
-    student: object  # generation backend
-    orm: object  # RewardScorer
-    sorm: object  # RewardScorer
-    global_refiner: object  # generation backend
-    local_refiner: object  # generation backend
-    paths: dict = field(default_factory=dict)
-
-    @classmethod
-    def load(
-        cls,
-        student: str,
-        orm: str,
-        sorm: str,
-        global_refiner: str,
-        local_refiner: str,
-        device: str | None = None,
-        batch_size: int = 128,
-    ) -> GloreModels:
-        from .generation.hf_backend import TransformersBackend
-        from .models.causal_lm import load_causal_lm
-        from .models.reward_model import RewardScorer, load_reward_model
-        from .models.tokenizer import fingerprint
-        from .runtime import pick_device
-
-        device = pick_device(device)
-        paths = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
-        policies, scorers, prints = {}, {}, {}
-        for key, role in (("student", ("policy",)), ("global", ("refiner-global",)), ("local", ("refiner-local",))):
-            lm, tok, _ = load_causal_lm(paths[key], roles=role, device=device)
-            policies[key] = TransformersBackend(lm, tok, batch_size=batch_size)
-            prints[key] = fingerprint(tok)
-        for key in ("orm", "sorm"):
-            model, tok, _ = load_reward_model(paths[key], roles=(key,), device=device)
-            scorers[key] = RewardScorer(model, tok, batch_size=batch_size)
-            prints[key] = fingerprint(tok)
-        if len(set(prints.values())) > 1:
-            detail = ", ".join(f"{k}={v}" for k, v in prints.items())
-            raise CheckpointError(f"these models do not share one tokenizer ({detail}); train them from one student")
-        return cls(policies["student"], scorers["orm"], scorers["sorm"], policies["global"], policies["local"], paths)
-
-    @classmethod
-    def bundled(cls, **kwargs) -> GloreModels:
-        """The demo family shipped inside the package (see glore_engine/bundled/BUNDLE.md)."""
-        from .bundled import require_bundle
-
-        return cls.from_folder(require_bundle(), **kwargs)
-
-    @classmethod
-    def from_folder(cls, folder: str | Path, **kwargs) -> GloreModels:
-        """A family laid out as folder/{student,orm,sorm,refiner-global,refiner-local}."""
-        folder = Path(folder)
-        return cls.load(
-            str(folder / "student"),
-            str(folder / "orm"),
-            str(folder / "sorm"),
-            str(folder / "refiner-global"),
-            str(folder / "refiner-local"),
-            **kwargs,
-        )
-
-
 class GlorePipeline:
     def __init__(
         self, models: GloreModels, threshold: float = 0.5, when_threshold: float = 0.5, max_new_tokens: int = 256
@@ -209,8 +144,9 @@ class GlorePipeline:
         for i, q in enumerate(questions):
             trio = [draft_c[i], globals_[i], locals_[i]]
             choice = max(trio, key=lambda c: c.orm_score).kind
-            if local_orm[i] is not None and local_orm[i].unchanged:
-                local_orm[i].orm_steps, local_orm[i].sorm_steps = draft_c[i].orm_steps, draft_c[i].sorm_steps
+            by_orm = local_orm[i]
+            if by_orm is not None and by_orm.unchanged:
+                by_orm.orm_steps, by_orm.sorm_steps = draft_c[i].orm_steps, draft_c[i].sorm_steps
             results.append(
                 GloreResult(
                     q,
@@ -292,7 +228,7 @@ class GlorePipeline:
                     kept_steps=len(d.steps),
                     unchanged=True,
                 )
-        return out
+        return [c for c in out if c is not None]
 
     def _samples(self, questions, golds, n: int, seed: int) -> list[list[Candidate]]:
         outs = self.models.student.generate(

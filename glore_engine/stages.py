@@ -51,9 +51,9 @@ class SormLabelConfig:
 
 # ---- manifests -----------------------------------------------------------------------------------
 def write_manifest(folder: Path, kind: str, student: str, config, stats: dict) -> None:
-    from .data import task_config_from_card, task_dict
     from .models.causal_lm import load_tokenizer
     from .models.tokenizer import fingerprint
+    from .tasks.model_task import task_config_from_card, task_dict
 
     manifest = {
         "kind": kind,
@@ -84,9 +84,9 @@ def read_manifest(path: str | Path, kind: str) -> tuple[Path, dict]:
 
 def check_compatible(manifest: dict, base: str, what: str) -> None:
     """Labels must come from the same tokenizer and task as the model that learns from them."""
-    from .data import task_config_from_card, task_dict
     from .models.causal_lm import load_tokenizer
     from .models.tokenizer import fingerprint
+    from .tasks.model_task import task_config_from_card, task_dict
 
     tok = fingerprint(load_tokenizer(base))
     if manifest.get("tokenizer") != tok:
@@ -145,10 +145,10 @@ def make_orm_data(
 
     resume=False discards shards an earlier run left in folder (they may come from another config).
     """
-    from .data import load_eval_problems
     from .generation.loading import open_policy_backend
     from .labelling.orm_data import build_orm_data, orm_stats
     from .labelling.shards import write_jsonl_atomic
+    from .tasks.model_task import load_eval_problems
 
     tracker, folder = ensure(tracker), Path(folder)
     _fresh_shards(folder, resume)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FAMILY = ("student", "orm", "sorm", "refiner-global", "refiner-local")
+from .family import MEMBERS
 
 
 def tiny_tokenizer(n_problems: int = 200, seed: int = 0):
@@ -30,13 +30,13 @@ def make_tiny_family(folder: str | Path, seed: int = 0, preset: str = "tiny") ->
     folder = Path(folder)
     tokenizer = tiny_tokenizer(seed=seed)
     torch.manual_seed(seed)
-    for name in FAMILY:
+    for member in MEMBERS:
+        name = member.folder
         lm = create_policy(preset, tokenizer)
         if name in ("orm", "sorm"):
             model = RewardModel(lm, tokenizer=tokenizer)
             torch.nn.init.normal_(model.head.weight, std=0.5)  # non-constant scores, like a trained head
             save_reward_model(model, tokenizer, folder / name, Card(role=name, base=preset))
         else:
-            role = "policy" if name == "student" else name
-            save_causal_lm(lm, tokenizer, folder / name, Card(role=role, base=preset))
+            save_causal_lm(lm, tokenizer, folder / name, Card(role=member.role, base=preset))
     return folder

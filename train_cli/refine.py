@@ -90,9 +90,9 @@ def evaluate(
     seed,
 ) -> None:
     """Tables T2 and T3 (greedy, best-of-3, draft+global, draft+local, GLoRe, oracle); every case stored."""
-    from glore_engine.data import load_eval_problems
     from glore_engine.evaluation.pipeline_eval import evaluate_pipeline
     from glore_engine.pipeline import GlorePipeline, to_case
+    from glore_engine.tasks.model_task import load_eval_problems
 
     engine_ready()
     models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
@@ -126,7 +126,7 @@ def evaluate(
 
 
 def _load_family(family, student, orm, sorm, global_refiner, local_refiner):
-    from glore_engine.pipeline import GloreModels
+    from glore_engine.family import GloreModels
 
     if family or not any((student, orm, sorm, global_refiner, local_refiner)):
         from glore_engine.bundled import require_bundle

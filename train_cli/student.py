@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from glore_engine.presets import EvalStudentConfig, SampleConfig
+from glore_engine.evaluation.student import EvalStudentConfig
+from glore_engine.labelling.orm_data import SampleConfig
 from glore_engine.training.student import StudentConfig
 
 from .common import (
@@ -150,8 +151,8 @@ def eval_student(ctx, config_file, **flags) -> None:
 
 def _policy_and_problems(config):
     """The sampling backend of config.model and the problems to run it on (at its task's difficulty)."""
-    from glore_engine.data import load_eval_problems
     from glore_engine.generation.loading import open_policy_backend
+    from glore_engine.tasks.model_task import load_eval_problems
 
     backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
     problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)

@@ -10,6 +10,23 @@ from ..formats import student_prompt
 from ..tasks.answers import is_correct
 
 
+@dataclass
+class EvalStudentConfig:
+    model: str = ""
+    data: str = "synthetic"
+    split: str = "test"
+    limit: int = 500
+    data_seed: int = 0
+    k: int = 8  # temperature samples per problem for pass@k
+    temperature: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    batch_size: int = 256
+    backend: str = "transformers"
+    calculator: bool = False
+    device: str = ""
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct (Chen et al., 2021)."""
     if n - c < k:

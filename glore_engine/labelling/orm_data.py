@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..formats import student_prompt
 from ..tasks.answers import extract_answer, is_correct
 from ..tasks.steps import split_steps
 from .shards import run_sharded
+
+
+@dataclass
+class SampleConfig:
+    model: str = ""  # policy checkpoint folder (or hub id)
+    data: str = "synthetic"  # "synthetic", a GSM8K-format .jsonl path, or a hub dataset id
+    split: str = "test"
+    limit: int = 500  # problems
+    data_seed: int = 0
+    n: int = 8  # samples per problem
+    temperature: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    batch_size: int = 256  # rows per forward pass (prompts x n)
+    backend: str = "transformers"  # or "vllm" (GPU, optional extra)
+    calculator: bool = False  # GSM8K-paper calculator: the engine writes the result of <<expr=
+    device: str = ""  # "" picks cuda when present
 
 
 def dedup_samples(samples, gold: str) -> list[dict]:

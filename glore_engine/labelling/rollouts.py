@@ -45,17 +45,19 @@ def solutions_of(records: list[dict]) -> list[dict]:
 
 
 def _rollout_stats(continuations, gold: str, result: str | None, prefix_text: str) -> dict:
-    stats = {"k": len(continuations), "correct": 0, "consistent_correct": 0, "pos": None, "neg": None}
+    correct = consistent = 0
+    pos: str | None = None
+    neg: str | None = None
     for c in continuations:
         full = prefix_text + "\n" + c.text
         if is_correct(full, gold):
-            stats["correct"] += 1
+            correct += 1
             if result is None or step_uses_result(c.text, result):
-                stats["consistent_correct"] += 1
-                stats["pos"] = stats["pos"] or c.text
+                consistent += 1
+                pos = pos or c.text
         else:
-            stats["neg"] = stats["neg"] or c.text
-    return stats
+            neg = neg or c.text
+    return {"k": len(continuations), "correct": correct, "consistent_correct": consistent, "pos": pos, "neg": neg}
 
 
 def label_solutions(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import CheckpointError
 from .checkpoint import POLICY_ROLES, Card, atomic_save, check_role, looks_local, read_card, require_folder, write_card
@@ -83,7 +84,7 @@ def load_causal_lm(name_or_path: str | Path, roles=POLICY_ROLES, device: str = "
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
     tokenizer = load_tokenizer(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     except (OSError, ValueError) as exc:
         hint = "" if looks_local(name) else " (no hub access here? pass a local model folder)"
         raise CheckpointError(f"could not load a causal LM from {name}: {exc}{hint}") from exc

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from ..errors import CheckpointError, DataError
 from ..formats import scoring_text
 from .checkpoint import REWARD_ROLES, Card, atomic_save, check_role, read_card, require_folder, write_card
@@ -21,17 +24,12 @@ HEAD_FILE = "value_head.safetensors"
 N_FEATURES = 6
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
-class RewardModel(_torch().nn.Module):
+class RewardModel(nn.Module):
     """backbone (any HF causal LM) + value head -> one logit per token; read at step ends."""
 
+    digit_tokens: torch.Tensor  # (V,) bool: vocabulary entries that carry a digit
+
     def __init__(self, lm, likelihood_features: bool = True, tokenizer=None):
-        torch = _torch()
         super().__init__()
         self.lm = lm
         self.likelihood_features = likelihood_features
@@ -48,7 +46,6 @@ class RewardModel(_torch().nn.Module):
 
     def set_digit_tokens(self, tokenizer) -> None:
         """Mark tokens that carry digits: arithmetic slips live there, wording noise does not."""
-        torch = _torch()
         mask = torch.zeros_like(self.digit_tokens)
         for i in range(min(len(tokenizer), mask.shape[0])):
             mask[i] = any(c.isdigit() for c in tokenizer.decode([i]))
@@ -60,7 +57,6 @@ class RewardModel(_torch().nn.Module):
 
     def forward(self, input_ids, attention_mask, solution_mask=None):
         """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features."""
-        torch = _torch()
         out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
         hidden = out.last_hidden_state  # (B, T, H)
         logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
@@ -76,7 +72,6 @@ class RewardModel(_torch().nn.Module):
         Summed log-probability of all solution tokens, and over digit tokens only: its sum, its
         running minimum, and the same two for the gap to the most likely token; plus a count.
         """
-        torch = _torch()
         token_logits = self.lm.get_output_embeddings()(hidden[:, :-1]).float()
         logp = torch.log_softmax(token_logits, -1)
         lp = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
@@ -136,7 +131,6 @@ def encode_solution(tokenizer, question: str, steps: list[str], max_length: int 
 
 def collate_solutions(encoded: list[EncodedSolution], pad_id: int) -> dict:
     """Right-padded ids, attention and solution masks."""
-    torch = _torch()
     width = max(len(e.ids) for e in encoded)
     ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(encoded), width), dtype=torch.long)
@@ -159,7 +153,6 @@ class RewardScorer:
         self.device = next(model.parameters()).device
 
     def score(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
-        torch = _torch()
         encoded = [encode_solution(self.tokenizer, q, steps) for q, steps in items]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
         scores: list[list[float]] = [[] for _ in encoded]

@@ -61,7 +61,12 @@ def _eval(node: ast.AST) -> Fraction:
 
 def _number(node: ast.Constant) -> Fraction:
     # Fraction(repr) keeps "0.1" exact; Fraction(0.1) would carry the float's binary error
-    return Fraction(repr(node.value)) if isinstance(node.value, float) else Fraction(node.value)
+    value = node.value
+    if isinstance(value, float):
+        return Fraction(repr(value))
+    if isinstance(value, int):
+        return Fraction(value)
+    raise ValueError(f"not a number: {value!r}")
 
 
 def _power(base: Fraction, exponent: Fraction) -> Fraction:

@@ -22,7 +22,7 @@ def load_jsonl(path: str | Path, limit: int | None = None, split_name: str | Non
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     split = split_name or path.stem
-    problems = []
+    problems: list[Problem] = []
     with path.open(encoding="utf-8") as f:
         for index, line in enumerate(f):
             if limit is not None and len(problems) >= limit:

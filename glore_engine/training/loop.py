@@ -47,7 +47,7 @@ def index_stream(n_items: int, batch_size: int, step: int, seed: int) -> list[in
 
     if n_items == 0:
         raise ConfigError("no training examples")
-    start, out = step * batch_size, []
+    start, out = step * batch_size, list[int]()
     while len(out) < batch_size:
         epoch, offset = divmod(start + len(out), n_items)
         perm = np.random.default_rng([seed, epoch]).permutation(n_items)
@@ -66,7 +66,8 @@ def _mixed_precision(setting: str) -> str:
 def _param_groups(model, weight_decay: float, extra_groups: list[dict] | None):
     """Weight decay on matrices only; extra_groups (with their own lr) are excluded from the rest."""
     taken = {id(p) for g in extra_groups or [] for p in g["params"]}
-    decay, no_decay = [], []
+    decay: list = []
+    no_decay: list = []
     for p in model.parameters():
         if p.requires_grad and id(p) not in taken:
             (decay if p.ndim >= 2 else no_decay).append(p)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..config import to_dict
 from ..errors import ConfigError, DataError
@@ -122,16 +122,18 @@ def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
     from ..models.reward_model import collate_solutions
 
     items = [item for group in groups for item in group]
-    batch = collate_solutions([i.encoded for i in items], pad_id)
+    encoded = [i.encoded for i in items]
+    assert all(e is not None for e in encoded), "encode the items first (encode_items)"
+    batch = collate_solutions(cast(list, encoded), pad_id)
     width = batch["input_ids"].shape[1]
     targets = torch.zeros((len(items), width))
     weights = torch.zeros((len(items), width))
     final_pos = torch.zeros(len(items), dtype=torch.long)
-    for r, item in enumerate(items):
-        ends = torch.tensor(item.encoded.step_ends)
+    for r, (item, enc) in enumerate(zip(items, cast(list, encoded))):
+        ends = torch.tensor(enc.step_ends)
         targets[r, ends] = torch.tensor(item.labels, dtype=torch.float)
         weights[r, ends] = torch.tensor(item.mask, dtype=torch.float) * item.weight
-        final_pos[r] = item.encoded.step_ends[-1]
+        final_pos[r] = enc.step_ends[-1]
     group_ids = torch.tensor([g for g, group in enumerate(groups) for _ in group])
     correct = torch.tensor([item.correct for item in items])
     return {

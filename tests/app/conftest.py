@@ -36,7 +36,8 @@ def wrong(solution: str) -> str:
 
 def make_eval_run(store, family, n: int = 4) -> int:
     """An eval run whose cases come from the pipeline on synthetic problems (drafts given, half wrong)."""
-    from glore_engine.pipeline import GloreModels, GlorePipeline, to_case
+    from glore_engine.family import GloreModels
+    from glore_engine.pipeline import GlorePipeline, to_case
     from glore_engine.tasks import generate
 
     problems = generate("test", n)

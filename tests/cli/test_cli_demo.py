@@ -80,8 +80,8 @@ def test_tables_and_cases_are_stored(demo):
 @pytest.mark.e2e
 def test_the_family_is_installed_with_its_card(demo):
     from glore_engine.bundled import has_bundle
+    from glore_engine.family import GloreModels
     from glore_engine.models.checkpoint import read_card
-    from glore_engine.pipeline import GloreModels
 
     _, _out, bundle, _ = demo
     assert has_bundle(bundle)

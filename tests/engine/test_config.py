@@ -6,7 +6,7 @@ import pytest
 
 from glore_engine.config import build, read_yaml, to_dict
 from glore_engine.errors import ConfigError
-from glore_engine.presets import SampleConfig
+from glore_engine.labelling.orm_data import SampleConfig
 from glore_engine.training.reward import RewardConfig
 
 

@@ -8,8 +8,9 @@ import pytest
 from engine_helpers import QUESTION, SOLUTION, problems, wrong
 
 from glore_engine.errors import CheckpointError, DataError
+from glore_engine.family import GloreModels
 from glore_engine.formats import join_steps, student_prompt
-from glore_engine.pipeline import MAX_QUESTION_CHARS, GloreModels, GlorePipeline, GloreResult, result_from_dict, to_case
+from glore_engine.pipeline import MAX_QUESTION_CHARS, GlorePipeline, GloreResult, result_from_dict, to_case
 from glore_engine.tasks.answers import is_correct
 from glore_engine.tasks.steps import split_steps
 

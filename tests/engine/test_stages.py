@@ -114,8 +114,8 @@ def test_labels_from_another_task_are_refused(stage_data, tmp_path):
 
 
 def test_eval_problems_follow_the_students_task(tmp_path):
-    from glore_engine.data import load_eval_problems, task_config_from_card, task_dict
     from glore_engine.models.checkpoint import Card, write_card
+    from glore_engine.tasks.model_task import load_eval_problems, task_config_from_card, task_dict
     from glore_engine.tasks.synthetic import TaskConfig
 
     assert task_config_from_card(None) == TaskConfig()

@@ -1,17 +1,18 @@
-"""Evaluation problems that match a model: the synthetic task at the difficulty its student trained on."""
+"""The task a model was trained on (read from its card) and problems that match it: evaluation and sampling
+use the synthetic task at the difficulty the model's student trained on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .models.checkpoint import read_card
+from ..models.checkpoint import read_card
 
 TASK_KEYS = ("task_min_steps", "task_max_steps", "max_count", "max_multiplier", "max_price")
 
 
 def task_config_from_card(model_path: str | Path | None):
     """The synthetic TaskConfig recorded in a student's (or its descendants') card, else the default."""
-    from .tasks.synthetic import TaskConfig
+    from .synthetic import TaskConfig
 
     card = read_card(model_path) if model_path and Path(model_path).is_dir() else None
     config = (card.config if card else {}) or {}
@@ -40,9 +41,9 @@ def task_dict(config) -> dict:
 
 def load_eval_problems(data: str, split: str, limit: int | None, seed: int = 0, model_path=None):
     """Problems for evaluation or sampling: synthetic (at the model's difficulty), a JSONL path or a hub id."""
-    from .errors import DataError
-    from .tasks import load_problems
-    from .tasks.synthetic import generate
+    from ..errors import DataError
+    from . import load_problems
+    from .synthetic import generate
 
     if data == "synthetic":
         problems = generate(split, limit or 500, seed=seed, config=task_config_from_card(model_path))
