@@ -24,6 +24,16 @@ HEAD_FILE = "value_head.safetensors"
 N_FEATURES = 6
 
 
+def head_shape(lm) -> tuple[int, int]:
+    """(width of the states the LM head reads, its output rows) of any causal LM. Not config.hidden_size:
+    GPT-2 names it n_embd, OPT-350m projects 1024 -> 512 before its head; rows may exceed len(tokenizer)."""
+    out = lm.get_output_embeddings()
+    weight = getattr(out, "weight", None)
+    if weight is None or weight.ndim != 2:
+        raise CheckpointError(f"{type(lm).__name__} has no output embedding matrix to read likelihoods from")
+    return int(weight.shape[1]), int(weight.shape[0])
+
+
 class RewardModel(nn.Module):
     """backbone (any HF causal LM) + value head -> one logit per token; read at step ends."""
 
@@ -33,13 +43,12 @@ class RewardModel(nn.Module):
         super().__init__()
         self.lm = lm
         self.likelihood_features = likelihood_features
-        hidden = lm.config.hidden_size
+        hidden, vocab = head_shape(lm)
         self.head = torch.nn.Linear(hidden, 1)
         torch.nn.init.zeros_(self.head.weight)
         torch.nn.init.zeros_(self.head.bias)
         self.feature_head = torch.nn.Linear(N_FEATURES, 1, bias=False)
         torch.nn.init.zeros_(self.feature_head.weight)
-        vocab = lm.get_output_embeddings().weight.shape[0]
         self.register_buffer("digit_tokens", torch.ones(vocab, dtype=torch.bool), persistent=False)
         if tokenizer is not None:
             self.set_digit_tokens(tokenizer)
@@ -146,14 +155,16 @@ def collate_solutions(encoded: list[EncodedSolution], pad_id: int) -> dict:
 class RewardScorer:
     """Per-step probabilities for (question, steps) pairs, batched, one forward pass per batch."""
 
-    def __init__(self, model: RewardModel, tokenizer, batch_size: int = 64):
+    def __init__(self, model: RewardModel, tokenizer, batch_size: int = 64, max_length: int = 1024):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
+        # learned position tables (GPT-2) fail past their end: a clear error instead
+        self.max_length = min(max_length, getattr(model.config, "max_position_embeddings", None) or max_length)
 
     def score(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
-        encoded = [encode_solution(self.tokenizer, q, steps) for q, steps in items]
+        encoded = [encode_solution(self.tokenizer, q, steps, self.max_length) for q, steps in items]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
         scores: list[list[float]] = [[] for _ in encoded]
         with torch.inference_mode():

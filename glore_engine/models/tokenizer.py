@@ -43,9 +43,20 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
 
 
 def prepare_tokenizer(tokenizer):
-    """Make any HF tokenizer usable here: a pad token, left padding for generation."""
+    """Make any HF tokenizer usable here: a pad token (GPT-2 and Llama have none: EOS serves, padding
+    is masked), left padding for generation (many default to right), and no EOS appended to every
+    text (some Llama tokenizers do: it would end every prompt). A BOS the tokenizer adds is kept:
+    prompts, training texts and scored texts all start with it, as in pre-training."""
+    from ..errors import CheckpointError
+
+    if tokenizer.eos_token is None:
+        raise CheckpointError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no EOS token: a solution could never end"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if getattr(tokenizer, "add_eos_token", False):
+        tokenizer.add_eos_token = False
     tokenizer.padding_side = "left"
     return tokenizer
 

@@ -21,10 +21,13 @@ def tokenize_examples(tokenizer, pairs: list[tuple[str, str]], max_length: int) 
     if not pairs:
         raise DataError("no training examples")
     prompts = tokenizer([p for p, _ in pairs], add_special_tokens=True).input_ids
+    joint = tokenizer([p + c for p, c in pairs], add_special_tokens=True).input_ids
     completions = tokenizer([c for _, c in pairs], add_special_tokens=False).input_ids
     out = []
-    for p, c in zip(prompts, completions):
-        ids = p + c + [tokenizer.eos_token_id]
+    for p, j, c in zip(prompts, joint, completions):
+        # the text as one string, as the reward models read it (a Llama tokenizer writes a completion
+        # alone with a leading "▁"); unless a token would straddle the prompt's end as the sampler sees it
+        ids = (j if j[: len(p)] == p else p + c) + [tokenizer.eos_token_id]
         if len(ids) <= max_length:
             out.append(TokenizedExample(ids=ids, n_prompt=len(p)))
     if not out:
