@@ -22,6 +22,7 @@ from .tokenizer import fingerprint
 
 HEAD_FILE = "value_head.safetensors"
 N_FEATURES = 6
+FEATURE_CHUNK_ELEMENTS = 1 << 28  # about 1 GiB of fp32 logits at a time (Qwen2.5's 152k vocabulary: 1,700 tokens)
 
 
 def head_shape(lm) -> tuple[int, int]:
@@ -70,8 +71,14 @@ class RewardModel(nn.Module):
         hidden = out.last_hidden_state  # (B, T, H)
         logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
         if self.likelihood_features and solution_mask is not None:
-            with torch.no_grad():
-                features = self.features(hidden, input_ids, solution_mask)
+            with torch.no_grad():  # rows in chunks: the (rows, T, V) log-softmax is the largest tensor here
+                rows = max(1, FEATURE_CHUNK_ELEMENTS // max(1, hidden.shape[1] * self.digit_tokens.shape[0]))
+                features = torch.cat(
+                    [
+                        self.features(hidden[i : i + rows], input_ids[i : i + rows], solution_mask[i : i + rows])
+                        for i in range(0, hidden.shape[0], rows)
+                    ]
+                )
             logits = logits + self.feature_head(features).squeeze(-1)
         return logits
 

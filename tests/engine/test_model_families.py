@@ -144,6 +144,22 @@ def test_one_pass_scores_do_not_depend_on_the_batch(family):
     assert max(flat) - min(flat) > 0.01
 
 
+def test_likelihood_features_in_row_chunks_give_the_same_scores(family, monkeypatch):
+    """Large vocabularies (152k for Qwen2.5) make the (rows, T, V) log-softmax huge: it runs in row chunks."""
+    from glore_engine.models import reward_model
+    from glore_engine.models.causal_lm import load_causal_lm
+    from glore_engine.models.reward_model import RewardModel, RewardScorer
+
+    _, folder = family
+    lm, tok, _ = load_causal_lm(folder)
+    model = RewardModel(varied(lm, std=0.2), tokenizer=tok).eval()
+    torch.nn.init.normal_(model.feature_head.weight, std=0.3)
+    whole = RewardScorer(model, tok).score(SOLUTIONS)
+    monkeypatch.setattr(reward_model, "FEATURE_CHUNK_ELEMENTS", 1)  # one row at a time
+    chunked = RewardScorer(model, tok).score(SOLUTIONS)
+    assert [pytest.approx(row, abs=1e-6) for row in whole] == chunked
+
+
 def test_reward_model_round_trip_keeps_tied_and_padded_heads(family, tmp_path):
     from glore_engine.models.causal_lm import load_causal_lm
     from glore_engine.models.checkpoint import Card
