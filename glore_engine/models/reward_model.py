@@ -65,6 +65,11 @@ class RewardModel(nn.Module):
     def config(self):
         return self.lm.config
 
+    @property
+    def _no_split_modules(self):
+        """The backbone's decoder-layer classes: FSDP's auto-wrap (configs/accelerate/fsdp.yaml) shards by them."""
+        return getattr(self.lm, "_no_split_modules", None)
+
     def forward(self, input_ids, attention_mask, solution_mask=None):
         """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features."""
         out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
