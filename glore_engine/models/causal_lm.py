@@ -13,7 +13,7 @@ from .tokenizer import fingerprint, prepare_tokenizer
 
 @dataclass(frozen=True)
 class ArchPreset:
-    """A from-scratch Llama architecture. `demo` follows DEMO-NOTES (0.89M parameters)."""
+    """A from-scratch Llama architecture: tiny (tests), demo (the bundled family, 0.89M parameters), small, medium."""
 
     hidden_size: int
     num_layers: int
@@ -27,6 +27,7 @@ ARCH_PRESETS = {
     "tiny": ArchPreset(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=512),
     "demo": ArchPreset(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=352),
     "small": ArchPreset(hidden_size=256, num_layers=6, num_heads=8, intermediate_size=704),
+    "medium": ArchPreset(hidden_size=512, num_layers=8, num_heads=8, intermediate_size=1408),  # 26M: GPU check
 }
 
 
