@@ -17,6 +17,7 @@ own config.json values; nothing is measured here, every figure is this arithmeti
   overhead        2 GiB per GPU for the CUDA context and allocator slack
 
     python bench/memory_plan.py            # markdown tables for LLaMA-2 7B, 13B and Qwen2.5-Math-1.5B
+    python bench/memory_plan.py --summary  # one table, the models side by side (README)
 """
 
 from __future__ import annotations
@@ -186,7 +187,26 @@ def table(model: str) -> str:
     return "\n".join(lines)
 
 
+def summary() -> str:
+    """One table: jobs as rows, models as columns; each cell states + working + overhead = total."""
+    plans = {m: plan(m) for m in ARCHS}
+    heads = [f"{m} ({STRATEGY_NAMES[PLANS[m][0]]}, {PLANS[m][1]} GPU{'s' if PLANS[m][1] > 1 else ''})" for m in ARCHS]
+    lines = ["| job | " + " | ".join(heads) + " |", "|---" * (len(ARCHS) + 1) + "|"]
+    for i, row in enumerate(plans[next(iter(ARCHS))]):
+        cells = []
+        for m in ARCHS:
+            r = plans[m][i]
+            cells.append(f"{r.states / GIB:.1f} + {r.working / GIB:.1f} + 2 = **{r.total / GIB:.0f} GiB**")
+        lines.append(f"| {row.job} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    import sys
+
+    if "--summary" in sys.argv:
+        print(summary())
+        return
     print("\n\n".join(table(m) for m in ARCHS))
 
 
