@@ -31,8 +31,9 @@ class Sizes:
     preset: str
     n_train: int
     batch_size: int
-    calibration_steps: int  # 0: train for exactly min_steps
+    calibration_steps: int  # a short run that times the steps (the first 10 left out)
     min_steps: int
+    max_steps: int
     eval_problems: int
     orm_questions: int
     n: int
@@ -47,8 +48,8 @@ class Sizes:
     max_new_tokens: int
 
 
-FULL = Sizes("medium", 20000, 64, 30, 300, 256, 512, 8, 64, 8, 100, 150, 256, 1024, 128, 512, 128)
-SMOKE = Sizes("tiny", 300, 8, 0, 6, 8, 8, 2, 4, 2, 2, 2, 8, 16, 4, 64, 32)
+FULL = Sizes("medium", 20000, 64, 40, 300, 100_000, 256, 512, 8, 64, 8, 100, 150, 256, 1024, 128, 512, 128)
+SMOKE = Sizes("tiny", 300, 8, 20, 6, 30, 8, 8, 2, 4, 2, 2, 2, 8, 16, 4, 64, 32)
 
 
 class Report:
@@ -110,8 +111,27 @@ def with_gold(records: list[dict], problems) -> list[dict]:
     return records
 
 
+class StepClock:
+    """A tracker that notes when each logged training step ended."""
+
+    def __init__(self):
+        self.times: dict[int, float] = {}
+
+    def log_metric(self, key, value, step=None):
+        if key == "train/loss" and step is not None:
+            self.times[step] = time.perf_counter()
+
+    def log_artifact(self, kind, path, meta=None):
+        pass
+
+    def set_summary(self, summary):
+        pass
+
+
 def train_family(sizes: Sizes, work: Path, report: Report, device: str, seconds: float, smoke: bool) -> dict:
     """Student (timed), ORM data, SORM labels, ORM, SORM, refiners: the family's folders."""
+    from dataclasses import replace
+
     from glore_engine.labelling.pairing import global_pairs, local_triples
     from glore_engine.stages import OrmDataConfig, SormLabelConfig, make_orm_data, make_sorm_labels
     from glore_engine.tasks.model_task import load_eval_problems
@@ -126,17 +146,15 @@ def train_family(sizes: Sizes, work: Path, report: Report, device: str, seconds:
         n_train=sizes.n_train,
         batch_size=sizes.batch_size,
         max_count=40,
-        max_steps=sizes.calibration_steps or sizes.min_steps,
+        max_steps=sizes.calibration_steps,
         warmup_steps=min(30, sizes.min_steps // 2),
         save_every=0,
         log_every=50,
     )
-    steps = sizes.min_steps
-    if sizes.calibration_steps:  # how many steps fit in `seconds` on this GPU
-        _, calib = train_student(base, work / "calibration", progress=False)
-        steps = max(sizes.min_steps, int(seconds * calib.steps / calib.seconds))
-    from dataclasses import replace
-
+    clock = StepClock()  # how many steps fit in `seconds` here, the first ten (warm-up) left out
+    train_student(replace(base, log_every=10), work / "calibration", clock, progress=False)
+    (first, t0), (last, t1) = min(clock.times.items()), max(clock.times.items())
+    steps = min(sizes.max_steps, max(sizes.min_steps, int(seconds * (last - first) / (t1 - t0))))
     tracker = NullTracker()
     with phase(device, peaks, "sft"):
         student, result = train_student(replace(base, max_steps=steps), work / "student", tracker, progress=False)
@@ -327,7 +345,7 @@ def pipeline(family: dict, sizes: Sizes, report: Report, device: str, peaks: dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and a few steps (any device)")
-    parser.add_argument("--train-seconds", type=float, default=150.0, help="the student's training budget")
+    parser.add_argument("--train-seconds", type=float, help="the student's training budget (150; --smoke: 2)")
     parser.add_argument("--work", default="/tmp/glore-gpu-check", help="folder for the family (about 0.6 GB)")
     parser.add_argument("--report", help="JSON file of the figures (default: WORK/gpu_check.json)")
     parser.add_argument("--device", default="", help="default: cuda (required unless --smoke)")
@@ -356,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(0)
     sizes = SMOKE if args.smoke else FULL
     started = time.perf_counter()
-    family = train_family(sizes, work, report, device, args.train_seconds, args.smoke)
+    seconds = args.train_seconds or (2.0 if args.smoke else 150.0)
+    family = train_family(sizes, work, report, device, seconds, args.smoke)
     peaks = family.pop("peaks")
     with phase(device, peaks, "greedy_eval"):
         student_accuracy(family, sizes, report, device)
