@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from glore_engine.formats import join_steps, scoring_text, student_prompt
-from glore_engine.models.families import FAMILIES, make_family_model
+from glore_engine.models.architectures import ARCHITECTURES, make_architecture_model
 
 QUESTION = "Tom has 3 boxes of 4 apples. He eats 2 apples. How many apples are left?"
 STEPS = ["Tom has 3*4=<<3*4=12>>12 apples.", "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10"]
@@ -32,11 +32,11 @@ def corpus():
     return tokenizer_corpus(generate("train", 200, seed=0))
 
 
-@pytest.fixture(scope="session", params=FAMILIES)
+@pytest.fixture(scope="session", params=ARCHITECTURES)
 def family(request, corpus, tmp_path_factory):
     """(family name, a plain HF folder: random weights and the family's tokenizer, no card)."""
     name = request.param
-    return name, make_family_model(name, tmp_path_factory.mktemp(name) / "base", corpus)
+    return name, make_architecture_model(name, tmp_path_factory.mktemp(name) / "base", corpus)
 
 
 def varied(model, seed=0, std=0.3):
@@ -222,11 +222,11 @@ def test_the_value_head_reads_the_width_the_lm_head_reads(corpus):
     """OPT-350m projects its 1024-wide states to 512 before the LM head: config.hidden_size is the wrong width."""
     from transformers import OPTConfig, OPTForCausalLM
 
-    from glore_engine.models.families import family_tokenizer
+    from glore_engine.models.architectures import architecture_tokenizer
     from glore_engine.models.reward_model import RewardModel, RewardScorer
     from glore_engine.models.tokenizer import prepare_tokenizer
 
-    tok = prepare_tokenizer(family_tokenizer("gpt2", corpus))
+    tok = prepare_tokenizer(architecture_tokenizer("gpt2", corpus))
     config = OPTConfig(
         vocab_size=len(tok),
         hidden_size=64,
@@ -251,7 +251,7 @@ def test_a_solution_past_a_learned_position_table_is_a_data_error(corpus, tmp_pa
     from glore_engine.models.causal_lm import load_causal_lm
     from glore_engine.models.reward_model import RewardModel, RewardScorer
 
-    folder = make_family_model("gpt2", tmp_path / "gpt2", corpus, positions=128)
+    folder = make_architecture_model("gpt2", tmp_path / "gpt2", corpus, positions=128)
     lm, tok, _ = load_causal_lm(folder)
     scorer = RewardScorer(RewardModel(lm, tokenizer=tok), tok)
     assert len(scorer.score(SOLUTIONS)) == len(SOLUTIONS)

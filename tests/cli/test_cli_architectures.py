@@ -45,11 +45,11 @@ def add_gold(source, target, student):
 @pytest.mark.e2e
 @pytest.mark.parametrize("family", ["qwen2", "gpt2"])
 def test_the_pipeline_from_a_plain_folder_of_another_family(cli, tmp_path, family):
-    from glore_engine.models.families import make_family_model
+    from glore_engine.models.architectures import make_architecture_model
     from glore_engine.tasks.synthetic import generate
     from glore_engine.training.student import tokenizer_corpus
 
-    base = make_family_model(family, tmp_path / "base", tokenizer_corpus(generate("train", 200, seed=0)))
+    base = make_architecture_model(family, tmp_path / "base", tokenizer_corpus(generate("train", 200, seed=0)))
     cli("sft", "--base", base, "--n-train", 200, "--max-steps", 20, "--batch-size", 8, "--out", tmp_path / "sft")
     student = tmp_path / "sft" / "model"
     assert read_card(student).base == str(base) and cli.last("sft").status == "FINISHED"

@@ -1,4 +1,4 @@
-"""Tiny random causal LMs of the families users bring, each with a tokenizer in its family's style.
+"""Tiny random causal LMs of the architectures users bring, each with a tokenizer in its family's style.
 
 Built from a config with transformers, never downloaded: for tests of "any causal LM" and for the
 GPU check. The tokenizers reproduce what matters about the real ones:
@@ -20,10 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-FAMILIES = ("llama", "mistral", "qwen2", "gpt_neox", "gpt2")
+ARCHITECTURES = ("llama", "mistral", "qwen2", "gpt_neox", "gpt2")
 
 
-def family_tokenizer(family: str, texts: list[str], vocab_size: int = 400):
+def architecture_tokenizer(family: str, texts: list[str], vocab_size: int = 400):
     """A tokenizer of the family's transformers class with a vocabulary trained on texts; no pad token
     is added here (GPT-2 and Llama have none), so the engine's handling of a missing one is exercised."""
     import transformers
@@ -47,11 +47,13 @@ def family_tokenizer(family: str, texts: list[str], vocab_size: int = 400):
     elif family == "gpt2":
         base = transformers.GPT2Tokenizer()
     else:
-        raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
+        raise ValueError(f"unknown family {family!r} (known: {', '.join(ARCHITECTURES)})")
     return base.train_new_from_iterator(texts, vocab_size)
 
 
-def family_config(family: str, tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, positions: int = 512):
+def architecture_config(
+    family: str, tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, positions: int = 512
+):
     """A small config of the family; ids of BOS/EOS/pad are the tokenizer's, as in the real checkpoints."""
     import transformers
 
@@ -120,18 +122,18 @@ def family_config(family: str, tokenizer, hidden: int = 64, layers: int = 2, hea
             tie_word_embeddings=True,
             **ids,
         )
-    raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILIES)})")
+    raise ValueError(f"unknown family {family!r} (known: {', '.join(ARCHITECTURES)})")
 
 
-def make_family_model(family: str, folder: str | Path, texts: list[str], seed: int = 0, **sizes) -> Path:
+def make_architecture_model(family: str, folder: str | Path, texts: list[str], seed: int = 0, **sizes) -> Path:
     """Save a random model of the family and its tokenizer as a plain HF folder (no card), the way
     a user's downloaded checkpoint looks."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    tokenizer = family_tokenizer(family, texts)
+    tokenizer = architecture_tokenizer(family, texts)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(family_config(family, tokenizer, **sizes))
+    model = AutoModelForCausalLM.from_config(architecture_config(family, tokenizer, **sizes))
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
