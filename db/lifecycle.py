@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,10 @@ class RunHandle:
     def set_summary(self, summary: Mapping[str, Any] | None = None, **items: Any) -> None:
         """Merge keys into the run's summary (measured tables, final numbers)."""
         self._store.set_summary(self.id, {**(summary or {}), **items})
+
+    def log_cases(self, cases: Sequence[Mapping[str, Any]]) -> int:
+        """Store an evaluation's cases (see Store.add_cases); return how many."""
+        return self._store.add_cases(self.id, cases)
 
     def set_output_dir(self, path: str | Path) -> None:
         """Record where the run writes its files."""

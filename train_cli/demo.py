@@ -1,37 +1,16 @@
-"""`glore-train demo`: the whole loop on the synthetic task, each stage a child run of one demo run."""
+"""`glore-train demo`: the training recipe on the synthetic task, each stage a child run of one demo run."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from glore_engine.recipe import RECIPES
+
 from .common import engine_ready, friendly_errors, open_store
-
-
-class StageTracker:
-    """A run handle that also stores evaluation cases (the engine's optional log_cases)."""
-
-    def __init__(self, store, handle):
-        self.store, self.handle, self.id = store, handle, handle.id
-
-    def log_metric(self, key, value, step=None):
-        self.handle.log_metric(key, value, step)
-
-    def log_artifact(self, kind, path, meta=None):
-        self.handle.log_artifact(kind, path, meta)
-
-    def set_summary(self, summary):
-        self.handle.set_summary(summary)
-
-    def set_output_dir(self, path):
-        self.handle.set_output_dir(path)
-
-    def log_cases(self, cases):
-        self.store.add_cases(self.id, cases)
 
 
 def _commit() -> str:
@@ -49,35 +28,10 @@ def _commit() -> str:
         return ""
 
 
-@click.command("demo")
-@click.option(
-    "--preset",
-    type=click.Choice(["demo", "tiny"]),
-    default="demo",
-    show_default=True,
-    help="demo: the bundled family (about an hour on 2 CPU cores); tiny: every stage in minutes",
-)
-@click.option("--out", help="working folder (default: <GLORE_HOME>/demo-<preset>)")
-@click.option("--resume", is_flag=True, help="skip finished stages and continue the unfinished one")
-@click.option("--bundle-dir", help="install the fp16 family here when done (glore_engine/bundled ships it)")
-@click.option("--seed", default=0, show_default=True)
-@click.pass_context
-@friendly_errors
-def demo(ctx, preset, out, resume, bundle_dir, seed) -> None:
-    """Run the whole GLoRe loop from nothing: student, ORM data, SORM labels, ORM, SORM, refiners, T1-T3."""
+def _stage_printer(order: list[str]):
     from rich.console import Console
 
-    from glore_db import default_home
-    from glore_engine.demo import STAGES, Demo, demo_preset
-
     console = Console(stderr=True)
-    folder = Path(out) if out else default_home() / f"demo-{preset}"
-    if folder.exists() and any(folder.glob("*/done.json")) and not resume:
-        raise click.UsageError(f"{folder} holds an earlier demo: pass --resume to continue it, or another --out")
-    engine_ready()
-    store = open_store(ctx)
-    config = {"preset": preset, "seed": seed, "out": str(folder), "bundle_dir": bundle_dir}
-    order = [s for s in STAGES if s != "install" or bundle_dir]
 
     def on_stage(stage, status, info):
         n = order.index(stage) + 1 if stage in order else 0
@@ -88,23 +42,42 @@ def demo(ctx, preset, out, resume, bundle_dir, seed) -> None:
         else:
             console.print(f"[green][{n}/{len(order)}] {stage}: done in {info.get('seconds', 0):.0f} s[/green]")
 
-    with store.run("demo", name=preset, config=config, output_dir=str(folder)) as run:
+    return on_stage
 
-        @contextmanager
-        def child(kind, name=None, stage_config=None):
-            with run.child(kind, name=name, config=stage_config) as handle:
-                handle.set_output_dir(str(folder / kind))
-                yield StageTracker(store, handle)
 
-        command = "glore-train demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "glore-train demo"
-        runner = Demo(
-            demo_preset(preset, seed),
-            folder,
-            child=child,
-            on_stage=on_stage,
-            bundle_dir=bundle_dir,
-            commit=_commit(),
-            command=command,
+@click.command("demo")
+@click.option(
+    "--recipe",
+    "recipe_name",
+    type=click.Choice(RECIPES),
+    help="demo (default): the bundled family (about 40 minutes on 2 CPU cores); tiny: every stage in seconds",
+)
+@click.option("--preset", "preset", type=click.Choice(RECIPES), hidden=True, help="old name of --recipe")
+@click.option("--out", help="working folder (default: <GLORE_HOME>/demo-<recipe>)")
+@click.option("--resume", is_flag=True, help="skip finished stages and continue the unfinished one")
+@click.option("--bundle-dir", help="install the fp16 family here when done (glore_engine/bundled ships it)")
+@click.option("--seed", default=0, show_default=True)
+@click.pass_context
+@friendly_errors
+def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
+    """Run the whole GLoRe loop from nothing: student, ORM data, SORM labels, ORM, SORM, refiners, T1-T3."""
+    from glore_db import default_home
+    from glore_engine.recipe import STAGES, RecipeRunner, recipe
+
+    if recipe_name and preset and recipe_name != preset:
+        raise click.UsageError("--preset is the old name of --recipe: give one of them")
+    name = recipe_name or preset or "demo"
+    folder = Path(out) if out else default_home() / f"demo-{name}"
+    if folder.exists() and any(folder.glob("*/done.json")) and not resume:
+        raise click.UsageError(f"{folder} holds an earlier demo: pass --resume to continue it, or another --out")
+    steps = recipe(name, seed)
+    engine_ready()
+    config = {"recipe": name, "seed": seed, "out": str(folder), "bundle_dir": bundle_dir}
+    order = [s for s in STAGES if s != "install" or bundle_dir]
+    command = "glore-train demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "glore-train demo"
+    with open_store(ctx).run("demo", name=name, config=config, output_dir=str(folder)) as run:
+        runner = RecipeRunner(
+            steps, folder, run, _stage_printer(order), bundle_dir=bundle_dir, commit=_commit(), command=command
         )
         outputs = runner.run()
         tables = {

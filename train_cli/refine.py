@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from glore_engine.stages import OrmDataConfig, SormLabelConfig
+from glore_engine.labelling.orm_data import OrmDataConfig
+from glore_engine.labelling.rollouts import SormLabelConfig
 from glore_engine.training.refiner import RefinerConfig
 
 from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
-from .reward import SECTIONS, orm_records, sorm_labels
+from .reward import SECTIONS, data_configs
 
 
 @click.command("refine")
@@ -24,37 +25,26 @@ from .reward import SECTIONS, orm_records, sorm_labels
 def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) -> None:
     """Train a global refiner (whole-draft rewrite) or a local one (fix from a marked first error)."""
     from glore_engine.config import to_dict
-    from glore_engine.labelling.pairing import global_pairs, local_triples
-    from glore_engine.training.refiner import train_refiner
+    from glore_engine.labelling.orm_data import reuse_or_sample
+    from glore_engine.labelling.rollouts import reuse_or_label
+    from glore_engine.training.refiner import train_refiner_from
 
     config = resolve_config(RefinerConfig, config_file, pop_config_flags(RefinerConfig, flags), sections=SECTIONS)
-    sample = resolve_config(
-        OrmDataConfig,
-        config_file,
-        pop_config_flags(OrmDataConfig, flags, "sample"),
-        extra={"student": config.base},
-        section="sample",
-    )
-    label = resolve_config(
-        SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
-    )
+    sample, label = data_configs(config_file, flags, config.base)
     if resume and not out:
         raise click.UsageError("--resume needs --out")
     engine_ready()
-    store = open_store(ctx)
-    with store.run("refine", name=config.kind, config={"train": to_dict(config), "sample": to_dict(sample)}) as run:
+    with open_store(ctx).run(
+        "refine", name=config.kind, config={"train": to_dict(config), "sample": to_dict(sample)}
+    ) as run:
         folder = run_dir(run.id, f"refine-{config.kind}", out)
         run.set_output_dir(str(folder))
         if config.kind == "global":
-            examples = global_pairs(orm_records(run, sample, samples_path, folder, resume), seed=config.seed)
+            data = reuse_or_sample(sample, folder, run, samples_path, resume=resume)
         else:
-            examples = local_triples(
-                sorm_labels(run, sample, label, labels_path, samples_path, folder, resume), seed=config.seed
-            )
-        run.log_metric(f"data/{config.kind}_examples", len(examples))
-        model_dir, result = train_refiner(config, examples, folder, tracker=run, resume=resume, run_id=run.id)
-        run.set_summary({"model": str(model_dir), "examples": len(examples), "final_loss": result.final_loss})
-    click.echo(f"{config.kind} refiner saved to {model_dir} ({len(examples)} examples, loss {result.final_loss:.4f})")
+            data = reuse_or_label(label, sample, folder, run, labels_path, samples_path, resume=resume)
+        model_dir, result, n = train_refiner_from(config, data, folder, tracker=run, resume=resume)
+    click.echo(f"{config.kind} refiner saved to {model_dir} ({n} examples, loss {result.final_loss:.4f})")
 
 
 @click.command("eval")
@@ -73,54 +63,17 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
 @click.option("--seed", default=0, show_default=True)
 @click.pass_context
 @friendly_errors
-def evaluate(
-    ctx,
-    family,
-    student,
-    orm,
-    sorm,
-    global_refiner,
-    local_refiner,
-    data,
-    split,
-    limit,
-    data_seed,
-    threshold,
-    best_of,
-    seed,
-) -> None:
+def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, **settings) -> None:
     """Tables T2 and T3 (greedy, best-of-3, draft+global, draft+local, GLoRe, oracle); every case stored."""
-    from glore_engine.evaluation.pipeline_eval import evaluate_pipeline
-    from glore_engine.pipeline import GlorePipeline, to_case
-    from glore_engine.tasks.model_task import load_eval_problems
+    from glore_engine.config import to_dict
+    from glore_engine.evaluation.pipeline_eval import PipelineEvalConfig, run_pipeline_eval
 
+    config = PipelineEvalConfig(**settings)
     engine_ready()
     models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
-    store = open_store(ctx)
-    config = {
-        "models": paths,
-        "data": data,
-        "split": split,
-        "limit": limit,
-        "data_seed": data_seed,
-        "threshold": threshold,
-        "best_of": best_of,
-        "seed": seed,
-    }
-    with store.run("eval", name=data, config=config) as run:
+    with open_store(ctx).run("eval", name=config.data, config={"models": paths, **to_dict(config)}) as run:
         run.set_output_dir(str(run_dir(run.id, "eval", None)))
-        problems = load_eval_problems(data, split, limit, data_seed, paths["student"])
-        with click.progressbar(length=len(problems), label="GLoRe pipeline") as bar:
-            results, tables = evaluate_pipeline(
-                GlorePipeline(models, threshold=threshold),
-                problems,
-                best_of=best_of,
-                seed=seed,
-                progress=lambda done, total: bar.update(done - bar.pos),
-            )
-        store.add_cases(run.id, [to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))])
-        run.log_metrics(tables["metrics"])
-        run.set_summary({"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(results)})
+        results, tables = run_pipeline_eval(models, config, tracker=run)
     click.echo(tables["T2"] + "\n\n" + tables["T3"])
     click.echo(f"\n{len(results)} cases stored in run {run.id} (browse them in glore-app)")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from glore_engine.stages import OrmDataConfig, SormLabelConfig
+from glore_engine.labelling.orm_data import OrmDataConfig
+from glore_engine.labelling.rollouts import SormLabelConfig
 from glore_engine.training.reward import RewardConfig
 
 from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
@@ -12,61 +13,19 @@ from .common import config_options, engine_ready, friendly_errors, open_store, p
 SECTIONS = ("sample", "label")
 
 
-def _configs(config_file, flags, role: str):
-    from glore_engine.config import to_dict
-
-    train = resolve_config(
-        RewardConfig, config_file, pop_config_flags(RewardConfig, flags), extra={"role": role}, sections=SECTIONS
-    )
+def data_configs(config_file, flags, base: str) -> tuple[OrmDataConfig, SormLabelConfig]:
+    """The `sample:` and `label:` configs of a command that learns from ORM data or SORM labels."""
     sample = resolve_config(
         OrmDataConfig,
         config_file,
         pop_config_flags(OrmDataConfig, flags, "sample"),
-        extra={"student": train.base},
+        extra={"student": base},
         section="sample",
     )
-    if not sample.student:
-        raise click.UsageError("give --base (the backbone) and, if another model samples, --sample-student")
     label = resolve_config(
         SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
     )
-    return train, sample, label, {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
-
-
-def orm_records(run, sample, samples_path, folder, resume=True):
-    """Reuse --samples, or sample the student now (as a child run); resume reuses finished shards."""
-    from glore_engine.config import to_dict
-    from glore_engine.stages import load_records, make_orm_data
-
-    if samples_path:
-        return load_records(samples_path, "orm-data", base=sample.student)
-    with run.child("orm-data", name=sample.student, config=to_dict(sample)) as child:
-        child.set_output_dir(str(folder / "orm-data"))
-        return make_orm_data(sample, folder / "orm-data", tracker=child, resume=resume)
-
-
-def sorm_labels(run, sample, label, labels_path, samples_path, folder, resume=True):
-    """Reuse --labels, or roll out from every prefix of the ORM samples (as a child run)."""
-    from glore_engine.config import to_dict
-    from glore_engine.stages import load_records, make_sorm_labels
-
-    if labels_path:
-        return load_records(labels_path, "sorm-labels", base=sample.student)
-    records = orm_records(run, sample, samples_path, folder, resume)
-    with run.child("sorm-labels", name=sample.student, config=to_dict(label)) as child:
-        child.set_output_dir(str(folder / "sorm-labels"))
-        return make_sorm_labels(label, sample.student, records, folder / "sorm-labels", tracker=child, resume=resume)
-
-
-def _train(run, train, data, folder, resume):
-    from glore_engine.training.reward import train_reward_model
-
-    model_dir, result = train_reward_model(train, data, folder, tracker=run, resume=resume, run_id=run.id)
-    run.set_summary({"model": str(model_dir), "final_loss": result.final_loss})
-    click.echo(
-        f"{train.role.upper()} saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
-        f"{result.seconds / 60:.1f} min)"
-    )
+    return sample, label
 
 
 def _reward_command(role: str, doc: str):
@@ -81,21 +40,35 @@ def _reward_command(role: str, doc: str):
     @click.pass_context
     @friendly_errors
     def command(ctx, config_file, samples_path, labels_path, out, resume, **flags):
-        train, sample, label, config = _configs(config_file, flags, role)
+        from glore_engine.config import to_dict
+        from glore_engine.labelling.orm_data import reuse_or_sample
+        from glore_engine.labelling.rollouts import reuse_or_label
+        from glore_engine.training.reward import train_reward_model
+
+        train = resolve_config(
+            RewardConfig, config_file, pop_config_flags(RewardConfig, flags), extra={"role": role}, sections=SECTIONS
+        )
+        sample, label = data_configs(config_file, flags, train.base)
+        if not sample.student:
+            raise click.UsageError("give --base (the backbone) and, if another model samples, --sample-student")
         if resume and not out:
             raise click.UsageError("--resume needs --out (the folder of the run to continue)")
         if role == "orm" and labels_path:
             raise click.UsageError("--labels is for the SORM; the ORM learns from --samples")
         engine_ready()
-        store = open_store(ctx)
-        with store.run(role, name=train.base, config=config) as run:
+        config = {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
+        with open_store(ctx).run(role, name=train.base, config=config) as run:
             folder = run_dir(run.id, role, out)
             run.set_output_dir(str(folder))
             if role == "orm":
-                data = orm_records(run, sample, samples_path, folder, resume)
+                data = reuse_or_sample(sample, folder, run, samples_path, resume=resume)
             else:
-                data = sorm_labels(run, sample, label, labels_path, samples_path, folder, resume)
-            _train(run, train, data, folder, resume)
+                data = reuse_or_label(label, sample, folder, run, labels_path, samples_path, resume=resume)
+            model_dir, result = train_reward_model(train, data, folder, tracker=run, resume=resume)
+        click.echo(
+            f"{role.upper()} saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
+            f"{result.seconds / 60:.1f} min)"
+        )
 
     return command
 
@@ -120,24 +93,24 @@ sorm = _reward_command("sorm", "Train the SORM: K rollouts from every step prefi
 def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, config_file, **flags) -> None:
     """Table T1: step-level and final-answer accuracy, AUC (pooled and within question), best-of-N, first-error F1."""
     from glore_engine.config import to_dict
-    from glore_engine.labelling.postprocess import LabelRules
-    from glore_engine.models.reward_model import RewardScorer, load_reward_model
+    from glore_engine.evaluation.reward import HELD_OUT, RewardEvalConfig, run_reward_eval
+    from glore_engine.labelling.rollouts import reuse_or_label
 
     named = dict(_parse_named(r) for r in rms)
     sample = resolve_config(
         OrmDataConfig,
         config_file,
         pop_config_flags(OrmDataConfig, flags, "sample"),
-        extra={"student": student or "", "split": "test", "n_questions": 300, "data_seed": 0},
+        extra={"student": student or "", **HELD_OUT},
         section="sample",
     )
     label = resolve_config(
         SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
     )
+    evaluation = RewardEvalConfig(threshold=threshold, consistency=consistency, propagate=propagate)
     if not labels_path and not student:
         raise click.UsageError("pass --student (to sample held-out solutions) or --labels (to reuse them)")
     engine_ready()
-    store = open_store(ctx)
     config = {
         "models": named,
         "threshold": threshold,
@@ -147,28 +120,12 @@ def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, c
         "consistency": consistency,
         "propagate": propagate,
     }
-    with store.run("eval-rm", name=",".join(named), config=config) as run:
+    with open_store(ctx).run("eval-rm", name=",".join(named), config=config) as run:
         folder = run_dir(run.id, "eval-rm", None)
         run.set_output_dir(str(folder))
-        labelled = sorm_labels(run, sample, label, labels_path, None, folder)
-        scorers = {}
-        for name, path in named.items():
-            model, tokenizer, _ = load_reward_model(path)
-            scorers[name] = RewardScorer(model, tokenizer)
-        rules = LabelRules(consistency=consistency, propagate=propagate, balance=True)
-        _rows, table = evaluate_and_log(run, scorers, labelled, rules, threshold)
+        labelled = reuse_or_label(label, sample, folder, run, labels_path)
+        _rows, table = run_reward_eval(named, labelled, evaluation, run)
     click.echo(table)
-
-
-def evaluate_and_log(run, scorers, labelled, rules, threshold):
-    from glore_engine.evaluation.reward import evaluate_reward_models
-
-    rows, table = evaluate_reward_models(scorers, labelled, rules, threshold)
-    for row in rows:
-        for key, value in row.metrics().items():
-            run.log_metric(f"{row.name}/{key}", value)
-    run.set_summary({"tables_md": {"T1": table}})
-    return rows, table
 
 
 def _parse_named(spec: str) -> tuple[str, str]:
@@ -210,7 +167,7 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
     with store.run("export", name=fmt, config={"labels": labels_path, "run": run_id, "format": fmt}) as run:
         if labels_path:
             from glore_engine.exports import export_labels
-            from glore_engine.stages import load_records
+            from glore_engine.labelling.manifest import load_records
 
             n = export_labels(load_records(labels_path, "sorm-labels"), fmt, out_path)
         else:

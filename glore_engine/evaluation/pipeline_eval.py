@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from ..pipeline import GloreResult
+from ..tracking import Tracker, ensure, log_numbers, progress_bar
 from .metrics import fmt, markdown_table
+
+if TYPE_CHECKING:
+    from ..family import GloreModels
+
+
+@dataclass
+class PipelineEvalConfig:
+    data: str = "synthetic"  # "synthetic", a GSM8K-format .jsonl path, or a hub dataset id
+    split: str = "test"
+    limit: int = 500  # problems
+    data_seed: int = 0
+    threshold: float = 0.5  # SORM score below which a step is the first error
+    best_of: int = 3  # student samples for the best-of-N baseline
+    seed: int = 0
+
 
 # Paper anchors (GSM8K, LLaMA-2 13B EI student); secondary sources marked ~ in SPEC section 4.
 PAPER_T2 = {"global": "~28", "local (ORM critique)": "-", "local (SORM critique)": "~28", "global + local": "~41"}
@@ -105,3 +124,26 @@ def evaluate_pipeline(
         if progress:
             progress(len(results), len(problems))
     return results, refinement_tables(results)
+
+
+def run_pipeline_eval(
+    models: GloreModels, config: PipelineEvalConfig, tracker: Tracker | None = None, progress: bool = True
+) -> tuple[list[GloreResult], dict]:
+    """`glore-train eval`: GLoRe on config's problems; every case stored (tracker.log_cases), T2/T3 logged."""
+    from ..pipeline import GlorePipeline, to_case
+    from ..tasks.model_task import load_eval_problems
+
+    tracker = ensure(tracker)
+    problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, models.paths["student"])
+    with progress_bar(len(problems), "GLoRe pipeline", progress) as bar:
+        results, tables = evaluate_pipeline(
+            GlorePipeline(models, threshold=config.threshold),
+            problems,
+            best_of=config.best_of,
+            seed=config.seed,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+    tracker.log_cases([to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))])
+    log_numbers(tracker, tables["metrics"])
+    tracker.set_summary({"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(results)})
+    return results, tables

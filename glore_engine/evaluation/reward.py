@@ -3,14 +3,19 @@
 Columns: step-level accuracy (balanced V* labels), final-answer accuracy, pooled AUC, AUC within
 a question, best-of-N rerank accuracy, and ProcessBench first-error metrics. Reference rows: the
 student's summed log-probability of its own sample (no training) and a random pick.
+
+`run_reward_eval` is the stage: it loads the named reward models and logs every row. The labels it
+scores come from the held-out split (`HELD_OUT`), sampled and rolled out like the training labels.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..labelling.postprocess import LabelRules, apply_rules, first_error
+from ..tracking import Tracker, ensure, log_numbers
 from .metrics import (
     auc,
     best_of_n,
@@ -21,6 +26,9 @@ from .metrics import (
     random_pick,
     within_question_auc,
 )
+
+# T1's held-out questions (OrmDataConfig keys): the test split, which the student never trained on.
+HELD_OUT: dict[str, Any] = {"split": "test", "data_seed": 0, "n_questions": 300}
 
 T1_HEADERS = [
     "model",
@@ -33,6 +41,17 @@ T1_HEADERS = [
     "correct acc",
     "first-error F1",
 ]
+
+
+@dataclass
+class RewardEvalConfig:
+    threshold: float = 0.5  # step score below which a step counts as an error
+    consistency: bool = True  # label rules for the held-out V* labels (balancing is always on)
+    propagate: bool = True
+    seed: int = 0  # balancing's seeded downsampling
+
+    def rules(self) -> LabelRules:
+        return LabelRules(consistency=self.consistency, propagate=self.propagate, balance=True, seed=self.seed)
 
 
 @dataclass
@@ -140,3 +159,21 @@ def evaluate_reward_models(
         f"(threshold {threshold}; step acc on balanced V* labels)"
     )
     return rows, caption + "\n\n" + markdown_table(T1_HEADERS, [row.row() for row in rows])
+
+
+def run_reward_eval(
+    models: dict[str, str], labelled: list[dict], config: RewardEvalConfig, tracker: Tracker | None = None
+) -> tuple[list[RewardEval], str]:
+    """T1 for reward models given as {name: checkpoint folder}; every row's metrics logged as name/metric."""
+    from ..models.reward_model import RewardScorer, load_reward_model
+
+    tracker = ensure(tracker)
+    scorers = {}
+    for name, path in models.items():
+        model, tokenizer, _ = load_reward_model(path)
+        scorers[name] = RewardScorer(model, tokenizer)
+    rows, table = evaluate_reward_models(scorers, labelled, config.rules(), config.threshold)
+    for row in rows:
+        log_numbers(tracker, {f"{row.name}/{key}": value for key, value in row.metrics().items()})
+    tracker.set_summary({"tables_md": {"T1": table}})
+    return rows, table

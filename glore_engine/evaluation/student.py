@@ -8,6 +8,7 @@ from math import comb
 
 from ..formats import student_prompt
 from ..tasks.answers import is_correct
+from ..tracking import Tracker, ensure, log_numbers
 
 
 @dataclass
@@ -109,3 +110,29 @@ def evaluate_student(
         by_steps=by_steps,
         records=records,
     )
+
+
+def run_student_eval(config: EvalStudentConfig, tracker: Tracker | None = None) -> tuple[StudentEval, dict]:
+    """`glore-train eval-student`: open config.model, evaluate it on config's problems, log the metrics.
+
+    Returns the evaluation and the metrics it logged (those of `StudentEval.metrics` and tokens/s).
+    """
+    from ..generation.loading import open_policy_backend
+    from ..tasks.model_task import load_eval_problems
+
+    tracker = ensure(tracker)
+    backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
+    problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)
+    result = evaluate_student(
+        backend,
+        problems,
+        k=config.k,
+        temperature=config.temperature,
+        max_new_tokens=config.max_new_tokens,
+        seed=config.seed,
+        calculator=config.calculator,
+    )
+    metrics = {**result.metrics(), "tokens_per_s": backend.stats.tokens_per_second}
+    log_numbers(tracker, metrics)
+    tracker.set_summary({"greedy_accuracy": result.greedy_accuracy, f"pass@{config.k}": result.pass_at_k})
+    return result, metrics

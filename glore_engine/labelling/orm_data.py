@@ -1,15 +1,42 @@
-"""ORM data: N student samples per training question at temperature 1, graded by final answer."""
+"""ORM data: N student samples per training question at temperature 1, graded by final answer.
+
+`make_orm_data` is the stage (shards, manifest, cost); `reuse_or_sample` is what a stage that
+learns from ORM data calls: a finished folder, or sampling now as a child run. `sample_to_file`
+is `glore-train sample`: the same graded records for any problems, in one JSONL file.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import to_dict
 from ..formats import student_prompt
 from ..tasks.answers import extract_answer, is_correct
 from ..tasks.steps import split_steps
-from .shards import run_sharded
+from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
+from .shards import clear_shards, run_sharded, shard_seed
+
+KIND = "orm-data"  # the stage's name, its folder and its records file (orm-data.jsonl)
+
+
+@dataclass
+class OrmDataConfig:
+    student: str = ""  # the policy that samples (CLI: --sample-student, default the --base model)
+    data: str = "synthetic"
+    n_questions: int = 2000
+    data_seed: int = 1  # synthetic: 1 draws questions the student did not train on (its SFT used seed 0)
+    n: int = 8  # samples per question
+    temperature: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    batch_size: int = 256
+    shard_size: int = 256
+    calculator: bool = False
+    split: str = "train"
+    backend: str = "transformers"  # or "vllm" on a GPU machine (optional extra)
 
 
 @dataclass
@@ -85,7 +112,7 @@ def build_orm_data(
     """Sample and grade in resumable shards under folder; returns one record per problem."""
 
     def process(shard, k):
-        return sample_questions(backend, shard, n, temperature, max_new_tokens, seed * 7919 + k, calculator)
+        return sample_questions(backend, shard, n, temperature, max_new_tokens, shard_seed(seed, k), calculator)
 
     return run_sharded(problems, shard_size, folder, process, on_shard)
 
@@ -103,3 +130,105 @@ def orm_stats(records: list[dict]) -> dict:
         "mixed_questions": len(mixed),
         "mixed_distinct_samples": sum(len(r["samples"]) for r in mixed),
     }
+
+
+def make_orm_data(
+    config: OrmDataConfig,
+    folder: str | Path,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> list[dict]:
+    """N samples per training question, graded and deduplicated, in folder/orm-data.jsonl.
+
+    resume=False discards shards an earlier run left in folder (they may come from another config).
+    """
+    from ..generation.loading import open_policy_backend
+    from ..tasks.model_task import load_eval_problems
+    from .manifest import write_records
+
+    tracker, folder = ensure(tracker), Path(folder)
+    if not resume:
+        clear_shards(folder)
+    problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
+    backend, _, _ = open_policy_backend(config.student, config.backend, batch_size=config.batch_size)
+    started = time.perf_counter()
+    with progress_bar(len(problems), "ORM samples", progress) as bar:
+
+        def on_shard(done, total, cached):
+            bar.update(min(done * config.shard_size, len(problems)) - bar.n)
+
+        records = build_orm_data(
+            backend,
+            problems,
+            folder / "shards",
+            n=config.n,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            seed=config.seed,
+            shard_size=config.shard_size,
+            calculator=config.calculator,
+            on_shard=on_shard,
+        )
+    cost = log_generation_cost(tracker, "sampling", backend.stats, time.perf_counter() - started)
+    stats = {**orm_stats(records), **cost}
+    log_numbers(
+        tracker,
+        {f"data/{k}": stats[k] for k in ("questions", "distinct_samples", "sample_accuracy", "mixed_questions")},
+    )
+    path = write_records(folder, KIND, records, config.student, config, stats)
+    tracker.log_artifact(KIND, str(path), {"questions": len(records)})
+    return records
+
+
+def reuse_or_sample(
+    config: OrmDataConfig,
+    folder: str | Path,
+    tracker: Tracker | None = None,
+    reuse: str | Path | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> list[dict]:
+    """The ORM data a stage learns from: the finished folder `reuse` (checked against config.student),
+    or samples drawn now into folder/orm-data as a child run of tracker (resume reuses its shards)."""
+    from .manifest import load_records
+
+    if reuse:
+        return load_records(reuse, KIND, base=config.student)
+    out = Path(folder) / KIND
+    with ensure(tracker).child(KIND, name=config.student, config=to_dict(config), output_dir=str(out)) as child:
+        return make_orm_data(config, out, child, progress=progress, resume=resume)
+
+
+def sample_to_file(
+    config: SampleConfig, path: str | Path, tracker: Tracker | None = None, progress: bool = True
+) -> tuple[list[dict], dict]:
+    """`glore-train sample`: n graded samples per problem (ORM-data records) in one JSONL file.
+
+    Returns the records and the metrics it logged (sample accuracy, tokens, rates).
+    """
+    from ..generation.loading import open_policy_backend
+    from ..tasks.model_task import load_eval_problems
+    from .shards import write_jsonl_atomic
+
+    tracker, path = ensure(tracker), Path(path)
+    backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
+    problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)
+    with progress_bar(len(problems), "sampling", progress) as bar:
+        backend.progress = lambda done, total: bar.update(done - bar.n)
+        records = sample_questions(
+            backend, problems, config.n, config.temperature, config.max_new_tokens, config.seed, config.calculator
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl_atomic(path, records)
+    stats = backend.stats
+    metrics = {
+        "sample_accuracy": orm_stats(records)["sample_accuracy"],
+        "samples": stats.samples,
+        "generated_tokens": stats.generated_tokens,
+        "tokens_per_s": stats.tokens_per_second,
+        "samples_per_s": stats.samples / max(stats.seconds, 1e-9),
+    }
+    log_numbers(tracker, metrics)
+    tracker.log_artifact("samples", str(path))
+    return records, metrics

@@ -5,17 +5,44 @@ those used the prefix's intermediate result R_i, plus one correct and one incorr
 (the local refiner's targets and drafts). The paper's post-processing (propagation, consistency,
 balancing) is applied afterwards by `postprocess`, so each rule can be switched off for ablation
 without sampling again.
+
+`make_sorm_labels` is the stage (shards, manifest, cost); `reuse_or_label` is what a stage that
+learns from labels calls: a finished folder, or labelling now (sampling first if need be).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..config import to_dict
+from ..errors import DataError
 from ..formats import join_steps, student_prompt
 from ..tasks.answers import is_correct
 from ..tasks.steps import step_result, step_uses_result
-from .shards import run_sharded
+from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
+from .shards import clear_shards, run_sharded, shard_seed
+
+if TYPE_CHECKING:
+    from .orm_data import OrmDataConfig
+
+KIND = "sorm-labels"  # the stage's name, its folder and its records file (sorm-labels.jsonl)
+
+
+@dataclass
+class SormLabelConfig:
+    k: int = 8  # verifying rollouts per prefix
+    temperature: float = 1.0
+    max_new_tokens: int = 192
+    seed: int = 0
+    batch_size: int = 512
+    shard_size: int = 128  # solutions per shard (the unit of resume)
+    n_questions: int = 0  # label the samples of the first n questions (0: all)
+    calculator: bool = False
+    backend: str = "transformers"  # or "vllm" on a GPU machine (optional extra)
 
 
 def prefix_prompt(question: str, steps: list[str], i: int) -> str:
@@ -109,7 +136,7 @@ def build_sorm_labels(
     solutions = solutions_of(records)
 
     def process(shard, index):
-        return label_solutions(backend, shard, k, temperature, max_new_tokens, seed * 7919 + index, calculator)
+        return label_solutions(backend, shard, k, temperature, max_new_tokens, shard_seed(seed, index), calculator)
 
     return run_sharded(solutions, shard_size, Path(folder), process, on_shard)
 
@@ -122,3 +149,76 @@ def rollout_cost(labelled: list[dict]) -> dict:
         "prefixes": prefixes,
         "rollouts": sum(p["k"] for r in labelled for p in r["rollouts"]),
     }
+
+
+def make_sorm_labels(
+    config: SormLabelConfig,
+    student: str,
+    orm_records: list[dict],
+    folder: str | Path,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> list[dict]:
+    """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable)."""
+    from ..generation.loading import open_policy_backend
+    from .manifest import write_records
+    from .postprocess import LabelRules, apply_rules, label_stats
+
+    tracker, folder = ensure(tracker), Path(folder)
+    records = orm_records[: config.n_questions] if config.n_questions else orm_records
+    n_solutions = len(solutions_of(records))
+    if not n_solutions:
+        raise DataError("no sampled solutions with steps to label")
+    if not resume:
+        clear_shards(folder)
+    backend, _, _ = open_policy_backend(student, config.backend, batch_size=config.batch_size)
+    started = time.perf_counter()
+    with progress_bar(n_solutions, "SORM rollouts", progress) as bar:
+
+        def on_shard(done, total, cached):
+            bar.update(min(done * config.shard_size, n_solutions) - bar.n)
+            bar.set_postfix(tok_s=f"{backend.stats.tokens_per_second:,.0f}", refresh=False)
+
+        labelled = build_sorm_labels(
+            backend,
+            records,
+            folder / "shards",
+            k=config.k,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+            seed=config.seed,
+            shard_size=config.shard_size,
+            calculator=config.calculator,
+            on_shard=on_shard,
+        )
+    cost = log_generation_cost(tracker, "rollouts", backend.stats, time.perf_counter() - started)
+    stats = {**rollout_cost(labelled), **cost, **label_stats(apply_rules(labelled, LabelRules()))}
+    log_numbers(tracker, {"data/solutions": stats["solutions"], "data/prefixes": stats["prefixes"]})
+    path = write_records(folder, KIND, labelled, student, config, stats)
+    tracker.log_artifact(KIND, str(path), {"solutions": len(labelled)})
+    return labelled
+
+
+def reuse_or_label(
+    config: SormLabelConfig,
+    samples: OrmDataConfig,
+    folder: str | Path,
+    tracker: Tracker | None = None,
+    reuse: str | Path | None = None,
+    reuse_samples: str | Path | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> list[dict]:
+    """The labels a stage learns from: the finished folder `reuse` (checked against samples.student), or
+    labels made now into folder/sorm-labels as a child run of tracker, from the ORM data that
+    `reuse_or_sample` gives (`reuse_samples`, or sampled now)."""
+    from .manifest import load_records
+    from .orm_data import reuse_or_sample
+
+    if reuse:
+        return load_records(reuse, KIND, base=samples.student)
+    records = reuse_or_sample(samples, folder, tracker, reuse_samples, progress=progress, resume=resume)
+    out = Path(folder) / KIND
+    with ensure(tracker).child(KIND, name=samples.student, config=to_dict(config), output_dir=str(out)) as child:
+        return make_sorm_labels(config, samples.student, records, out, child, progress=progress, resume=resume)

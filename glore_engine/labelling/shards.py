@@ -13,6 +13,20 @@ from pathlib import Path
 
 from ..errors import DataError
 
+SHARD_SEED_STRIDE = 7919  # (seed, shard) -> distinct seeds while a job has fewer than 7,919 shards
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    """The sampling seed of shard `shard` of a job seeded with `seed`: fixed per shard, so a resume matches."""
+    return seed * SHARD_SEED_STRIDE + shard
+
+
+def clear_shards(folder: str | Path) -> None:
+    """Discard the shards an earlier run left in folder/shards (they may come from another config)."""
+    import shutil
+
+    shutil.rmtree(Path(folder) / "shards", ignore_errors=True)
+
 
 def write_jsonl_atomic(path: Path, records: list[dict]) -> None:
     tmp = path.with_name(path.name + ".tmp")

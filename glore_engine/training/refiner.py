@@ -1,4 +1,8 @@
-"""Train a global or local refiner: SFT of the student on refinement examples."""
+"""Train a global or local refiner: SFT of the student on refinement examples.
+
+`train_refiner_from` is the stage: it mines the examples from data already drawn (ORM data for
+the global refiner, SORM labels for the local one; see labelling/pairing.py) and trains.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from ..errors import ConfigError, DataError
 from ..formats import RefinementExample
 from ..models.causal_lm import load_causal_lm, save_causal_lm
 from ..models.checkpoint import Card
-from ..tracking import Tracker, ensure
+from ..tracking import Tracker, ensure, run_id_of
 from .loop import OptimConfig, TrainResult, clear_state
 from .sft import run_sft
 
@@ -65,7 +69,7 @@ def train_refiner(
     card = Card(
         role=f"refiner-{config.kind}",
         base=config.base,
-        run_id=run_id,
+        run_id=run_id if run_id is not None else run_id_of(tracker),
         config={**to_dict(config), **(extra_card or {})},
         metrics={"train_loss": result.final_loss, "examples": len(pairs)},
     )
@@ -73,4 +77,31 @@ def train_refiner(
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)
     tracker.log_artifact("model", str(folder), {"role": card.role})
+    tracker.set_summary({"model": str(folder), "examples": len(pairs), "final_loss": result.final_loss})
     return folder, result
+
+
+def refinement_examples(kind: str, data: list[dict], seed: int = 0) -> list[RefinementExample]:
+    """global: (incorrect -> correct) pairs from ORM data; local: [BAD]-marked triples from SORM labels."""
+    from ..labelling.pairing import global_pairs, local_triples
+
+    return global_pairs(data, seed=seed) if kind == "global" else local_triples(data, seed=seed)
+
+
+def train_refiner_from(
+    config: RefinerConfig,
+    data: list[dict],
+    output_dir: str | Path,
+    tracker: Tracker | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[Path, TrainResult, int]:
+    """Mine config.kind's examples from data (ORM data for global, SORM labels for local) and train.
+
+    Returns the model folder, the training result and how many examples it learnt from.
+    """
+    tracker = ensure(tracker)
+    examples = refinement_examples(config.kind, data, config.seed)
+    tracker.log_metric(f"data/{config.kind}_examples", len(examples))
+    folder, result = train_refiner(config, examples, output_dir, tracker, resume=resume, progress=progress)
+    return folder, result, len(examples)

@@ -17,7 +17,7 @@ from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..labelling.postprocess import LabelRules, apply_rules
 from ..models.checkpoint import Card
-from ..tracking import Tracker, ensure
+from ..tracking import Tracker, ensure, run_id_of
 from .loop import OptimConfig, TrainResult, clear_state, index_stream, train
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def train_reward_model(
     card = Card(
         role=config.role,
         base=config.base,
-        run_id=run_id,
+        run_id=run_id if run_id is not None else run_id_of(tracker),
         config={**to_dict(config), **(extra_card or {})},
         metrics={"train_loss": result.final_loss, "train_seconds": round(result.seconds, 1)},
     )
@@ -226,4 +226,5 @@ def train_reward_model(
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)
     tracker.log_artifact("model", str(folder), {"role": config.role})
+    tracker.set_summary({"model": str(folder), "final_loss": result.final_loss})
     return folder, result

@@ -9,7 +9,7 @@ from ..config import to_dict
 from ..formats import student_prompt
 from ..models.causal_lm import ARCH_PRESETS, count_parameters, create_policy, is_preset, load_causal_lm, load_tokenizer
 from ..models.checkpoint import Card
-from ..tracking import Tracker, ensure
+from ..tracking import Tracker, ensure, run_id_of
 from .loop import OptimConfig, TrainResult, clear_state
 from .sft import run_sft
 
@@ -119,7 +119,7 @@ def train_student(
     card = Card(
         role="policy",
         base=config.base,
-        run_id=run_id,
+        run_id=run_id if run_id is not None else run_id_of(tracker),
         config=to_dict(config),
         metrics={
             "train_loss": result.final_loss,
@@ -132,4 +132,5 @@ def train_student(
     tracker.log_metric("train/seconds", result.seconds)
     tracker.log_metric("train/total_tokens", result.tokens)
     tracker.log_artifact("model", str(folder), {"role": "policy"})
+    tracker.set_summary({"model": str(folder), "final_loss": result.final_loss})
     return folder, result

@@ -30,8 +30,10 @@ def student(tiny_family):
 def crafted(tiny_family, tmp_path_factory):
     """ORM-data and SORM-label folders for the tiny student, made by hand so they hold mixed questions,
     first errors and positive rollouts (a random student samples nothing correct)."""
+    from glore_engine.labelling.manifest import write_manifest
+    from glore_engine.labelling.orm_data import OrmDataConfig
+    from glore_engine.labelling.rollouts import SormLabelConfig
     from glore_engine.labelling.shards import write_jsonl_atomic
-    from glore_engine.stages import OrmDataConfig, SormLabelConfig, write_manifest
     from glore_engine.tasks.steps import split_steps
     from glore_engine.tasks.synthetic import generate
 

@@ -1,4 +1,4 @@
-"""e2e: `glore-train demo --preset tiny` runs every stage as a finished child run, then `--resume` skips them all."""
+"""e2e: `glore-train demo --recipe tiny` runs every stage as a finished child run, then `--resume` skips them all."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glore_engine.demo import STAGES, demo_preset
+from glore_engine.recipe import STAGES, recipe
 
 # stages that write files and log them as artifacts, and the artifact kinds each logs
 ARTIFACTS = {
@@ -32,7 +32,7 @@ def demo(tmp_path_factory):
     mp = MonkeyPatch()
     cli = Cli(tmp_path_factory.mktemp("demo"), mp)
     out, bundle = cli.root / "demo", cli.root / "bundle"
-    first = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle)
+    first = cli("demo", "--recipe", "tiny", "--out", out, "--bundle-dir", bundle)
     yield cli, out, bundle, first
     mp.undo()
 
@@ -70,7 +70,7 @@ def test_tables_and_cases_are_stored(demo):
     for table in tables.values():
         assert table in first.output
     assert set(run.summary["stage_seconds"]) == set(STAGES)
-    n = demo_preset("tiny").eval_problems
+    n = recipe("tiny").eval.limit
     with cli.store() as store:
         (evaluation,) = [c for c in store.children(run.id) if c.kind == "eval"]
         assert store.count_cases(evaluation.id) == n
@@ -97,8 +97,9 @@ def test_the_family_is_installed_with_its_card(demo):
 def test_a_rerun_needs_resume_and_resume_skips_every_stage(demo):
     cli, out, bundle, _ = demo
     before = {p: p.read_text() for p in out.glob("*/done.json")}
-    result = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle, code=2)
+    result = cli("demo", "--recipe", "tiny", "--out", out, "--bundle-dir", bundle, code=2)
     assert "--resume" in result.output
+    # --preset is the old name of --recipe, still accepted
     result = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle, "--resume")
     assert result.output.count("done earlier, skipped") == len(STAGES)
     run = cli.last("demo")

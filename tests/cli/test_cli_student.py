@@ -73,10 +73,13 @@ def test_sample_writes_graded_samples(journey):
         (artifact,) = store.artifacts(run.id)
         metrics = {m.key: m.value for m in store.metrics(run.id)}
     rows = [json.loads(line) for line in Path(artifact.path).read_text().splitlines()]
-    assert len(rows) == 3 and all(len(r["samples"]) == 2 for r in rows)
-    assert {"text", "answer", "correct", "logprob", "n_tokens", "finished"} <= set(rows[0]["samples"][0])
+    # ORM-data records: distinct samples with their multiplicity
+    assert len(rows) == 3 and all(r["n_samples"] == 2 == sum(s["count"] for s in r["samples"]) for r in rows)
+    assert {"text", "steps", "answer", "correct", "logprob", "n_tokens", "finished", "count"} <= set(
+        rows[0]["samples"][0]
+    )
     assert metrics["samples"] == 6 and 0 <= metrics["sample_accuracy"] <= 1
-    assert metrics["generated_tokens"] == sum(s["n_tokens"] for r in rows for s in r["samples"])
+    assert metrics["generated_tokens"] == sum(s["n_tokens"] * s["count"] for r in rows for s in r["samples"])
     assert re.fullmatch(r"[0-9a-f]{64}", artifact.sha256) and artifact.bytes == Path(artifact.path).stat().st_size
     assert Path(artifact.path).parent == Path(cli.home, "runs", f"{run.id:04d}-sample").resolve()
     assert Path(run.output_dir).resolve() == Path(artifact.path).parent  # the run says where its files are

@@ -43,3 +43,13 @@ def test_null_tracker_keeps_everything():
     assert tracker.last("loss") == 1.5 and tracker.last("nope") is None
     assert tracker.metrics[0] == ("loss", 2.0, 1) and tracker.artifacts == [("model", "/x", {"role": "orm"})]
     assert tracker.summary == {"a": 1, "b": 2} and tracker.cases == [{"index": 0}]
+
+
+def test_null_tracker_children_are_trackers_of_their_own():
+    from glore_engine.tracking import run_id_of
+
+    root = NullTracker()
+    with root.child("orm-data", name="s", config={"n": 2}, output_dir="/x") as child:
+        child.log_metric("data/questions", 3)
+    assert root.children == [("orm-data", child)] and root.metrics == []
+    assert child.last("data/questions") == 3 and run_id_of(child) is None

@@ -8,16 +8,9 @@ import shutil
 import pytest
 
 from glore_engine.errors import DataError
-from glore_engine.stages import (
-    MANIFEST,
-    OrmDataConfig,
-    SormLabelConfig,
-    check_compatible,
-    load_records,
-    make_orm_data,
-    make_sorm_labels,
-    read_manifest,
-)
+from glore_engine.labelling.manifest import MANIFEST, check_compatible, load_records, read_manifest
+from glore_engine.labelling.orm_data import OrmDataConfig, make_orm_data
+from glore_engine.labelling.rollouts import SormLabelConfig, make_sorm_labels
 from glore_engine.tracking import NullTracker
 
 
@@ -134,3 +127,40 @@ def test_resume_reuses_shards_and_a_fresh_start_discards_them(tiny_family, tmp_p
     more = OrmDataConfig(student=student, n_questions=2, n=2, max_new_tokens=4, shard_size=1)
     assert [r["n_samples"] for r in make_orm_data(more, tmp_path, progress=False)] == [1, 1]  # resumed shards
     assert [r["n_samples"] for r in make_orm_data(more, tmp_path, progress=False, resume=False)] == [2, 2]
+
+
+def test_reuse_or_sample_reuses_a_folder_or_samples_as_a_child_stage(stage_data, tmp_path):
+    from glore_engine.labelling.orm_data import reuse_or_sample
+
+    folder, student, records, _, _ = stage_data
+    config = OrmDataConfig(student=student, n_questions=2, n=1, max_new_tokens=4, shard_size=1)
+    root = NullTracker()
+    assert reuse_or_sample(config, tmp_path, root, reuse=folder / "orm-data", progress=False) == records
+    assert root.children == []  # nothing sampled
+    fresh = reuse_or_sample(config, tmp_path, root, progress=False)
+    ((kind, child),) = root.children
+    assert kind == "orm-data" and child.last("data/questions") == 2 and len(fresh) == 2
+    assert load_records(tmp_path / "orm-data", "orm-data", base=student) == fresh
+
+
+def test_reuse_or_label_samples_then_labels_or_reuses_either(stage_data, tmp_path):
+    from glore_engine.labelling.rollouts import reuse_or_label
+
+    folder, student, records, labelled, _ = stage_data
+    samples = OrmDataConfig(student=student, n_questions=2, n=1, max_new_tokens=4, shard_size=1)
+    labels = SormLabelConfig(k=2, max_new_tokens=8, shard_size=4, seed=2)  # as stage_data labelled them
+    root = NullTracker()
+    assert reuse_or_label(labels, samples, tmp_path, root, reuse=folder / "sorm-labels", progress=False) == labelled
+    again = reuse_or_label(labels, samples, tmp_path / "a", root, reuse_samples=folder / "orm-data", progress=False)
+    assert again == labelled  # the same samples with the same label config give the same labels
+    assert [kind for kind, _ in root.children] == ["sorm-labels"]
+    reuse_or_label(labels, samples, tmp_path / "b", root, progress=False)
+    assert [kind for kind, _ in root.children] == ["sorm-labels", "orm-data", "sorm-labels"]
+    assert (tmp_path / "b" / "orm-data" / "orm-data.jsonl").is_file()
+
+
+def test_every_shard_has_its_own_seed():
+    from glore_engine.labelling.shards import shard_seed
+
+    seeds = {shard_seed(seed, k) for seed in range(10) for k in range(1000)}
+    assert len(seeds) == 10 * 1000 and shard_seed(0, 0) == 0

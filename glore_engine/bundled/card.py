@@ -1,0 +1,68 @@
+"""The bundle's card: which command, seed and commit made the shipped family, and its measured tables.
+
+`install_bundle` copies a family folder into a bundle folder (glore_engine/bundled ships one) and
+writes the card beside it twice: `bundle.json` for programs, `BUNDLE.md` for people.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from ..family import MEMBER_FOLDERS
+
+
+def folder_bytes(folder: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def bundle_card(outputs: dict, seed: int, command: str = "", commit: str = "") -> dict:
+    """The card of a recipe run from its stages' outputs (what each stage's done.json holds)."""
+    return {
+        "command": command,
+        "commit": commit,
+        "seed": seed,
+        "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "student": {k: v for k, v in outputs.get("eval-student", {}).items() if not k.startswith("seconds")},
+        "stage_seconds": {k: v.get("seconds") for k, v in outputs.items()},
+        "T1": outputs.get("eval-rm", {}).get("T1"),
+        "T2": outputs.get("eval", {}).get("T2"),
+        "T3": outputs.get("eval", {}).get("T3"),
+        "bytes": outputs.get("family", {}).get("bytes"),
+    }
+
+
+def bundle_markdown(card: dict) -> str:
+    lines = [
+        "# Bundled GLoRe demo family",
+        "",
+        f"Produced by `{card['command']}` (seed {card['seed']}, commit {card['commit'] or 'unknown'}) "
+        f"on {card['created_at']}. fp16 safetensors, {card['bytes'] or 0:,} bytes in all.",
+        "",
+        "## Student",
+        "",
+    ]
+    lines += [
+        f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in card["student"].items() if "/" not in k
+    ]
+    for key in ("T1", "T2", "T3"):
+        if card.get(key):
+            lines += ["", f"## {key}", "", card[key]]
+    lines += ["", "## Wall time per stage (s)", ""]
+    lines += [f"- {k}: {v}" for k, v in card["stage_seconds"].items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def install_bundle(family: str | Path, bundle_dir: str | Path, card: dict) -> int:
+    """Copy the family's members into bundle_dir (replacing them) with the card; returns the bundle's bytes."""
+    bundle = Path(bundle_dir)
+    bundle.mkdir(parents=True, exist_ok=True)
+    for member in MEMBER_FOLDERS:
+        target = bundle / member
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(Path(family) / member, target)
+    (bundle / "bundle.json").write_text(json.dumps(card, indent=2, default=str))
+    (bundle / "BUNDLE.md").write_text(bundle_markdown(card))
+    return folder_bytes(bundle)

@@ -1,0 +1,86 @@
+"""e2e: the recipe through every stage; a Ctrl-C inside a training stage resumes from its checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from glore_engine.recipe import STAGES, RecipeRunner, recipe
+from glore_engine.tracking import NullTracker
+
+
+class StageTracker(NullTracker):
+    """Children log like NullTrackers; the SORM child raises Ctrl-C when it logs its loss at step `at` (once)."""
+
+    def __init__(self, kind="recipe", at=None):
+        super().__init__()
+        self.kind, self.at = kind, at
+
+    def new_child(self, kind):
+        return StageTracker(kind, self.at if kind == "sorm" else None)
+
+    def log_metric(self, key, value, step=None):
+        if self.at is not None and key == "train/loss" and step == self.at:
+            raise KeyboardInterrupt
+        super().log_metric(key, value, step)
+
+
+def test_tiny_and_demo_recipes_are_consistent():
+    tiny, full = recipe("tiny"), recipe("demo")
+    assert tiny.student.base == "tiny" and full.student.base == "demo"
+    assert tiny.orm.role == "orm" and tiny.sorm.role == "sorm"
+    assert (tiny.global_refiner.kind, tiny.local_refiner.kind) == ("global", "local")
+    assert recipe("tiny", seed=3).orm_data.seed == 3
+    from glore_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        recipe("huge")
+
+
+def test_held_out_stages_sample_the_test_split_like_the_training_data():
+    for name in ("tiny", "demo"):
+        r = recipe(name, seed=2)
+        held_out = r.test_samples
+        assert (held_out.split, held_out.data_seed, held_out.seed) == ("test", 0, 3)
+        assert (r.orm_data.split, r.orm_data.data_seed) == ("train", 1)  # never the questions T1 scores
+        same = replace(held_out, split="train", data_seed=1, n_questions=r.orm_data.n_questions, n=r.orm_data.n, seed=2)
+        assert same == r.orm_data  # otherwise sampled exactly like the training data
+        assert r.test_labels == replace(r.sorm_labels, n_questions=0, seed=3)
+        assert r.eval_student.limit == r.eval.limit and r.eval.seed == r.eval_rm.seed == 2
+    assert recipe("demo").test_samples.n_questions == 300 and recipe("demo").eval.limit == 500
+
+
+@pytest.mark.e2e
+def test_recipe_interrupted_in_a_training_stage_resumes_there(tmp_path):
+    steps = recipe("tiny")
+    events: list[tuple[str, str]] = []
+
+    def on_stage(stage, status, info):
+        events.append((stage, status))
+
+    root = StageTracker(at=10)
+    with pytest.raises(KeyboardInterrupt):
+        RecipeRunner(steps, tmp_path, root, on_stage=on_stage, progress=False).run()
+    finished = [s for s, status in events if status == "done"]
+    assert finished == ["student", "verifier", "eval-student", "orm-data", "sorm-labels", "orm"]
+    assert [kind for kind, _ in root.children] == [*finished, "sorm"]
+    assert not (tmp_path / "sorm" / "done.json").exists()
+    assert (tmp_path / "sorm" / "train_state" / "step.json").is_file()  # saved on the way out
+
+    events.clear()
+    root = StageTracker()
+    outputs = RecipeRunner(steps, tmp_path, root, on_stage=on_stage, progress=False).run()
+    trackers = dict(root.children)
+    assert [s for s, status in events if status == "cached"] == finished
+    rest = [s for s in STAGES if s not in finished and s != "install"]
+    assert [s for s, status in events if status == "done"] == rest
+    assert list(trackers) == rest
+    # the SORM picked up after its 10 finished steps
+    assert [s for k, _, s in trackers["sorm"].metrics if k == "train/loss"] == [15, 20]
+    assert set(outputs) == set(STAGES) - {"install"}
+    assert "| SORM |" in outputs["eval-rm"]["T1"] and outputs["eval"]["cases"] == steps.eval.limit
+    assert len(trackers["eval"].cases) == steps.eval.limit
+    assert set(trackers["eval"].summary["tables_md"]) == {"T2", "T3"}
+    assert trackers["refiner-local"].summary["examples"] == outputs["refiner-local"]["examples"]
+    assert (tmp_path / "family" / "models" / "sorm" / "value_head.safetensors").is_file()
