@@ -132,8 +132,9 @@ def train_family(sizes: Sizes, work: Path, report: Report, device: str, seconds:
     """Student (timed), ORM data, SORM labels, ORM, SORM, refiners: the family's folders."""
     from dataclasses import replace
 
+    from glore_engine.labelling.orm_data import OrmDataConfig, make_orm_data
     from glore_engine.labelling.pairing import global_pairs, local_triples
-    from glore_engine.stages import OrmDataConfig, SormLabelConfig, make_orm_data, make_sorm_labels
+    from glore_engine.labelling.rollouts import SormLabelConfig, make_sorm_labels
     from glore_engine.tasks.model_task import load_eval_problems
     from glore_engine.tracking import NullTracker
     from glore_engine.training.refiner import RefinerConfig, train_refiner

@@ -19,7 +19,8 @@ MODELS = ("llama2-7b", "llama2-13b", "qwen2.5-math-1.5b")
 def stage_classes():
     """stage file name -> (main config class or None, {section: class}), as the glore-train command reads it."""
     from glore_engine.evaluation.student import EvalStudentConfig
-    from glore_engine.stages import OrmDataConfig, SormLabelConfig
+    from glore_engine.labelling.orm_data import OrmDataConfig
+    from glore_engine.labelling.rollouts import SormLabelConfig
     from glore_engine.training.refiner import RefinerConfig
     from glore_engine.training.reward import RewardConfig
     from glore_engine.training.student import StudentConfig

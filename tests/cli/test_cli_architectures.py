@@ -15,8 +15,9 @@ TRAIN = ("--max-steps", 3, "--batch-size", 2, "--warmup-steps", 1, "--log-every"
 def add_gold(source, target, student):
     """A copy of an ORM-data folder with each question's gold solution among its samples: a student
     trained for seconds writes no correct one, and the refiners need correct targets."""
+    from glore_engine.labelling.manifest import load_records, write_manifest
+    from glore_engine.labelling.orm_data import OrmDataConfig
     from glore_engine.labelling.shards import write_jsonl_atomic
-    from glore_engine.stages import OrmDataConfig, load_records, write_manifest
     from glore_engine.tasks.model_task import load_eval_problems
     from glore_engine.tasks.steps import split_steps
 

@@ -297,10 +297,11 @@ def heldout_loss(folder, problems) -> float:
 @pytest.mark.e2e
 def test_each_family_through_the_whole_loop(family, tmp_path):
     from glore_engine.family import GloreModels
+    from glore_engine.labelling.orm_data import OrmDataConfig, make_orm_data
     from glore_engine.labelling.pairing import global_pairs, local_triples
+    from glore_engine.labelling.rollouts import SormLabelConfig, make_sorm_labels
     from glore_engine.models.checkpoint import read_card
     from glore_engine.pipeline import GlorePipeline
-    from glore_engine.stages import OrmDataConfig, SormLabelConfig, make_orm_data, make_sorm_labels
     from glore_engine.tasks.model_task import load_eval_problems
     from glore_engine.training.refiner import RefinerConfig, train_refiner
     from glore_engine.training.reward import RewardConfig, train_reward_model
