@@ -1,12 +1,13 @@
-"""The GLoRe run store: runs, metrics, artifacts, eval cases, human annotations and their exports.
+"""The GLoRe run store: runs, metrics, artifacts, eval cases and human annotations.
 
 Never imports torch, transformers, gradio or glore_engine: the engine and the UI depend on it,
-not the other way round.
+not the other way round. Annotated cases leave the store as plain records
+(AnnotatedCase.record()); the interchange formats live in glore_engine.exports.
 """
 
+from .annotations import LIMITS as ANNOTATION_LIMITS
 from .engine import default_home, resolve_url
 from .errors import StoreError
-from .export import FORMATS as EXPORT_FORMATS
 from .filters import FILTERS as CASE_FILTERS
 from .lifecycle import RunHandle
 from .models import VERDICTS, RunStatus
@@ -14,8 +15,8 @@ from .records import AnnotatedCase, AnnotationRow, ArtifactInfo, CaseRow, Metric
 from .store import Store
 
 __all__ = [
+    "ANNOTATION_LIMITS",
     "CASE_FILTERS",
-    "EXPORT_FORMATS",
     "VERDICTS",
     "AnnotatedCase",
     "AnnotationRow",

@@ -123,6 +123,35 @@ class AnnotatedCase:
     case: CaseRow
     annotation: AnnotationRow
 
+    def record(self) -> dict[str, Any]:
+        """Plain values (JSON types only) for glore_engine.exports.export_annotations.
+
+        Steps are 0-based indices here and in every file: first_error_index -1 means "no error",
+        None "not said".
+        """
+        case, note = self.case, self.annotation
+        soft = case.data.get("soft_labels")
+        return {
+            "case_id": case.id,
+            "run_id": case.run_id,
+            "index": case.index,
+            "problem_id": case.problem_id,
+            "question": case.question,
+            "gold": case.gold,
+            "draft": case.draft,
+            "steps": case.steps,
+            "soft_labels": list(soft) if isinstance(soft, list) else None,
+            "draft_correct": case.draft_correct,
+            "final_correct": case.final_correct,
+            "annotator": note.annotator,
+            "step_ratings": [dict(r) for r in note.step_ratings],
+            "first_error_index": note.first_error_step,
+            "verdict": note.verdict,
+            "note": note.note,
+            "tags": list(note.tags),
+            "updated_at": note.updated_at.isoformat(),
+        }
+
 
 def run_info(row: Run) -> RunInfo:
     return RunInfo(

@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import annotations as ann
-from . import export
 from .engine import display_url, make_engine, readable_errors, resolve_url
 from .errors import StoreError
 from .filters import case_conditions, is_failure
@@ -357,17 +356,19 @@ class Store:
 
     def save_annotation(self, case_id: int, annotator: str = "default", **fields: Any) -> AnnotationRow:
         """Insert or update this annotator's annotation of a case; only the given fields change."""
-        try:
-            return self._save_annotation(case_id, annotator, fields)
-        except IntegrityError:
-            # Only the select-then-insert fallback can race: the other writer inserted, so this try updates.
-            return self._save_annotation(case_id, annotator, fields)
+        return self.update_annotation(case_id, annotator, lambda _current: fields)
 
-    def _save_annotation(self, case_id: int, annotator: str, fields: Mapping[str, Any]) -> AnnotationRow:
-        with self._session() as s:
-            n_steps = len(case_row(self._case_row(s, case_id)).steps)
-            ann.upsert(s, case_id, annotator, ann.normalize_fields(fields, n_steps))
-            return annotation_row(self._saved_annotation(s, case_id, annotator))
+    def rate_step(
+        self, case_id: int, step: int, rating: int | None, annotator: str = "default", unsure: bool | None = None
+    ) -> AnnotationRow:
+        """Rate one step (a 0-based index inside the draft) -1, 0, +1 or None (clear); unsure None keeps it."""
+        return self._update(
+            case_id,
+            annotator,
+            lambda current, n_steps: ann.with_rating(
+                current, ann.check_step_index(step, n_steps, case_id), rating, unsure
+            ),
+        )
 
     def update_annotation(
         self, case_id: int, annotator: str, change: Callable[[dict[str, Any]], Mapping[str, Any]]
@@ -376,12 +377,27 @@ class Store:
 
         change(current editable fields) -> the fields to save. The row is written (locked) before it
         is read, so a second writer, in this process or another, waits and then sees this one's save.
+        Refused (ValueError, nothing written): bad fields or names (db.annotations) and a first-error
+        mark the ratings contradict (db.annotations.check_labels).
         """
+        return self._update(case_id, annotator, lambda current, _n_steps: change(current))
+
+    def _update(self, case_id: int, annotator: str, change) -> AnnotationRow:
+        annotator = ann.check_annotator(annotator)
+        try:
+            return self._update_once(case_id, annotator, change)
+        except IntegrityError:
+            # Only the select-then-insert fallback can race: the other writer inserted, so this try updates.
+            return self._update_once(case_id, annotator, change)
+
+    def _update_once(self, case_id: int, annotator: str, change) -> AnnotationRow:
         with self._session() as s:
             n_steps = len(case_row(self._case_row(s, case_id)).steps)
             ann.upsert(s, case_id, annotator, {})  # takes the write lock (SQLite) or the row lock first
             current = ann.editable_fields(self._annotation_row(s, case_id, annotator))
-            ann.upsert(s, case_id, annotator, ann.normalize_fields(dict(change(current)), n_steps))
+            fields = ann.normalize_fields(dict(change(current, n_steps)), n_steps)
+            ann.check_labels({**current, **fields})
+            ann.upsert(s, case_id, annotator, fields)
             return annotation_row(self._saved_annotation(s, case_id, annotator))
 
     def get_annotation(self, case_id: int, annotator: str = "default") -> AnnotationRow | None:
@@ -438,9 +454,3 @@ class Store:
             if case_id not in done and case_id != after_case_id:
                 return case_id
         return None
-
-    # ----- export -----------------------------------------------------------------------------
-
-    def export_annotations(self, run_id: int | None, fmt: str, path: str | Path, annotator: str | None = None) -> int:
-        """Write a run's annotated cases as trl / processbench / prm800k JSONL or csv; return rows written."""
-        return export.export_rows(self.annotated_cases(run_id, annotator), fmt, path)

@@ -151,27 +151,33 @@ def _parse_named(spec: str) -> tuple[str, str]:
 @click.pass_context
 @friendly_errors
 def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
-    """Export SORM labels (TRL stepwise, ProcessBench, Math-Shepherd) or annotated cases (also PRM800K, CSV)."""
+    """Export SORM labels (TRL stepwise, ProcessBench, Math-Shepherd) or annotated cases (also PRM800K, CSV).
+
+    Steps are 0-based in every file (first_error_index, ProcessBench label; -1 = no error)."""
     if bool(labels_path) == (run_id is not None):
         raise click.UsageError("pass exactly one of --labels DIR or --run ID")
-    from glore_db import EXPORT_FORMATS
-    from glore_engine.exports import FORMATS as LABEL_FORMATS
+    from glore_engine.exports import ANNOTATION_FORMATS, FORMATS, export_annotations, export_labels
 
-    known = LABEL_FORMATS if labels_path else EXPORT_FORMATS
+    known = FORMATS if labels_path else ANNOTATION_FORMATS
     if fmt not in known:
         what = "labels" if labels_path else "annotations"
         raise click.BadParameter(
             f"{fmt!r} is not a format for {what} (choose from {', '.join(known)})", param_hint="'--format'"
         )
     store = open_store(ctx)
+    if run_id is not None:
+        try:
+            store.get_run(run_id)
+        except KeyError as exc:
+            raise click.BadParameter(str(exc.args[0]), param_hint="'--run'") from None
     with store.run("export", name=fmt, config={"labels": labels_path, "run": run_id, "format": fmt}) as run:
         if labels_path:
-            from glore_engine.exports import export_labels
             from glore_engine.labelling.manifest import load_records
 
             n = export_labels(load_records(labels_path, "sorm-labels"), fmt, out_path)
         else:
-            n = store.export_annotations(run_id, fmt, out_path, annotator=annotator)
+            rows = [row.record() for row in store.annotated_cases(run_id, annotator=annotator)]
+            n = export_annotations(rows, fmt, out_path)
         run.log_metric("rows", n)
         run.log_artifact("export", out_path, {"format": fmt})
     click.echo(f"wrote {n} rows to {out_path}")

@@ -210,6 +210,12 @@ def test_export_annotations_of_an_eval_run(cli, tmp_path):
     out = tmp_path / "ann.jsonl"
     result = cli("export", "--run", run.id, "--format", "prm800k", "--out", out)
     assert "wrote 1 rows" in result.output and len(out.read_text().splitlines()) == 1
+    assert json.loads(out.read_text())["label"]["first_error_index"] == 0
+
+
+def test_export_of_a_run_that_does_not_exist_is_refused(cli, tmp_path):
+    result = cli("export", "--run", 999999, "--format", "csv", "--out", tmp_path / "x.csv", code=2)
+    assert "no run with id 999999" in result.output and not (tmp_path / "x.csv").exists()
 
 
 def test_export_needs_exactly_one_source(cli, crafted, tmp_path):

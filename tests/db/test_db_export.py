@@ -1,14 +1,11 @@
-"""Exports of annotated cases: TRL stepwise, ProcessBench, PRM800K-like, CSV; datasets round-trips."""
+"""What the store hands the exporters: annotated cases as plain records (the formats live in
+glore_engine.exports, tested in tests/engine/test_exports.py); the store → exporter round trip."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
-
-from glore_db.export import human_first_error, step_labels, write_jsonl
-from glore_db.records import AnnotationRow
 
 
 @pytest.fixture
@@ -25,131 +22,39 @@ def annotated(store, eval_run):
     return run_id, ids
 
 
-def _read_jsonl(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _load(path, monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    from datasets import load_dataset  # only the test may import datasets
-
-    return load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
-
-
-def _annotation(**fields) -> AnnotationRow:
-    base = {
-        "id": 1,
-        "case_id": 1,
-        "annotator": "a",
-        "step_ratings": [],
-        "first_error_step": None,
-        "verdict": None,
-        "note": None,
-        "tags": [],
-        "created_at": None,
-        "updated_at": None,
-    }
-    return AnnotationRow(**{**base, **fields})
-
-
-def test_labels_from_first_error_and_ratings():
-    assert step_labels(_annotation(first_error_step=1), 3) == [True, False, False]
-    assert step_labels(_annotation(first_error_step=-1), 2) == [True, True]
-    rated = _annotation(first_error_step=1, step_ratings=[{"rating": 0}, {"rating": -1}, {"rating": 1}])
-    assert step_labels(rated, 3) == [True, False, True]  # explicit ratings win over "after the error"
-    assert human_first_error(_annotation(step_ratings=[{"rating": 1}, {"rating": -1}]), 3) == 1
-    assert human_first_error(_annotation(step_ratings=[{"rating": 1}] * 3), 3) == -1
-    assert human_first_error(_annotation(verdict="solution"), 3) == -1
-    assert human_first_error(_annotation(step_ratings=[{"rating": 1}]), 3) is None
-    assert step_labels(_annotation(), 2) == [None, None]
-
-
-def test_trl_stepwise(store, annotated, tmp_path, monkeypatch):
-    run_id, _ = annotated
-    path = tmp_path / "trl.jsonl"
-    assert store.export_annotations(run_id, "trl", path) == 3  # bad_problem and unfinished left out
-    records = _read_jsonl(path)
-    assert records[0] == {
-        "schema_version": 1,
-        "prompt": "Q0?",
-        "completions": ["a = 1", "b = a + 1", "#### 2"],
-        "labels": [True, True, True],
-    }
-    assert [r["labels"] for r in records[1:]] == [[True, False, True], [True, True, False]]
-    ds = _load(path, monkeypatch, tmp_path)
-    assert ds.num_rows == 3 and set(ds.column_names) == {"schema_version", "prompt", "completions", "labels"}
-    assert ds[1]["labels"] == [True, False, True]
-
-
-def test_trl_soft_labels(store, tmp_path):
-    run_id = store.start_run("eval")
-    store.add_cases(run_id, [{"index": 0, "question": "Q", "draft": "x\n#### 1", "data": {"soft_labels": [1, 0.25]}}])
-    store.save_annotation(store.cases(run_id)[0].id, first_error_step=1)
-    store.export_annotations(run_id, "trl_stepwise", tmp_path / "soft.jsonl")
-    record = _read_jsonl(tmp_path / "soft.jsonl")[0]
-    assert record["labels"] == [True, False] and record["soft_labels"] == [1.0, 0.25]
-
-
-def test_processbench(store, annotated, tmp_path, monkeypatch):
-    run_id, _ = annotated
-    path = tmp_path / "pb.jsonl"
-    assert store.export_annotations(run_id, "processbench", path) == 3
-    records = _read_jsonl(path)
-    assert [(r["id"], r["label"], r["final_answer_correct"]) for r in records] == [
-        ("p0", -1, True),
-        ("p1", 1, False),
-        ("p2", 2, False),
-    ]
-    assert set(records[0]) == {"schema_version", "id", "problem", "steps", "final_answer_correct", "label"}
-    ds = _load(path, monkeypatch, tmp_path)
-    assert ds["label"] == [-1, 1, 2] and ds[0]["steps"] == ["a = 1", "b = a + 1", "#### 2"]
-
-
-def test_prm800k(store, annotated, tmp_path, monkeypatch):
-    run_id, _ids = annotated
-    path = tmp_path / "prm.jsonl"
-    assert store.export_annotations(run_id, "prm800k", path) == 5  # every annotation, raw
-    records = {r["question"]["problem_id"]: r for r in _read_jsonl(path)}
-    p1 = records["p1"]
-    assert p1["schema_version"] == 1 and p1["annotator"] == "default" and p1["timestamp"]
-    assert p1["question"] == {"problem": "Q1?", "ground_truth_answer": "2", "problem_id": "p1"}
-    assert [(s["rating"], s["unsure"]) for s in p1["label"]["steps"]] == [(1, False), (-1, True), (0, False)]
-    assert p1["label"]["finish_reason"] == "found_error"
-    assert records["p3"]["label"]["finish_reason"] == "bad_problem"
-    assert [s["rating"] for s in records["p0"]["label"]["steps"]] == [None, None, None]
-    ds = _load(path, monkeypatch, tmp_path)
-    assert ds.num_rows == 5 and ds[1]["label"]["steps"][1]["rating"] == -1
-
-
-def test_csv(store, annotated, tmp_path):
+def test_annotated_cases_as_plain_records(store, annotated):
     run_id, ids = annotated
-    path = tmp_path / "out" / "notes.csv"
-    assert store.export_annotations(run_id, "csv", path) == 5
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert rows[1]["case_id"] == str(ids[1]) and rows[1]["note"] == "b wrong"
-    assert json.loads(rows[1]["step_ratings"])[1] == {"rating": -1, "unsure": True}
-    assert rows[0]["schema_version"] == "1"
+    records = [row.record() for row in store.annotated_cases(run_id)]
+    assert [r["case_id"] for r in records] == ids
+    r = records[1]
+    assert json.loads(json.dumps(r)) == r  # plain values only: strings, numbers, lists, dicts
+    assert r["steps"] == ["a = 1", "b = a + 1", "#### 2"] and r["question"] == "Q1?" and r["problem_id"] == "p1"
+    assert r["step_ratings"][1] == {"rating": -1, "unsure": True} and r["note"] == "b wrong"
+    assert r["first_error_index"] is None and records[2]["first_error_index"] == 2
+    assert r["annotator"] == "default" and r["updated_at"].endswith("+00:00")
+    assert r["draft_correct"] is False and r["run_id"] == run_id
 
 
-def test_export_filters_by_annotator_and_rejects_unknown_format(store, annotated, tmp_path):
+def test_the_store_has_no_export_formats_of_its_own(store):
+    """One definition of every interchange format, in the engine: the store only hands over records."""
+    import glore_db
+
+    assert not hasattr(store, "export_annotations") and not hasattr(glore_db, "EXPORT_FORMATS")
+    with pytest.raises(ImportError):
+        import glore_db.export
+
+
+@pytest.mark.parametrize("fmt, count", [("trl", 3), ("processbench", 3), ("prm800k", 5), ("csv", 5)])
+def test_store_to_exporter_round_trip(store, annotated, tmp_path, fmt, count):
+    from glore_engine.exports import export_annotations
+
+    run_id, _ = annotated
+    rows = [row.record() for row in store.annotated_cases(run_id)]
+    assert export_annotations(rows, fmt, tmp_path / f"out.{fmt}") == count
+
+
+def test_annotated_cases_filter_by_annotator(store, annotated):
     run_id, ids = annotated
     store.save_annotation(ids[0], annotator="bob", verdict="solution")
-    assert store.export_annotations(run_id, "prm800k", tmp_path / "bob.jsonl", annotator="bob") == 1
-    with pytest.raises(ValueError, match="unknown export format"):
-        store.export_annotations(run_id, "parquet", tmp_path / "x")
-
-
-def test_write_jsonl_is_atomic(tmp_path):
-    path = tmp_path / "data.jsonl"
-    assert write_jsonl([{"a": 1}], path) == 1
-
-    def broken():
-        yield {"a": 2}
-        raise RuntimeError("generator failed")
-
-    with pytest.raises(RuntimeError):
-        write_jsonl(broken(), path)
-    assert _read_jsonl(path) == [{"a": 1}]
-    assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
+    assert [r.annotation.annotator for r in store.annotated_cases(run_id, annotator="bob")] == ["bob"]
+    assert len(store.annotated_cases(run_id)) == 6
