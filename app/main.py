@@ -1,14 +1,18 @@
 """`glore-app`: the GLoRe workbench in the browser (Inspect, Results, Annotate, Runs, Export).
 
-Binds 127.0.0.1 by default, never shares, sends no analytics and asks no outside host for anything;
-binding another address needs --auth. gradio, torch and transformers are imported only after the
-flags are read, so `glore-app --help` is fast.
+Binds 127.0.0.1 by default, never shares, sends no analytics and asks no outside host for anything.
+A host counts as this machine only if every address it resolves to is a loopback address (and the
+app then binds that address, not the name); any other needs --auth, whose failed logins are
+throttled per client address (app/login.py). gradio, torch and transformers are imported only after
+the flags are read, so `glore-app --help` is fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -21,7 +25,7 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "1",
 }
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+EXPORT_CACHE = (3600, 3600)  # gradio's copies of downloads: checked hourly, removed after an hour
 CONFIG_KEYS = ("host", "port", "db", "models", "data", "auth", "threshold", "max_new_tokens", "browser")
 DEFAULTS = {
     "host": "127.0.0.1",
@@ -61,12 +65,12 @@ def create_app(
 
     from . import annotate_tab, api, export_tab, inspect_tab, results_tab, runs_tab
     from .state import Workbench, resolve_models, sqlite_url
-    from .ui import annotator_name
+    from .ui import annotator_name, one_line_input_errors
 
     bench = Workbench(
         resolve_models(models_folder), sqlite_url(db_url), data, max_new_tokens=max_new_tokens, threshold=threshold
     )
-    with gr.Blocks(title="GLoRe workbench", analytics_enabled=False) as demo:
+    with gr.Blocks(title="GLoRe workbench", analytics_enabled=False, delete_cache=EXPORT_CACHE) as demo:
         gr.Markdown("## GLoRe workbench · *when, where and how* to refine a maths draft")
         with gr.Tabs() as tabs:
             with gr.Tab("Inspect", id="inspect"):
@@ -84,7 +88,9 @@ def create_app(
         demo.load(annotator_name, None, annotate.annotator, api_visibility="private")
         api.register(bench)
     demo.queue(default_concurrency_limit=8)
+    one_line_input_errors(demo)
     demo.workbench = bench
+    demo.exports = export.folder  # where the Export tab writes (newest few kept, removed at exit)
     return demo
 
 
@@ -97,12 +103,19 @@ def launch_app(
     prevent_thread_lock: bool = False,
     quiet: bool = False,
 ):
-    """Launch with the app's stylesheet and keyboard shortcuts; share=False, no SSR, no MCP, no PWA."""
-    check_bind(host, auth)
+    """Launch with the app's stylesheet and keyboard shortcuts; share=False, no SSR, no MCP, no PWA.
+
+    The bound address is the one check_bind resolved, so a name cannot change in between; with auth,
+    failed logins are throttled per client address.
+    """
+    address = check_bind(host, auth)
+    from starlette.middleware import Middleware
+
+    from .login import LoginThrottleMiddleware
     from .ui import CSS, JS
 
     return demo.launch(
-        server_name=host,
+        server_name=address,
         server_port=port,
         share=False,
         inbrowser=open_browser,
@@ -117,6 +130,7 @@ def launch_app(
         enable_monitoring=False,
         show_error=False,
         footer_links=["api", "settings"],
+        app_kwargs={"middleware": [Middleware(LoginThrottleMiddleware)]} if auth else None,
     )
 
 
@@ -124,13 +138,33 @@ class UsageError(Exception):
     """A bad flag or config value: printed as one line, exit status 2."""
 
 
-def check_bind(host: str, auth) -> None:
-    if not is_loopback(host) and not auth:
-        raise UsageError(f"binding {host} exposes the app beyond this machine: add --auth user:password")
+def check_bind(host: str, auth) -> str:
+    """The address to bind: the loopback address `host` resolves to, or `host` itself with auth."""
+    addresses = resolve(host)
+    if _all_loopback(addresses):
+        return next((a for a in addresses if "." in a), addresses[0])  # IPv4 first, as uvicorn would
+    if not auth:
+        where = ", ".join(addresses) if addresses else "an address that does not resolve"
+        raise UsageError(f"binding {host} ({where}) exposes the app beyond this machine: add --auth user:password")
+    return host
+
+
+def resolve(host: str) -> list[str]:
+    """Every address a host name (or literal address) resolves to; [] when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, OSError):
+        return []
+    return list(dict.fromkeys(info[4][0].split("%")[0] for info in infos))
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """Every address the host resolves to is a loopback address (a name like "127.evil.example" is not)."""
+    return _all_loopback(resolve(host))
+
+
+def _all_loopback(addresses: list[str]) -> bool:
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def parse_auth(text: str | None) -> tuple[str, str] | None:

@@ -67,10 +67,24 @@ def math_text(text: str) -> str:
 
 
 MONEY = '<span class="glore-money">&#36;</span>'
+# Markdown and autolink syntax in user text, as character references: CommonMark never reads a
+# reference as syntax, so "![x](http://…)" shows as text instead of fetching an image.
+_MARKDOWN_MARKS = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()!|~:"}
+_MARKDOWN_MARKS_RE = re.compile("|".join(map(re.escape, [*_MARKDOWN_MARKS, "www."])))
 
 
 def _plain(text: str) -> str:
-    return html.escape(text, quote=False).replace("$", MONEY)
+    """User text with no maths: HTML and Markdown marks escaped, every "$" shielded from KaTeX."""
+    escaped = html.escape(text, quote=True)
+    escaped = _MARKDOWN_MARKS_RE.sub(lambda m: _MARKDOWN_MARKS.get(m.group(), "www&#46;"), escaped)
+    return escaped.replace("$", MONEY)
+
+
+def plain_text(value) -> str:
+    """Any user-supplied text (answer, gold, name, note, error message) as inert HTML/Markdown text."""
+    if value is None:
+        return ""
+    return _plain(str(value).replace("\r", "")).replace("\n", "<br>")
 
 
 def fmt_score(score: float | None) -> str:
@@ -197,9 +211,9 @@ def local_note(marked_at_run: int, threshold_at_run: float, first_now: int, thre
 
 
 def answer_line(answer: str | None, gold: str | None, correct: bool | None) -> str:
-    ans = answer if answer is not None else "none"
-    gold_part = f" · gold {gold}" if gold is not None else ""
-    return f"answer **{html.escape(str(ans))}**{gold_part} · {correctness_label(correct)}"
+    ans = plain_text(answer) if answer is not None else "none"
+    gold_part = f" · gold {plain_text(gold)}" if gold is not None else ""
+    return f"answer **{ans}**{gold_part} · {correctness_label(correct)}"
 
 
 # ---- diffs --------------------------------------------------------------------------------------
@@ -365,7 +379,7 @@ def inspect_view(result, threshold: float | None = None) -> InspectView:
     )
     question = f'<div class="glore-question"><strong>Question.</strong> {math_text(result.question)}'
     if result.gold is not None:
-        question += f"<br><strong>Gold answer:</strong> {html.escape(str(result.gold))}"
+        question += f"<br><strong>Gold answer:</strong> {plain_text(result.gold)}"
     question += "</div>"
     return InspectView(
         question=question,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
-from .render import CATEGORIES, fmt_score, math_text
+from .render import CATEGORIES, fmt_score, math_text, plain_text
 
 RATING_LABELS = {1: "+1 good", 0: "0 okay", -1: "−1 bad", None: "unrated"}
 RATING_CLASSES = {1: "good", 0: "okay", -1: "bad", None: "unrated"}  # classes survive gradio's sanitizer
@@ -15,12 +14,20 @@ RATING_COLOURS = {1: CATEGORIES["ok"]["colour"], 0: "#555555", -1: CATEGORIES["f
 
 def with_rating(fields: dict, step: int, rating: int | None) -> dict:
     """step_ratings with step (0-based) set to rating, padded with unrated steps; unsure kept."""
+    _check_index(step)
     ratings = _padded(fields.get("step_ratings") or [], step + 1)
     ratings[step] = {"rating": rating, "unsure": bool(ratings[step].get("unsure"))}
     return {"step_ratings": ratings}
 
 
+def _check_index(step) -> None:
+    # A negative index would silently address a step from the end.
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step index must be an integer 0 or more (0-based), got {step!r}")
+
+
 def with_unsure_toggled(fields: dict, step: int) -> dict:
+    _check_index(step)
     ratings = _padded(fields.get("step_ratings") or [], step + 1)
     ratings[step] = {"rating": ratings[step].get("rating"), "unsure": not ratings[step].get("unsure")}
     return {"step_ratings": ratings}
@@ -86,7 +93,7 @@ def progress_text(pos: QueuePosition, annotator: str) -> str:
         return "This run has no cases to review."
     return (
         f"Case **{pos.position} of {pos.total}** in the review queue (failures first) · "
-        f"**{pos.done}/{pos.total}** annotated by `{html.escape(annotator)}`"
+        f"**{pos.done}/{pos.total}** annotated by **{plain_text(annotator)}**"
     )
 
 
@@ -134,7 +141,7 @@ def annotation_table(case, fields: dict, cursor: int, show_scores: bool = False)
 
 
 def case_header(case) -> str:
-    gold = f"<br><strong>Gold answer:</strong> {html.escape(case.gold)}" if case.gold is not None else ""
+    gold = f"<br><strong>Gold answer:</strong> {plain_text(case.gold)}" if case.gold is not None else ""
     flags = " · ".join(
         f"{name} {'✓' if ok else '✗' if ok is not None else '?'}"
         for name, ok in (
@@ -146,7 +153,7 @@ def case_header(case) -> str:
     )
     return (
         f'<div class="glore-question"><strong>Case {case.id}</strong> (#{case.index}'
-        f"{', ' + html.escape(case.problem_id) if case.problem_id else ''}) · {flags}<br>"
+        f"{', ' + plain_text(case.problem_id) if case.problem_id else ''}) · {flags}<br>"
         f"<strong>Question.</strong> {math_text(case.question)}{gold}</div>"
     )
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from .render import plain_text
 from .state import Workbench
 from .ui import as_int, guarded, markdown, run_choices
 
@@ -73,11 +74,12 @@ def paper_tables(summary: dict) -> str:
 
 
 def run_header(run) -> str:
-    lines = [f"**Run #{run.id}** · {run.kind}{' · ' + run.name if run.name else ''} · **{run.status}**"]
+    name = f" · {plain_text(run.name)}" if run.name else ""
+    lines = [f"**Run #{run.id}** · {plain_text(run.kind)}{name} · **{run.status}**"]
     if run.output_dir:
-        lines.append(f"Output: `{run.output_dir}`")
+        lines.append(f"Output: {plain_text(run.output_dir)}")
     if run.error:
-        lines.append(f"Error: `{run.error}`")
+        lines.append(f"Error: {plain_text(run.error)}")
     return "  \n".join(lines)
 
 

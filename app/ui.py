@@ -10,7 +10,7 @@ import gradio as gr
 from glore_db import StoreError
 from glore_engine.errors import GloreError
 
-from .render import LATEX_DELIMITERS
+from .render import LATEX_DELIMITERS, plain_text
 
 log = logging.getLogger("glore.app")
 EXPECTED = (GloreError, StoreError, KeyError, ValueError, OSError)
@@ -36,7 +36,7 @@ def guarded(n_outputs: int, status_at: int = 0):
             except Exception as exc:
                 if not isinstance(exc, EXPECTED):
                     log.exception("handler %s failed", fn.__name__)
-                message = error_text(exc)
+                message = plain_text(error_text(exc))  # messages may quote user input: shown as text
                 gr.Warning(message)
                 out = [gr.update() for _ in range(n_outputs)]
                 out[status_at] = f"⚠️ {message}"
@@ -45,6 +45,38 @@ def guarded(n_outputs: int, status_at: int = 0):
         return inner
 
     return wrap
+
+
+EXPECTED_INPUT = {"slider": "a number", "number": "a number", "checkbox": "true or false", "textbox": "text"}
+
+
+def one_line_input_errors(demo) -> None:
+    """A value gradio cannot read for an input (threshold "abc") comes back as one line naming the input,
+    not as gradio's anonymous "upstream Gradio app has raised an exception"."""
+    import re
+
+    from gradio.exceptions import ComponentProcessingError
+
+    original = demo.process_api
+
+    async def process_api(block_fn, inputs, *args, **kwargs):
+        try:
+            return await original(block_fn, inputs, *args, **kwargs)
+        except ComponentProcessingError as exc:
+            fn = demo.fns[block_fn] if isinstance(block_fn, int) else block_fn
+            where = re.search(r"preprocess input component at index (\d+)", str(exc))
+            if where is None or int(where.group(1)) >= len(inputs):
+                log.error("output of %s could not be shown: %s", fn.name, exc)
+                raise gr.Error("internal error: the result could not be shown; the app keeps running") from None
+            i = int(where.group(1))
+            block = fn.inputs[i]
+            kind = block.get_block_name()
+            value = repr(inputs[i])
+            value = value if len(value) <= 80 else value[:80] + "…"
+            name = getattr(block, "label", None) or kind
+            raise gr.Error(f"{name}: expected {EXPECTED_INPUT.get(kind, f'a {kind} value')}, got {value}") from None
+
+    demo.process_api = process_api
 
 
 def markdown(value: str = "", **kwargs) -> gr.Markdown:
@@ -64,16 +96,40 @@ def run_choices(store, with_cases: bool = True) -> list[tuple[str, int]]:
     return choices
 
 
-def annotator_name(request: gr.Request) -> str:
-    """The logged-in user (with --auth) annotates under their name; else "default"."""
-    return getattr(request, "username", None) or "default"
+def logged_in_user(request: gr.Request | None) -> str | None:
+    """The user who logged in (with --auth), else None."""
+    return getattr(request, "username", None) or None
+
+
+def annotator_name(request: gr.Request):
+    """The Annotator box on page load: the logged-in user, fixed (with --auth); else "default", free."""
+    user = logged_in_user(request)
+    return gr.update(value=user, interactive=False) if user else "default"
+
+
+def annotator_for(request: gr.Request | None, given) -> str:
+    """Who an API call annotates as: the logged-in user (another name is refused), else the name given."""
+    from glore_db.annotations import check_annotator
+
+    user = logged_in_user(request)
+    if user is None:
+        return check_annotator(given)
+    if given in (None, "", "default") or (isinstance(given, str) and given.strip() == user):
+        return user
+    raise ValueError(f"logged in as {user!r}: annotations are saved under that name, not {given!r}")
 
 
 def as_int(value):
-    """A component value (number, float, str or None) as an int or None."""
+    """A component value (number, float, str or None) as an int or None; 1.5 or "abc" is refused."""
     if value is None or value == "":
         return None
-    return int(float(value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(number)
 
 
 CSS = """
@@ -86,42 +142,80 @@ CSS = """
 .glore-legend .glore-badge { margin-right: 10px; }
 """
 
-# One keydown handler for the Annotate tab's shortcuts: it clicks the button whose label shows the
-# key, only when that button is visible and the focus is not in a text field.
+# The Annotate tab's page side (see app/actions.py): every action (a shortcut key, a button, a note or
+# tags edit, leaving those fields) gets the next sequence number and joins the log of actions the
+# server has not confirmed; the hidden apply button sends that whole log (gradio keeps one request
+# in flight and sends again with the latest log when it ends); the hidden sync box says how far the
+# server got. Keys apply only while the Annotate tab shows and the focus is not in a text field.
 SHORTCUTS = {
-    "n": "ann-next",
-    "p": "ann-prev",
-    "r": "ann-resume",
-    "g": "ann-good",
-    "o": "ann-okay",
-    "b": "ann-bad",
-    "u": "ann-unsure",
-    "c": "ann-clear",
-    "f": "ann-first-error",
-    "x": "ann-no-error",
-    "j": "ann-step-down",
-    "k": "ann-step-up",
-    "1": "ann-verdict-found_error",
-    "2": "ann-verdict-solution",
-    "3": "ann-verdict-bad_problem",
-    "4": "ann-verdict-give_up",
+    "n": "next case",
+    "p": "previous case",
+    "r": "resume",
+    "g": "+1 good",
+    "o": "0 okay",
+    "b": "−1 bad",
+    "u": "unsure",
+    "c": "clear rating",
+    "f": "first error here",
+    "x": "no error",
+    "j": "step down",
+    "k": "step up",
+    "1": "found error",
+    "2": "solution",
+    "3": "bad problem",
+    "4": "give up",
 }
-_KEYS_JS = ", ".join(f"'{k}': '{v}'" for k, v in SHORTCUTS.items())
+_KEYS_JS = ", ".join(f"'{k}'" for k in SHORTCUTS)
 JS = f"""
 () => {{
-  const keys = {{{_KEYS_JS}}};
+  const keys = new Set([{_KEYS_JS}]);
+  const log = [];
+  let seq = 0, sentAt = 0;
+  const box = (id) => {{ const el = document.getElementById(id); return el && el.querySelector('textarea, input'); }};
+  const sync = () => {{ try {{ return JSON.parse((box('ann-sync') || {{}}).value || '{{}}'); }} catch (e) {{ return {{}}; }} }};
+  const trim = () => {{ const done = sync().applied || 0; while (log.length && log[0].s <= done) log.shift(); }};
+  const send = () => {{
+    trim();
+    const el = document.getElementById('ann-apply');
+    const button = el && (el.tagName === 'BUTTON' ? el : el.querySelector('button'));
+    if (!log.length || !button) return;
+    sentAt = Date.now();
+    button.click();
+  }};
+  const press = (key, value) => {{
+    const shown = sync().case ?? null;
+    if (key === 'note' || key === 'tags') {{
+      const older = log.findIndex((e) => e.k === key && e.case === shown);
+      if (older >= 0) log.splice(older, 1);  // the newer text replaces an unconfirmed one
+    }}
+    const who = box('ann-annotator');
+    log.push({{s: ++seq, k: key, v: value === undefined ? null : value, who: who ? who.value : '', case: shown}});
+    send();
+  }};
+  window.gloreAnnotate = {{
+    press,
+    pending: () => {{ trim(); return JSON.stringify(log); }},
+    value: (id) => {{ const el = box(id); return el ? el.value : null; }},
+  }};
+  setInterval(() => {{ trim(); if (log.length && Date.now() - sentAt > 3000) send(); }}, 1000);
   document.addEventListener('keydown', (event) => {{
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || !keys.has(event.key)) return;
     const target = event.target || {{}};
     const tag = (target.tagName || '').toLowerCase();
     if (tag === 'input' || tag === 'textarea' || tag === 'select' || target.isContentEditable) return;
-    const id = keys[event.key];
-    if (!id) return;
-    const el = document.getElementById(id);
-    const button = el && (el.tagName === 'BUTTON' ? el : el.querySelector('button'));
-    if (!button || button.offsetParent === null) return;
+    const tab = document.getElementById('ann-next');
+    if (!tab || tab.offsetParent === null) return;
     event.preventDefault();
-    button.click();
+    press(event.key);
   }});
+  const onText = (event) => {{
+    const target = event.target;
+    if (!target || (target.tagName !== 'TEXTAREA' && target.tagName !== 'INPUT')) return;
+    for (const key of ['note', 'tags']) {{
+      const field = document.getElementById('ann-' + key);
+      if (field && field.contains(target)) press(key, target.value);
+    }}
+  }};
+  for (const type of ['input', 'change', 'focusout']) document.addEventListener(type, onText, true);
 }}
 """

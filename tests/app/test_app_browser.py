@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 
 from glore_db import Store
+from glore_engine.exports import SCHEMA_VERSION
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +30,24 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 120_000
 
 
+def summary(row) -> tuple:
+    return [(r["rating"], r["unsure"]) for r in row.step_ratings], row.first_error_step, row.verdict
+
+
+def wait_for_annotation(db_url: str, case_id: int, done, timeout_s: float = TIMEOUT_MS / 1000):
+    """The stored annotation of case_id once done(row) holds (or the last one seen, at the timeout)."""
+    import time
+
+    deadline, row = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        with Store(db_url) as store:
+            row = store.get_annotation(case_id, "default")
+        if row is not None and done(row):
+            return row
+        time.sleep(0.2)
+    return row
+
+
 @pytest.fixture
 def page(app_server):
     if not CHROMIUM.exists():
@@ -38,6 +57,7 @@ def page(app_server):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(accept_downloads=True)
+            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app_server["url"].rstrip("/"))
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.hosts = set()
@@ -63,24 +83,40 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
         page.wait_for_selector(f"#inspect-{kind} .glore-card-{kind}", state="visible")
     page.wait_for_selector("#inspect-question-view .katex")  # $x+y$ rendered as maths
 
-    # Annotate: the queue opens where "default" left off. Keys pressed without waiting for the server
-    # rate consecutive steps (g g b: the cursor stays on the last step), move the cursor up and down
-    # again (k j), mark the first error (f), give a verdict (1).
+    # Annotate: the queue opens where "default" left off. Keys pressed in one burst, without waiting
+    # for the server, land in order on the step and case they were meant for: on case A rate steps
+    # (g g b: the cursor stays on the last step), move up and down again (k j), mark the first error
+    # (f), give a verdict (1); next case (n): rate two steps, no error, verdict "solution" (g g x 2);
+    # back to A (p): toggle "unsure" on its first step (u).
     page.get_by_role("tab", name="Annotate").click()
     page.wait_for_selector("#ann-table tr.glore-ann-step")
-    case_id = int(page.input_value("#ann-case-id input"))
+    case_a = int(page.input_value("#ann-case-id input"))
     page.click("#ann-progress")  # focus out of any text field so the shortcuts apply
-    for key in "ggbkjf1":
+    for key in "ggbkjf1nggx2pu":
         page.keyboard.press(key)
-    page.wait_for_selector("#ann-table tr.glore-ann-step-2.glore-rating-bad")
-    page.wait_for_function("document.querySelector('#ann-summary').innerText.includes('found_error')")
+    want_a = ([(1, True), (1, False), (-1, False)], 2, "found_error")
+    a = wait_for_annotation(app_server["db_url"], case_a, lambda row: summary(row) == want_a)
+    assert summary(a) == want_a
     with Store(app_server["db_url"]) as store:
-        saved = store.get_annotation(case_id, "default")
-    assert [r["rating"] for r in saved.step_ratings] == [1, 1, -1]
-    assert (saved.first_error_step, saved.verdict) == (2, "found_error")
+        (b,) = [row for row in store.annotations(app_server["run_id"], "default") if row.case_id != case_a]
+    assert summary(b) == ([(1, False), (1, False)], -1, "solution")
+    page.wait_for_function(f"document.querySelector('#ann-case-id input').value == '{case_a}'")
+    page.wait_for_selector("#ann-table tr.glore-ann-step-2.glore-rating-bad")
     assert "(b)" in page.inner_text("#ann-bad") and "(n)" in page.inner_text("#ann-next")
-    page.keyboard.press("n")
-    page.wait_for_function(f"document.querySelector('#ann-case-id input').value != '{case_id}'")
+
+    # A note and tags pasted (Ctrl+V, no key typed) are saved, also once the field loses focus.
+    for selector, text in (
+        ("#ann-note textarea", "pasted: carried 11 forward"),
+        ("#ann-tags textarea, #ann-tags input", "slip, units"),
+    ):
+        page.evaluate("text => navigator.clipboard.writeText(text)", text)
+        page.click(selector)
+        page.keyboard.press("Control+V")
+        assert page.input_value(selector) == text
+    page.click("#ann-progress")  # blur
+    a = wait_for_annotation(app_server["db_url"], case_a, lambda row: row.tags == ["slip", "units"])
+    assert (a.note, a.tags) == ("pasted: carried 11 forward", ["slip", "units"])
+    assert summary(a) == want_a  # nothing else moved
 
     # Export: TRL stepwise JSONL through the download button.
     page.get_by_role("tab", name="Export").click()
@@ -89,7 +125,7 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
     with page.expect_download() as download:
         page.click("#export-download")
     records = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
-    assert records and all(r["schema_version"] == 1 for r in records)
-    assert any(r["labels"][:3] == [True, True, False] for r in records)  # the ratings given above
+    assert records and all(r["schema_version"] == SCHEMA_VERSION for r in records)
+    assert any(r["labels"] == [True, True, False] for r in records)  # case A, rated above
 
     assert page.hosts <= {"127.0.0.1"}, f"requests left this machine: {page.hosts}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 from pathlib import Path
 
 import pytest
 
-from glore_db import Store
+from glore_db import ANNOTATION_LIMITS, Store
+from glore_engine.exports import SCHEMA_VERSION
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +129,66 @@ def test_annotation_api_refuses_bad_fields_with_a_message(app_server, client):
         client.predict(case_id, {"verdict": "maybe"}, "client-c", api_name="/save_annotation")
 
 
+def test_rate_step_refuses_a_step_outside_the_draft(app_server, client):
+    from gradio_client.exceptions import AppError
+
+    case_id = client.predict(app_server["run_id"], "client-d", api_name="/review_queue")["resume"]
+    with Store(app_server["db_url"]) as store:
+        n_steps = len(store.get_case(case_id).steps)
+    client.predict(case_id, n_steps - 1, 1, "client-d", False, api_name="/rate_step")
+    for step in (-1, n_steps):
+        with pytest.raises(AppError, match="out of range"):
+            client.predict(case_id, step, -1, "client-d", False, api_name="/rate_step")
+    with Store(app_server["db_url"]) as store:
+        assert store.get_annotation(case_id, "client-d").step_ratings[-1]["rating"] == 1  # untouched
+
+
+@pytest.mark.parametrize(
+    "args, api_name, message",
+    [
+        ((1.5, 1, "client-e", False), "/rate_step", "step_index must be a whole number, got 1.5"),
+        (("1", 1, "client-e", False), "/rate_step", "step_index must be a whole number"),
+        ((0, 2, "client-e", False), "/rate_step", "rating must be -1, 0, 1"),
+        ((0, 1, None, False), "/rate_step", "annotator name must be text"),
+        ((0, 1, "x" * 100_000, False), "/rate_step", "annotator name is 100000 characters"),
+        ((0, 1, "client-e", "yes"), "/rate_step", "unsure must be true or false"),
+        (({"note": {"text": "a dict"}}, "client-e"), "/save_annotation", "note must be text"),
+        (({"note": "x" * 1_000_000}, "client-e"), "/save_annotation", f"at most {ANNOTATION_LIMITS['note']}"),
+        (("not a dict", "client-e"), "/save_annotation", "fields must be an object"),
+        (({"case_id": 3}, "client-e"), "/save_annotation", "case_id"),
+    ],
+)
+def test_wrong_types_and_oversized_values_give_one_clear_line(app_server, client, args, api_name, message):
+    from gradio_client.exceptions import AppError
+
+    case_id = client.predict(app_server["run_id"], "client-e", api_name="/review_queue")["resume"]
+    with pytest.raises(AppError, match=re.escape(message)) as error:
+        client.predict(case_id, *args, api_name=api_name)
+    assert "upstream Gradio app has raised an exception" not in str(error.value)
+    assert "\n" not in str(error.value).strip()
+    with Store(app_server["db_url"]) as store:
+        assert store.get_annotation(case_id, "client-e") is None
+
+
+@pytest.mark.parametrize(
+    "api_name, args", [("/review_queue", ("abc", "client-e")), ("/review_queue", (1.5, "client-e"))]
+)
+def test_review_queue_refuses_a_bad_run_id(client, api_name, args):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="run_id must be a whole number"):
+        client.predict(*args, api_name=api_name)
+
+
+@pytest.mark.parametrize("api_name", ["/inspect", "/rethreshold"])
+def test_a_threshold_that_is_not_a_number_is_one_clear_line(client, sample, api_name):
+    from gradio_client.exceptions import AppError
+
+    args = (sample["question"], "10", sample["draft"], "abc") if api_name == "/inspect" else ("abc",)
+    with pytest.raises(AppError, match="Threshold: expected a number, got 'abc'"):
+        client.predict(*args, api_name=api_name)
+
+
 def test_two_tabs_annotating_at_once_lose_nothing(app_server):
     from gradio_client import Client
 
@@ -177,11 +239,22 @@ def test_export_downloads_records_with_schema_version(app_server, client, fmt):
     text = Path(path).read_text(encoding="utf-8")
     if fmt == "csv":
         rows = list(csv.DictReader(text.splitlines()))
-        assert rows and all(r["schema_version"] == "1" for r in rows)
+        assert rows and all(r["schema_version"] == str(SCHEMA_VERSION) for r in rows)
     else:
         records = [json.loads(line) for line in text.splitlines()]
-        assert records and all(r["schema_version"] == 1 for r in records)
+        assert records and all(r["schema_version"] == SCHEMA_VERSION for r in records)
     assert "record(s)" in status
+
+
+def test_exports_keep_only_the_newest_folders_and_the_latest_download_works(app_server, client):
+    from glore_app.export_tab import KEEP_EXPORTS
+
+    exports = app_server["demo"].exports
+    for fmt in ["csv", "trl", "prm800k", "csv", "processbench", "trl", "prm800k"]:
+        download, status = client.predict(app_server["run_id"], fmt, "", api_name="/export")
+    assert len([p for p in exports.root.iterdir() if p.is_dir()]) <= KEEP_EXPORTS
+    path = download["value"] if isinstance(download, dict) else download
+    assert Path(path).read_text(encoding="utf-8").strip() and "prm800k" in Path(path).name
 
 
 def test_no_connection_leaves_this_machine(app_server):
@@ -232,3 +305,67 @@ def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+@pytest.fixture
+def auth_app(tiny_family, eval_store, port):
+    """The app with --auth alice:secret on a free loopback port: (url, db url, run id)."""
+    from glore_app.main import create_app, launch_app
+
+    db_url, run_id = eval_store
+    demo = create_app(tiny_family, db_url, max_new_tokens=24)
+    launch_app(demo, "127.0.0.1", port, auth=("alice", "secret"), prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", db_url, run_id
+    finally:
+        demo.close()
+        demo.workbench.close()
+
+
+def login(url: str, password: str) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    body = urllib.parse.urlencode({"username": "alice", "password": password}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "login", data=body), timeout=30) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+def test_with_auth_the_annotator_is_the_logged_in_user(auth_app):
+    import urllib.error
+    import urllib.request
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url, db_url, run_id = auth_app
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url + "gradio_api/info", timeout=30)
+    assert refused.value.code == 401  # nothing without logging in
+    client = Client(url, auth=("alice", "secret"), verbose=False)
+    case_id = client.predict(run_id, api_name="/review_queue")["resume"]
+    assert client.predict(case_id, 0, 1, api_name="/rate_step")["annotator"] == "alice"
+    for api_name, args in (
+        ("/rate_step", (case_id, 0, -1, "mallory")),
+        ("/save_annotation", (case_id, {"note": "x"}, "mallory")),
+    ):
+        with pytest.raises(AppError, match="logged in as 'alice'"):
+            client.predict(*args, api_name=api_name)
+    with Store(db_url) as store:
+        assert store.get_annotation(case_id, "mallory") is None
+        assert store.get_annotation(case_id, "alice").step_ratings[0]["rating"] == 1
+
+
+def test_failed_logins_are_throttled_per_address(auth_app):
+    from glore_app.login import FREE_FAILURES
+
+    url, _db_url, _run_id = auth_app
+    codes = [login(url, "wrong")[0] for _ in range(FREE_FAILURES + 1)]
+    assert codes == [400] * (FREE_FAILURES + 1)
+    status, headers = login(url, "secret")  # while it waits, even the right password is turned away
+    assert status == 429 and int(headers["retry-after"]) >= 1
+    assert [login(url, "wrong")[0] for _ in range(20)] == [429] * 20  # never reaches the password check

@@ -133,3 +133,90 @@ def test_unchanged_local_refinement_is_explained():
         unchanged=True,
     )
     assert "not run" in render.inspect_view(r, 0.1).local_card
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+MARKDOWN_IMAGE = "![x](http://evil.example/x.png)"
+TAGS = ("<img", "<script", "<a ", "<iframe", "<svg")
+
+
+def no_markup_from_user(*texts: str) -> None:
+    for text in texts:
+        assert not any(tag in text.lower() for tag in TAGS), text
+        assert "![" not in text and "](http" not in text, text
+
+
+def hostile_result():
+    evil = f"{HOSTILE} {MARKDOWN_IMAGE}"
+    draft = cand("draft", [f"a = 1 {evil}", "#### 1"], [0.9, 0.2], [0.8, 0.3], evil, False)
+    glob = cand("global", [f"b {evil}", "#### 2"], [0.9, 0.8], [0.9, 0.6], evil, True)
+    local = cand("local", [f"a = 1 {evil}", f"c {evil}"], [0.9, 0.9], [0.9, 0.7], evil, True, kept=1)
+    return GloreResult(f"Q {evil}?", evil, 0.5, draft, 1, 1, True, glob, local, "global")
+
+
+@pytest.mark.parametrize("threshold", [None, 0.05, 0.95])
+def test_user_text_never_becomes_markup_in_the_inspect_view(threshold):
+    view = render.inspect_view(hostile_result(), threshold)
+    no_markup_from_user(view.question, view.draft_table, view.verdict, view.global_card, view.local_card)
+    no_markup_from_user(view.rerank_card)
+    assert "&lt;img" in view.question and "&lt;img" in view.global_card  # shown as text, not dropped
+
+
+def test_plain_text_escapes_html_markdown_and_money():
+    text = render.plain_text(f"{HOSTILE} {MARKDOWN_IMAGE} **bold** `code` $5 | a_b")
+    no_markup_from_user(text)
+    assert "**" not in text and "`" not in text and "_" not in text and "$" not in text
+    assert render.plain_text(None) == ""
+
+
+def test_user_text_never_becomes_markup_in_the_annotate_tab():
+    from types import SimpleNamespace
+
+    from glore_app import review
+
+    evil = f"{HOSTILE} {MARKDOWN_IMAGE}"
+    case = SimpleNamespace(
+        id=1,
+        index=0,
+        problem_id=evil,
+        question=evil,
+        gold=evil,
+        steps=[evil, "#### 1"],
+        data={},
+        draft_correct=False,
+        global_correct=None,
+        local_correct=True,
+        final_correct=True,
+    )
+    fields = {"step_ratings": [], "first_error_step": 0, "verdict": "found_error"}
+    pos = review.QueuePosition(1, 1, 3, 0)
+    no_markup_from_user(
+        review.case_header(case),
+        review.annotation_table(case, fields, 0, True),
+        review.progress_text(pos, evil),
+        review.annotation_summary(fields),
+    )
+
+
+def test_error_messages_are_shown_as_text():
+    from glore_app.ui import guarded
+
+    @guarded(2, status_at=1)
+    def fails():
+        raise ValueError(f"verdict must be one of found_error, got {HOSTILE!r}")
+
+    _, status = fails()
+    no_markup_from_user(status)
+    assert "&lt;img" in status
+
+
+def test_run_names_are_shown_as_text():
+    from datetime import datetime, timezone
+
+    from glore_app.runs_tab import run_header
+    from glore_db import RunInfo
+
+    evil = f"{HOSTILE} {MARKDOWN_IMAGE}"
+    now = datetime.now(timezone.utc)
+    run = RunInfo(1, "eval", evil, {}, "FAILED", now, now, evil, None, evil, 1, "h")
+    no_markup_from_user(run_header(run))
