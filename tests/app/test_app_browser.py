@@ -34,18 +34,42 @@ def summary(row) -> tuple:
     return [(r["rating"], r["unsure"]) for r in row.step_ratings], row.first_error_step, row.verdict
 
 
-def wait_for_annotation(db_url: str, case_id: int, done, timeout_s: float = TIMEOUT_MS / 1000):
+def wait_for_annotation(db_url: str, case_id: int, annotator: str, done, timeout_s: float = TIMEOUT_MS / 1000):
     """The stored annotation of case_id once done(row) holds (or the last one seen, at the timeout)."""
     import time
 
     deadline, row = time.monotonic() + timeout_s, None
     while time.monotonic() < deadline:
         with Store(db_url) as store:
-            row = store.get_annotation(case_id, "default")
+            row = store.get_annotation(case_id, annotator)
         if row is not None and done(row):
             return row
         time.sleep(0.2)
     return row
+
+
+KEYS = "ggbkjf1nggx2pu"
+WANT_A = ([(1, True), (1, False), (-1, False)], 2, "found_error")
+WANT_B = ([(1, False), (1, False)], -1, "solution")
+
+
+def key_burst(page, app_server, annotator: str) -> int:
+    """Press KEYS in one burst, without waiting for the server, on the open case A; check they landed.
+
+    On case A: rate steps (g g b: the cursor stays on the last step), move up and down again (k j),
+    mark the first error (f), give a verdict (1); next case B (n): rate two steps, no error, verdict
+    "solution" (g g x 2); back to A (p): toggle "unsure" on its first step (u). Returns A's id.
+    """
+    case_a = int(page.input_value("#ann-case-id input"))
+    page.click("#ann-progress")  # focus out of any text field so the shortcuts apply
+    for key in KEYS:
+        page.keyboard.press(key)
+    a = wait_for_annotation(app_server["db_url"], case_a, annotator, lambda row: summary(row) == WANT_A)
+    assert summary(a) == WANT_A
+    with Store(app_server["db_url"]) as store:
+        (b,) = [row for row in store.annotations(app_server["run_id"], annotator) if row.case_id != case_a]
+    assert summary(b) == WANT_B
+    return case_a
 
 
 @pytest.fixture
@@ -83,23 +107,10 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
         page.wait_for_selector(f"#inspect-{kind} .glore-card-{kind}", state="visible")
     page.wait_for_selector("#inspect-question-view .katex")  # $x+y$ rendered as maths
 
-    # Annotate: the queue opens where "default" left off. Keys pressed in one burst, without waiting
-    # for the server, land in order on the step and case they were meant for: on case A rate steps
-    # (g g b: the cursor stays on the last step), move up and down again (k j), mark the first error
-    # (f), give a verdict (1); next case (n): rate two steps, no error, verdict "solution" (g g x 2);
-    # back to A (p): toggle "unsure" on its first step (u).
+    # Annotate: the queue opens where "default" left off; a burst of keys lands in order (key_burst).
     page.get_by_role("tab", name="Annotate").click()
     page.wait_for_selector("#ann-table tr.glore-ann-step")
-    case_a = int(page.input_value("#ann-case-id input"))
-    page.click("#ann-progress")  # focus out of any text field so the shortcuts apply
-    for key in "ggbkjf1nggx2pu":
-        page.keyboard.press(key)
-    want_a = ([(1, True), (1, False), (-1, False)], 2, "found_error")
-    a = wait_for_annotation(app_server["db_url"], case_a, lambda row: summary(row) == want_a)
-    assert summary(a) == want_a
-    with Store(app_server["db_url"]) as store:
-        (b,) = [row for row in store.annotations(app_server["run_id"], "default") if row.case_id != case_a]
-    assert summary(b) == ([(1, False), (1, False)], -1, "solution")
+    case_a = key_burst(page, app_server, "default")
     page.wait_for_function(f"document.querySelector('#ann-case-id input').value == '{case_a}'")
     page.wait_for_selector("#ann-table tr.glore-ann-step-2.glore-rating-bad")
     assert "(b)" in page.inner_text("#ann-bad") and "(n)" in page.inner_text("#ann-next")
@@ -114,9 +125,9 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
         page.keyboard.press("Control+V")
         assert page.input_value(selector) == text
     page.click("#ann-progress")  # blur
-    a = wait_for_annotation(app_server["db_url"], case_a, lambda row: row.tags == ["slip", "units"])
+    a = wait_for_annotation(app_server["db_url"], case_a, "default", lambda row: row.tags == ["slip", "units"])
     assert (a.note, a.tags) == ("pasted: carried 11 forward", ["slip", "units"])
-    assert summary(a) == want_a  # nothing else moved
+    assert summary(a) == WANT_A  # nothing else moved
 
     # Export: TRL stepwise JSONL through the download button.
     page.get_by_role("tab", name="Export").click()
@@ -129,3 +140,27 @@ def test_inspect_annotate_and_export_in_the_browser(app_server, page, sample):
     assert any(r["labels"] == [True, True, False] for r in records)  # case A, rated above
 
     assert page.hosts <= {"127.0.0.1"}, f"requests left this machine: {page.hosts}"
+
+
+def test_keys_land_in_order_when_requests_reach_the_server_out_of_order(app_server, page, monkeypatch):
+    """Every request joins the server's queue after a random delay (0-0.5 s), so requests overtake each
+    other as on a loaded server or network: the keys still land in order."""
+    import asyncio
+    import random
+
+    queue, rng = app_server["demo"]._queue, random.Random(0)
+    push = queue.push
+
+    async def late_push(*args, **kwargs):
+        await asyncio.sleep(rng.uniform(0, 0.5))
+        return await push(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "push", late_push)
+    page.goto(app_server["url"])
+    page.get_by_role("tab", name="Annotate").click()
+    page.wait_for_selector("#ann-table tr.glore-ann-step")
+    page.fill("#ann-annotator textarea, #ann-annotator input", "overtaken")
+    page.click("#ann-progress")
+    page.keyboard.press("r")  # resume as "overtaken": the first case of the queue
+    page.wait_for_function("document.querySelector('#ann-progress').innerText.includes('overtaken')")
+    key_burst(page, app_server, "overtaken")
