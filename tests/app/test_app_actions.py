@@ -179,3 +179,13 @@ def test_with_auth_the_tab_saves_as_the_logged_in_user_whatever_the_box_says(sto
     assert len(out) == N_OUT and json.loads(out[-1])["applied"] == 2
     assert [a.annotator for a in store.annotations(store.run_id)] == ["alice"]
     bench.close()
+
+
+def test_the_page_sends_exactly_the_keys_the_server_knows():
+    from glore_app.annotate_tab import RATING_BUTTONS, VERDICT_BUTTONS
+    from glore_app.ui import JS, SHORTCUTS
+
+    assert set(SHORTCUTS) == set(actions.KEYS) - set(actions.VALUE_KEYS)
+    assert {k for k, *_ in RATING_BUTTONS} == set(actions.RATING_KEYS)
+    assert {k: v for k, v, _ in VERDICT_BUTTONS} == actions.VERDICT_KEYS
+    assert all(f"'{key}'" in JS for key in SHORTCUTS)
