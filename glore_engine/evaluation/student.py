@@ -23,7 +23,7 @@ class EvalStudentConfig:
     max_new_tokens: int = 256
     seed: int = 0
     batch_size: int = 256
-    backend: str = "transformers"
+    backend: str = "auto"  # vllm on a GPU where installed, else transformers
     calculator: bool = False
     device: str = ""
 

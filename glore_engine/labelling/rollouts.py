@@ -42,7 +42,7 @@ class SormLabelConfig:
     shard_size: int = 128  # solutions per shard (the unit of resume)
     n_questions: int = 0  # label the samples of the first n questions (0: all)
     calculator: bool = False
-    backend: str = "transformers"  # or "vllm" on a GPU machine (optional extra)
+    backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
 
 
 def prefix_prompt(question: str, steps: list[str], i: int) -> str:

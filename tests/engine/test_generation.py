@@ -173,17 +173,16 @@ def test_queue_calculator_text_path(policy, tokenizer):
     assert 5 not in forced
 
 
-def test_stop_cut_rules(policy, tokenizer):
-    backend = TransformersBackend(policy, tokenizer)
-    cut = backend._stop_cut
-    assert cut("a\n#### 5\n", [], set()) == "a\n#### 5"
-    assert cut("a\n  #### 5\nb\n", [], set()) == "a\n  #### 5"
-    assert cut("a\n#### 5", [], set()) is None  # no newline after the answer yet
-    assert cut("a\nb\n", [], set()) is None
-    assert cut("one STOP two", ["STOP"], {"P"}) == "one "
-    assert cut("#### 5\n", [], set()) == "#### 5"
-    quiet = TransformersBackend(policy, tokenizer, answer_stop=False)
-    assert quiet._stop_cut("a\n#### 5\n", [], set()) is None
+def test_stop_cut_rules():
+    from glore_engine.generation.stops import stop_cut as cut
+
+    assert cut("a\n#### 5\n", []) == "a\n#### 5"
+    assert cut("a\n  #### 5\nb\n", []) == "a\n  #### 5"
+    assert cut("a\n#### 5", []) is None  # no newline after the answer yet
+    assert cut("a\nb\n", []) is None
+    assert cut("one STOP two", ["STOP"]) == "one "
+    assert cut("#### 5\n", []) == "#### 5"
+    assert cut("a\n#### 5\n", [], answer_stop=False) is None
 
 
 def test_a_prompt_too_long_for_the_context_is_a_data_error(script, tokenizer):
@@ -333,11 +332,124 @@ def test_greedy_parity_holds_while_rows_finish_at_different_steps(tokenizer):
         handle.remove()
 
 
-def test_vllm_answer_cut_matches_the_transformers_rule():
-    from glore_engine.generation.vllm_backend import _cut_after_answer
+def test_vllm_rows_end_where_transformers_rows_end(tokenizer):
+    """The vLLM backend re-reads the engine's tokens with the shared stop rules (no vLLM needed here)."""
+    from glore_engine.generation.vllm_backend import VLLMBackend
 
-    assert _cut_after_answer("a\n#### 5\nmore text") == ("a\n#### 5", True)
-    assert _cut_after_answer("a\nb") == ("a\nb", False)
+    backend = VLLMBackend.__new__(VLLMBackend)
+    backend.tokenizer, backend.answer_stop, backend.eos_id = tokenizer, True, tokenizer.eos_token_id
+    ids = lambda text: tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
+    answer = ids("a\n#### 5\n")
+    assert backend._end(answer + ids("more words"), []) == (len(answer), "a\n#### 5")
+    assert backend._end(ids("a b") + [backend.eos_id] + ids("c"), []) == (len(ids("a b")) + 1, "a b")
+    assert backend._end(ids("one STOP two"), ["STOP"])[1] == "one "
+    assert backend._end(ids("a\n#### 5"), []) == (None, "")  # ran out before the answer line's newline
+    backend.answer_stop = False
+    assert backend._end(answer, []) == (None, "")
+
+
+def test_auto_is_transformers_without_vllm_or_a_gpu(monkeypatch):
+    from glore_engine.generation import resolve_backend, vllm_backend
+
+    monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
+    assert resolve_backend("auto") == "transformers"
+    assert resolve_backend("vllm") == "vllm" and resolve_backend("transformers") == "transformers"
+
+
+def eos_prone(model, tokenizer, boost: float = 4.0):
+    """A forward hook that makes EOS likely, so sampled rows finish at scattered steps."""
+
+    def hook(module, args, kwargs, output):
+        output.logits[:, -1, tokenizer.eos_token_id] += boost
+        return output
+
+    return model.register_forward_hook(hook, with_kwargs=True)
+
+
+def test_shared_prefix_and_cache_decoders_give_the_same_samples(policy, tokenizer):
+    """The shared-prefix attention (prompt KV once per prompt, rows pruned one by one) against
+    transformers' own cache: the same seeded samples, token for token."""
+    handle = eos_prone(policy, tokenizer)
+    try:
+        fast = TransformersBackend(policy, tokenizer, answer_stop=False)
+        slow = TransformersBackend(policy, tokenizer, answer_stop=False)
+        slow.shared_prefix = False
+        a = fast.generate(PROMPTS, n=6, temperature=1.0, max_new_tokens=40, seed=3)
+        b = slow.generate(PROMPTS, n=6, temperature=1.0, max_new_tokens=40, seed=3)
+    finally:
+        handle.remove()
+    assert fast.shared_prefix
+    assert [[(s.text, s.n_tokens, s.finished) for s in o] for o in a] == [
+        [(s.text, s.n_tokens, s.finished) for s in o] for o in b
+    ]
+    for o, p in zip(a, b):
+        for s, t in zip(o, p):
+            assert s.logprob == pytest.approx(t.logprob, abs=1e-3)
+    lengths = {s.n_tokens for o in a for s in o}
+    assert len(lengths) > 5 and max(lengths) == 40  # rows really left the batch at many different steps
+
+
+def tiny_family_model(kind: str, tokenizer, **extra):
+    """A tiny random causal LM of another family (config only, never downloaded)."""
+    import transformers
+
+    common = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    configs = {
+        "qwen2": lambda: transformers.Qwen2Config(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **common,
+        ),
+        "mistral": lambda: transformers.MistralConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **common,
+        ),
+        "gpt_neox": lambda: transformers.GPTNeoXConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, **common
+        ),
+        "gpt2": lambda: transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=512, **common),
+    }
+    config = configs[kind]()
+    for key, value in extra.items():
+        setattr(config, key, value)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.normal_(std=0.3)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "mistral", "gpt_neox", "gpt2"])
+def test_greedy_equals_hf_generate_on_other_families(kind, tokenizer):
+    model = tiny_family_model(kind, tokenizer)
+    backend = TransformersBackend(model, tokenizer, answer_stop=False)
+    outs = backend.generate(PROMPTS, n=1, temperature=0.0, max_new_tokens=10)
+    assert backend.shared_prefix  # these families run the shared-prefix attention
+    for prompt, (sample,) in zip(PROMPTS, outs):
+        text, n_tokens, logprob = hf_greedy(model, tokenizer, prompt, 10)
+        assert (sample.text, sample.n_tokens) == (text, n_tokens)
+        assert sample.logprob == pytest.approx(logprob, abs=1e-3)
+
+
+def test_a_sliding_window_shorter_than_the_rows_falls_back_to_the_cache(tokenizer):
+    model = tiny_family_model("mistral", tokenizer, sliding_window=8)
+    backend = TransformersBackend(model, tokenizer, answer_stop=False)
+    (sample,) = backend.generate([PROMPT], max_new_tokens=6)[0]
+    assert not backend.shared_prefix  # the attention refused; transformers' cache took over
+    assert sample.n_tokens == 6
 
 
 def test_generation_stats_add_up():
