@@ -5,8 +5,10 @@ Three engines on the same prompts (T = 1, up to 192 new tokens, the SORM labelli
 2. this project's sampler (`generation/hf_backend.py`), batch 512 rows;
 3. vLLM (`LLM.generate`, n = K, prefix caching on), in the vLLM venv: this script starts itself there
    as a subprocess (`--vllm-python`, default .venv-vllm/bin/python) and sends it the prompts.
-Rounds interleave the engines (generate, sampler, vLLM) so load on the machine hits them alike;
-the medians of `--repeat` rounds are printed, with tokens/s, rollouts/s and the ratios.
+vLLM runs its rounds first and is shut down before the others run: an idle vLLM engine keeps
+polling for work and takes the cores from torch's threads (a first run that interleaved the
+engines measured the sampler at a tenth of its speed). Then rounds interleave generate and the
+sampler. The medians of `--repeat` rounds are printed, with tokens/s, rollouts/s and the ratios.
 
     python bench/bench_peers.py                 # or: make bench-peers
 """
@@ -184,7 +186,9 @@ def main() -> None:
     runs: dict[str, list] = {name: [] for name in engines}
     for r in range(args.repeat):
         for name, run in engines.items():
-            runs[name].append(run(r))
+            tokens, rollouts, seconds = run(r)
+            runs[name].append((tokens, rollouts, seconds))
+            print(f"round {r + 1}: {name:42} {tokens / seconds:9,.0f} tokens/s  {seconds:6.1f} s", flush=True)
     peer.close()
     report(runs)
 
