@@ -10,6 +10,7 @@ from .calculator import evaluate, format_number
 from .gsm8k import load_hub, load_jsonl
 from .problem import Problem
 from .steps import final_answer, split_steps, step_result, step_uses_result
+from .svamp import is_svamp_source, load_svamp
 from .synthetic import SPLITS, TaskConfig, generate, split_of
 
 DEFAULT_SYNTHETIC_N = 1000
@@ -30,6 +31,7 @@ __all__ = [
     "load_hub",
     "load_jsonl",
     "load_problems",
+    "load_svamp",
     "parse_number",
     "split_of",
     "split_steps",
@@ -39,12 +41,15 @@ __all__ = [
 
 
 def load_problems(source: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Problem]:
-    """Problems from "synthetic", a .jsonl file, a folder holding <split>.jsonl, or a hub id ("openai/gsm8k")."""
+    """Problems from "synthetic", "svamp" (or a SVAMP.json path), a .jsonl file, a folder holding
+    <split>.jsonl, or a hub id ("openai/gsm8k"). SVAMP's split is the project's own (tasks.svamp)."""
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
     path = Path(source)
     if source == "synthetic":
         problems = generate(split, limit or DEFAULT_SYNTHETIC_N, seed=seed)
+    elif is_svamp_source(source):
+        problems = load_svamp(source, split=split, limit=limit)  # one fixed split: a seed must not move it
     elif path.is_dir():
         problems = load_jsonl(path / f"{split}.jsonl", limit=limit)
     elif source.endswith(".jsonl") or path.exists():
@@ -53,7 +58,7 @@ def load_problems(source: str, split: str = "test", limit: int | None = None, se
         problems = load_hub(split, name=source, limit=limit)
     else:
         raise DataError(
-            f"unknown problem source {source!r}: use 'synthetic', a .jsonl path, a folder with "
+            f"unknown problem source {source!r}: use 'synthetic', 'svamp', a .jsonl path, a folder with "
             f"{split}.jsonl, or a hub dataset id such as 'openai/gsm8k'"
         )
     if not problems:
