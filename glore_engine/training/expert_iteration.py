@@ -39,6 +39,7 @@ class EIConfig(OptimConfig):
     data: str = "synthetic"  # where the questions come from (synthetic, svamp, a GSM8K .jsonl, a hub id)
     split: str = "train"
     n_questions: int = 2000
+    mix: str = ""  # another source whose whole `split` joins the questions (e.g. "svamp", as in the student's SFT)
     data_seed: int = 0  # synthetic: 0 = the student's own SFT questions (the demo's ORM data draws seed 1)
     max_new_tokens: int = 256
     sample_batch_size: int = 256
@@ -289,6 +290,10 @@ def expert_iteration(
     tracker, folder = ensure(tracker), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
+    if config.mix:
+        from ..tasks import load_problems
+
+        problems += load_problems(config.mix, split=config.split)
     rounds: list[RoundResult] = []
     kept_by_round: list[dict[str, list[str]]] = []
     policy = config.student

@@ -19,6 +19,8 @@ class StudentConfig(OptimConfig):
     base: str = "demo"  # an architecture preset (tiny, demo, small), a model folder or a hub id
     data: str = "synthetic"  # "synthetic", a GSM8K-format .jsonl path, or a hub dataset id
     n_train: int = 20000  # training problems (synthetic: generated; else the first n_train)
+    mix: str = ""  # another source whose whole train split joins the data (e.g. "svamp"), repeated mix_repeat times
+    mix_repeat: int = 1
     seed: int = 0
     max_length: int = 384
     tokenizer_vocab: int = 0  # preset bases: BPE vocabulary target (0: the preset's)
@@ -46,8 +48,12 @@ def training_problems(config: StudentConfig):
     from ..tasks.synthetic import generate
 
     if config.data == "synthetic":
-        return generate("train", config.n_train, seed=config.seed, config=task_config(config))
-    return load_problems(config.data, split="train", limit=config.n_train)
+        problems = generate("train", config.n_train, seed=config.seed, config=task_config(config))
+    else:
+        problems = load_problems(config.data, split="train", limit=config.n_train)
+    if config.mix:
+        problems += load_problems(config.mix, split="train") * max(config.mix_repeat, 1)
+    return problems
 
 
 def tokenizer_corpus(problems) -> list[str]:

@@ -192,3 +192,19 @@ def test_a_corrupt_round_record_is_a_clear_error(fake, tiny_family, tmp_path):
     (tmp_path / "round-0" / "done.json").write_text("{oops")
     with pytest.raises(DataError, match="corrupt round record"):
         expert_iteration(_config(tiny_family / "student"), tmp_path, progress=False)
+
+
+def test_mix_adds_the_other_sources_questions(fake, tiny_family, tmp_path, monkeypatch):
+    from glore_engine.tasks import load_problems
+
+    records = [
+        {"ID": f"t-{i}", "Body": f"Tom has {i} pens.", "Question": "How many?", "Equation": f"( {i}.0 + 2.0 )",
+         "Answer": i + 2.0}
+        for i in range(1, 11)
+    ]  # fmt: skip
+    (tmp_path / "SVAMP.json").write_text(json.dumps(records))
+    monkeypatch.setenv("GLORE_SVAMP", str(tmp_path / "SVAMP.json"))
+    fake["backend"] = FakeBackend(generate("train", 6, seed=0) + load_problems("svamp", "train"))
+    config = _config(tiny_family / "student", rounds=1, eval_start=False, eval_data="", mix="svamp")
+    (one,) = expert_iteration(config, tmp_path / "ei", progress=False).rounds
+    assert one.metrics["data/questions"] == 6 + 7

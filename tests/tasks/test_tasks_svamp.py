@@ -126,3 +126,15 @@ def test_small_file_through_env_path(tmp_path, monkeypatch):
     assert len(problems) == 10 and problems[0].meta["source"] == "svamp"
     assert problems[0].question == "Tom has 6 pens, how many pens?"
     assert (len(load_problems("svamp", "train")), len(load_problems("svamp", "test"))) == (7, 3)
+
+
+def test_svamp_train_split_mixes_into_the_students_sft_data(tmp_path, monkeypatch):
+    from glore_engine.training.student import StudentConfig, training_problems
+
+    records = [_record(i, f"( {i}.0 + 2.0 )", i + 2.0) for i in range(1, 11)]
+    (tmp_path / "SVAMP.json").write_text(json.dumps(records))
+    monkeypatch.setenv("GLORE_SVAMP", str(tmp_path / "SVAMP.json"))
+    problems = training_problems(StudentConfig(n_train=5, mix="svamp", mix_repeat=2))
+    sources = [p.meta["source"] for p in problems]
+    assert sources == ["synthetic"] * 5 + ["svamp"] * 14  # the 7 train problems, twice
+    assert not {p.id for p in problems} & {p.id for p in load_problems("svamp", "test")}
