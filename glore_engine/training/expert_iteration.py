@@ -82,16 +82,18 @@ class EIResult:
     def table(self, k: int) -> str:
         """Markdown: greedy and pass@K per round (round 0 = the SFT student)."""
         lines = [
-            f"| round | model | greedy | pass@{k} | kept / questions | train examples |",
-            "|---|---|---|---|---|---|",
+            f"| round | model | greedy | pass@{k} | greedy by steps | train solved | kept / questions | train examples |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in self.rounds:
             m = r.metrics
             kept = f"{m['data/kept']} / {m['data/questions']}" if "data/kept" in m else "-"
+            steps = sorted(int(key.rsplit("=", 1)[1]) for key in m if key.startswith("eval/greedy_accuracy/steps="))
+            by_steps = " / ".join(f"{s}: {_pct(m[f'eval/greedy_accuracy/steps={s}'])}" for s in steps) or "-"
             lines.append(
                 f"| {r.round} | {'SFT student' if r.round == 0 else Path(r.model).parent.name} "
-                f"| {_pct(m.get('eval/greedy_accuracy'))} | {_pct(m.get(f'eval/pass@{k}'))} "
-                f"| {kept} | {m.get('data/train_examples', '-')} |"
+                f"| {_pct(m.get('eval/greedy_accuracy'))} | {_pct(m.get(f'eval/pass@{k}'))} | {by_steps} "
+                f"| {_pct(m.get('data/solved'))} | {kept} | {m.get('data/train_examples', '-')} |"
             )
         return "\n".join(lines)
 
