@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import click
 
 from glore_engine.training.expert_iteration import EIConfig
@@ -34,14 +32,7 @@ def ei(ctx, config_file, out, resume, **flags) -> None:
     with store.run("ei", name=config.student, config=to_dict(config)) as run:
         folder = run_dir(run.id, "ei", out)
         run.set_output_dir(folder)
-
-        @contextmanager
-        def child(kind, name, round_config):
-            with run.child(kind, name=name, config=round_config) as handle:
-                handle.set_output_dir(str(folder / f"round-{round_config['round']}"))
-                yield handle
-
-        result = expert_iteration(config, folder, tracker=run, child=child)
+        result = expert_iteration(config, folder, tracker=run)  # a child run per round
     click.echo(f"\nEI student saved to {result.model} (run {run.id})\n")
     click.echo(result.table(config.eval_k))
 

@@ -270,20 +270,13 @@ def run_round(
 
 
 # ---- the loop ----------------------------------------------------------------------------------------
-ChildOpener = Callable[[str, str, dict], AbstractContextManager]
-
-
 def expert_iteration(
-    config: EIConfig,
-    folder: str | Path,
-    tracker: Tracker | None = None,
-    child: ChildOpener | None = None,
-    progress: bool = True,
+    config: EIConfig, folder: str | Path, tracker: Tracker | None = None, progress: bool = True
 ) -> EIResult:
     """config.rounds rounds of EI from config.student into folder; finished rounds are not redone.
 
-    child(kind, name, config) opens a tracked run per round (the CLI's child runs); without it the
-    rounds log to `tracker` with the round as the step.
+    Each round is a child run of `tracker` ("ei-round", where the tracker can open children, as the
+    store's run handles do); the parent gets the per-round eval series, with the round as the step.
     """
     from ..tasks.model_task import load_eval_problems
 
@@ -308,13 +301,11 @@ def expert_iteration(
             result = _read_round(done)
             kept = json.loads((round_dir / "kept.json").read_text())
         else:
-            with _open_child(child, r, config) as handle:
+            with _open_child(tracker, r, config, round_dir) as handle:
                 result, kept = run_round(
-                    config, r, policy, problems, round_dir, kept_by_round, handle or tracker, progress,
-                    getattr(handle, "id", None),
-                )  # fmt: skip
-                if handle is not None:
-                    handle.set_summary({"model": result.model, **result.metrics})
+                    config, r, policy, problems, round_dir, kept_by_round, handle, progress, getattr(handle, "id", None)
+                )
+                handle.set_summary({"model": result.model, **result.metrics})
             (round_dir / "kept.json").write_text(json.dumps(kept))
             done.write_text(json.dumps(result.__dict__, indent=2))
         rounds.append(result)
@@ -329,10 +320,12 @@ def expert_iteration(
     return ei
 
 
-def _open_child(child: ChildOpener | None, r: int, config: EIConfig) -> AbstractContextManager:
+def _open_child(tracker: Tracker, r: int, config: EIConfig, folder: Path) -> AbstractContextManager:
+    """The round's child run, or a private NullTracker where `tracker` opens no children."""
+    child = getattr(tracker, "child", None)
     if child is None:
-        return nullcontext(None)
-    return child("ei-round", f"round {r}", {"round": r, **to_dict(config)})
+        return nullcontext(ensure(None))
+    return child("ei-round", name=f"round {r}", config={"round": r, **to_dict(config)}, output_dir=str(folder))
 
 
 def _cached_or(folder: Path, compute: Callable[[], RoundResult]) -> RoundResult:

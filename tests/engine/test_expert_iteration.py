@@ -125,14 +125,15 @@ def test_two_rounds_sample_keep_train_and_evaluate(fake, tiny_family, tmp_path):
     student = tiny_family / "student"
     opened = []
 
-    @contextmanager
-    def child(kind, name, config):
-        tracker = NullTracker()
-        opened.append((kind, name, config["round"], tracker))
-        yield tracker
+    class Tracker(NullTracker):  # a tracker that opens child runs, as the store's run handles do
+        @contextmanager
+        def child(self, kind, name=None, config=None, output_dir=None):
+            tracker = NullTracker()
+            opened.append((kind, name, config["round"], output_dir, tracker))
+            yield tracker
 
-    tracker = NullTracker()
-    result = expert_iteration(_config(student, init="previous"), tmp_path, tracker=tracker, child=child, progress=False)
+    tracker = Tracker()
+    result = expert_iteration(_config(student, init="previous"), tmp_path, tracker=tracker, progress=False)
     assert [r.round for r in result.rounds] == [0, 1, 2]
     one, two = result.rounds[1:]
     # 6 questions, each with one reworded correct sample kept (the gold-identical one adds nothing)
@@ -150,8 +151,9 @@ def test_two_rounds_sample_keep_train_and_evaluate(fake, tiny_family, tmp_path):
     assert card.config["task"]["max_count"] == 20  # the student's task travels with the EI model
     assert result.model == two.model
     # one child run per round, with the round's metrics; the parent has the per-round eval series
-    assert [(k, n, r) for k, n, r, _ in opened] == [("ei-round", "round 1", 1), ("ei-round", "round 2", 2)]
-    assert opened[0][3].last("data/kept") == 12 and opened[1][3].summary["model"] == two.model
+    assert [(k, n, r) for k, n, r, _, _ in opened] == [("ei-round", "round 1", 1), ("ei-round", "round 2", 2)]
+    assert opened[1][3] == str(tmp_path / "round-2")
+    assert opened[0][4].last("data/kept") == 12 and opened[1][4].summary["model"] == two.model
     assert [(v, s) for k, v, s in tracker.metrics if k == "eval/greedy_accuracy"] == [(1.0, 0), (1.0, 1), (1.0, 2)]
     assert "| 2 |" in tracker.summary["tables_md"]["EI"]
     for r in (1, 2):
