@@ -32,6 +32,7 @@ __all__ = [
     "load_jsonl",
     "load_problems",
     "load_svamp",
+    "mix_problems",
     "parse_number",
     "split_of",
     "split_steps",
@@ -69,3 +70,13 @@ def load_problems(source: str, split: str = "test", limit: int | None = None, se
 def _looks_like_hub_id(source: str) -> bool:
     owner, _, name = source.partition("/")
     return bool(owner and name) and "/" not in name and not source.startswith((".", "~"))
+
+
+def mix_problems(main: list[Problem], extra: list[Problem]) -> list[Problem]:
+    """main with extra spread evenly through it (stable), so any prefix holds both in proportion."""
+    if not extra or not main:
+        return main + extra
+    # each problem's place on [0, 1): main at (i + 0.5) / len(main), extra at (j + 0.5) / len(extra)
+    keyed = [((i + 0.5) / len(main), 0, p) for i, p in enumerate(main)]
+    keyed += [((j + 0.5) / len(extra), 1, p) for j, p in enumerate(extra)]
+    return [p for _, _, p in sorted(keyed, key=lambda t: (t[0], t[1]))]

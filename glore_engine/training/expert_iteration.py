@@ -286,9 +286,9 @@ def expert_iteration(
     folder.mkdir(parents=True, exist_ok=True)
     problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
     if config.mix:
-        from ..tasks import load_problems
+        from ..tasks import load_problems, mix_problems
 
-        problems += load_problems(config.mix, split=config.split)
+        problems = mix_problems(problems, load_problems(config.mix, split=config.split))
     rounds: list[RoundResult] = []
     kept_by_round: list[dict[str, list[str]]] = []
     policy = config.student

@@ -138,3 +138,16 @@ def test_svamp_train_split_mixes_into_the_students_sft_data(tmp_path, monkeypatc
     sources = [p.meta["source"] for p in problems]
     assert sources == ["synthetic"] * 5 + ["svamp"] * 14  # the 7 train problems, twice
     assert not {p.id for p in problems} & {p.id for p in load_problems("svamp", "test")}
+
+
+def test_mixed_problems_are_spread_evenly():
+    from glore_engine.tasks import mix_problems
+    from glore_engine.tasks.synthetic import generate
+
+    main, extra = generate("train", 6, seed=0), generate("test", 3, seed=0)
+    mixed = mix_problems(main, extra)
+    assert sorted(p.id for p in mixed) == sorted(p.id for p in main + extra)
+    assert [p.id for p in mixed if p in main] == [p.id for p in main]  # each keeps its order
+    assert [p.id for p in mixed][:3] == [main[0].id, extra[0].id, main[1].id]
+    assert sum(p in extra for p in mixed[:6]) == 2  # a prefix holds both in proportion
+    assert mix_problems(main, []) == main and mix_problems([], extra) == extra
