@@ -332,7 +332,9 @@ def _cached_or(folder: Path, compute: Callable[[], RoundResult]) -> RoundResult:
     done = folder / "done.json"
     if done.is_file():
         return _read_round(done)
+    started = time.perf_counter()
     result = compute()
+    result.seconds = round(time.perf_counter() - started, 1)
     folder.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(result.__dict__, indent=2))
     return result
