@@ -1,7 +1,8 @@
-"""The training recipe: the whole GLoRe loop on the synthetic task, from nothing, stage by stage.
+"""The training recipe: the whole GLoRe loop on the synthetic task (and SVAMP), from nothing, stage by stage.
 
-tokenizer + student -> verifier base -> ORM samples -> SORM rollout labels -> ORM -> SORM ->
-global and local refiners -> the fp16 family -> held-out labels -> T1 -> T2/T3 -> the bundle.
+tokenizer + student SFT -> Expert Iteration -> verifier base -> ORM samples -> SORM rollout labels ->
+ORM -> SORM -> global and local refiners -> the fp16 family -> held-out labels -> T1 -> T2/T3 ->
+SVAMP's T1 -> T2/T3 (where the recipe has them) -> the bundle.
 
 A `Recipe` holds one typed config per stage; `recipe("tiny" | "demo")` gives the two sizes
 (`glore-train demo --recipe`). `RecipeRunner` chains the stages, each the same library call the
@@ -26,6 +27,7 @@ from .evaluation.student import EvalStudentConfig
 from .labelling.orm_data import OrmDataConfig
 from .labelling.rollouts import SormLabelConfig
 from .tracking import Tracker, ensure, run_id_of
+from .training.expert_iteration import EIConfig
 from .training.refiner import RefinerConfig
 from .training.reward import RewardConfig
 from .training.student import StudentConfig
@@ -33,6 +35,7 @@ from .training.student import StudentConfig
 RECIPES = ("tiny", "demo")
 STAGES = (
     "student",
+    "ei",
     "verifier",
     "eval-student",
     "orm-data",
@@ -45,15 +48,20 @@ STAGES = (
     "test-labels",
     "eval-rm",
     "eval",
+    "svamp-test-labels",
+    "svamp-eval-rm",
+    "svamp-eval",
     "install",
 )
+SVAMP_STAGES = ("svamp-test-labels", "svamp-eval-rm", "svamp-eval")
 
 
 @dataclass
 class Recipe:
     """One config per stage. Model paths (student, bases) are filled in as the stages produce them."""
 
-    student: StudentConfig
+    student: StudentConfig  # SFT; with `mix`, SVAMP's train split joins the synthetic task
+    ei: EIConfig  # Expert Iteration on the SFT student: its last round is the family's student
     verifier: StudentConfig  # the reward models' base: the student trained further (a better judge)
     eval_student: EvalStudentConfig
     orm_data: OrmDataConfig
@@ -66,7 +74,24 @@ class Recipe:
     test_labels: SormLabelConfig
     eval_rm: RewardEvalConfig
     eval: PipelineEvalConfig  # T2/T3
+    svamp: SvampEval | None = None  # the paper's SVAMP columns of T1-T3 (needs SVAMP.json)
     seed: int = 0
+
+    def stages(self, install: bool = False) -> list[str]:
+        """The stages this recipe runs, in order."""
+        skip = set() if self.svamp else set(SVAMP_STAGES)
+        if not install:
+            skip.add("install")
+        return [s for s in STAGES if s not in skip]
+
+
+@dataclass
+class SvampEval:
+    """T1-T3 on SVAMP's test split, sampled, labelled and evaluated like the synthetic tables."""
+
+    test_samples: OrmDataConfig
+    test_labels: SormLabelConfig
+    eval: PipelineEvalConfig
 
 
 def recipe(name: str = "demo", seed: int = 0) -> Recipe:
@@ -77,9 +102,17 @@ def recipe(name: str = "demo", seed: int = 0) -> Recipe:
         )
         orm_data = OrmDataConfig(n_questions=48, n=4, max_new_tokens=96, shard_size=16, seed=seed)
         sorm_labels = SormLabelConfig(k=2, max_new_tokens=64, shard_size=32, n_questions=16, seed=seed)
+        # Every EI code path, at a learning rate that leaves the student's samples as they were: the tiny
+        # student gets about 1 sample in 100 right, and the later stages need the few it has (a real
+        # round, 1e-3 x 10 or 3e-3 x 20 steps, lost the global pairs or the local triples).
+        ei = EIConfig(
+            rounds=1, k=2, n_questions=16, shard_size=16, max_new_tokens=96, max_steps=2, lr=1e-5, batch_size=8,
+            warmup_steps=1, save_every=1, log_every=1, eval_limit=12, eval_k=2, seed=seed,
+        )  # fmt: skip
         return _recipe(
             seed,
             student=student,
+            ei=ei,
             verifier=replace(student, max_steps=20, lr=1e-3, seed=seed + 1),
             orm_data=orm_data,
             sorm_labels=sorm_labels,
@@ -90,16 +123,24 @@ def recipe(name: str = "demo", seed: int = 0) -> Recipe:
             test_questions=8,
             test_samples_per_question=2,
             eval_problems=12,
+            svamp_problems=0,
         )
     if name == "demo":
-        # Student: 2400 steps on the max_count=40 task land at 55-70 % greedy (README); the verifier base
-        # is the same model trained 1500 steps further (about 84 %): a better judge than the drafter.
-        student = StudentConfig(base="demo", n_train=20000, max_steps=2400, batch_size=16, max_count=40, seed=seed)
+        # Student: SFT on the max_count=40 task plus SVAMP's 700 train problems (x4), then one round of
+        # Expert Iteration on 2000 of its own SFT questions and SVAMP's (README: +3 points pass@8 for
+        # about 5 minutes). The verifier base is the EI student trained further on gold solutions, a
+        # better judge than the drafter (README); 1000 steps, not 1500, pay for EI. The ORM questions:
+        # 2300 synthetic + SVAMP's 700 train, 3000 as before.
+        student = StudentConfig(
+            base="demo", n_train=20000, max_steps=2400, batch_size=16, max_count=40, mix="svamp", mix_repeat=4, seed=seed
+        )  # fmt: skip
+        ei = EIConfig(rounds=1, k=8, n_questions=2000, mix="svamp", max_steps=300, seed=seed)
         return _recipe(
             seed,
             student=student,
-            verifier=replace(student, max_steps=1500, lr=1e-3, seed=seed + 1),
-            orm_data=OrmDataConfig(n_questions=3000, n=8, seed=seed),
+            ei=ei,
+            verifier=replace(student, max_steps=1000, lr=1e-3, seed=seed + 1),
+            orm_data=OrmDataConfig(n_questions=2300, n=8, mix="svamp", seed=seed),
             sorm_labels=SormLabelConfig(k=8, n_questions=1200, seed=seed),
             orm=RewardConfig(role="orm", max_steps=600, seed=seed),
             sorm=RewardConfig(role="sorm", max_steps=600, seed=seed),
@@ -108,6 +149,7 @@ def recipe(name: str = "demo", seed: int = 0) -> Recipe:
             test_questions=HELD_OUT["n_questions"],
             test_samples_per_question=8,
             eval_problems=500,
+            svamp_problems=300,
         )
     raise ConfigError(f"unknown recipe {name!r} (choose {' or '.join(RECIPES)})")
 
@@ -120,20 +162,32 @@ def _recipe(
     test_questions: int,
     test_samples_per_question: int,
     eval_problems: int,
+    svamp_problems: int,
     **training,
 ) -> Recipe:
-    """The evaluation stages of a recipe: the test split, sampled and labelled like the training data."""
+    """The evaluation stages of a recipe: the test split, sampled and labelled like the training data
+    (SVAMP's test split too, where svamp_problems > 0)."""
+    test_samples = replace(
+        replace(orm_data, **HELD_OUT), n_questions=test_questions, n=test_samples_per_question, seed=seed + 1, mix=""
+    )
+    test_labels = replace(sorm_labels, n_questions=0, seed=seed + 1)
+    svamp = None
+    if svamp_problems:
+        svamp = SvampEval(
+            test_samples=replace(test_samples, data="svamp", n_questions=svamp_problems),
+            test_labels=test_labels,
+            eval=PipelineEvalConfig(data="svamp", limit=svamp_problems, seed=seed),
+        )
     return Recipe(
         **training,
         eval_student=EvalStudentConfig(limit=eval_problems, k=8, seed=seed),
         orm_data=orm_data,
         sorm_labels=sorm_labels,
-        test_samples=replace(
-            replace(orm_data, **HELD_OUT), n_questions=test_questions, n=test_samples_per_question, seed=seed + 1
-        ),
-        test_labels=replace(sorm_labels, n_questions=0, seed=seed + 1),
+        test_samples=test_samples,
+        test_labels=test_labels,
         eval_rm=RewardEvalConfig(seed=seed),
         eval=PipelineEvalConfig(limit=eval_problems, seed=seed),
+        svamp=svamp,
         seed=seed,
     )
 
@@ -186,10 +240,10 @@ class RecipeRunner:
         return out
 
     def run(self) -> dict[str, dict]:
-        """Every stage, in STAGES order; returns each stage's outputs (what its done.json holds)."""
+        """Every stage, in `recipe.stages()` order; returns each stage's outputs (what its done.json holds)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         r = self.recipe
-        student = self._train_student("student", r.student)
+        student = self._ei(self._train_student("student", r.student))
         verifier = self._train_student("verifier", replace(r.verifier, base=student))
         self._eval_student(student, verifier)
         orm_records = self._orm_data(student)
@@ -202,8 +256,13 @@ class RecipeRunner:
             "refiner-local": self._refiner(r.local_refiner, student, labelled),
         }
         family = self._family(trained)
-        self._eval_rm(family, self._test_labels(student))
-        self._eval(family)
+        self._eval_rm("eval-rm", family, self._test_labels("test-labels", student, r.test_samples, r.test_labels))
+        self._eval("eval", family, r.eval)
+        if r.svamp is not None:
+            svamp = r.svamp
+            labels = self._test_labels("svamp-test-labels", student, svamp.test_samples, svamp.test_labels)
+            self._eval_rm("svamp-eval-rm", family, labels)
+            self._eval("svamp-eval", family, svamp.eval)
         if self.bundle_dir is not None:
             self._install(family)
         return self.outputs
@@ -222,6 +281,22 @@ class RecipeRunner:
             }
 
         return self._stage(stage, to_dict(config), work)["model"]
+
+    def _ei(self, sft: str) -> str:
+        """Expert Iteration from the SFT student; each round is a child run of the stage's run."""
+        from .training.expert_iteration import expert_iteration
+
+        config = replace(self.recipe.ei, student=sft)
+
+        def work(tracker, folder):
+            result = expert_iteration(config, folder, tracker, progress=self.progress)
+            return {
+                "model": result.model,
+                "EI": result.table(config.eval_k),
+                "rounds": [{"round": r.round, "seconds": r.seconds, **r.metrics} for r in result.rounds],
+            }
+
+        return self._stage("ei", to_dict(config), work)["model"]
 
     def _eval_student(self, student: str, verifier: str) -> None:
         from .evaluation.student import run_student_eval
@@ -297,23 +372,23 @@ class RecipeRunner:
 
         return Path(self._stage("family", {}, work)["folder"])
 
-    def _test_labels(self, student: str) -> list[dict]:
-        """V* labels of held-out samples, for T1: the ORM-data and SORM-label stages on the test split."""
+    def _test_labels(self, stage: str, student: str, samples: OrmDataConfig, labels: SormLabelConfig) -> list[dict]:
+        """V* labels of held-out samples, for T1: the ORM-data and SORM-label stages on a test split."""
         from .labelling.manifest import load_records
         from .labelling.orm_data import make_orm_data
         from .labelling.rollouts import KIND, make_sorm_labels
 
-        samples, labels = replace(self.recipe.test_samples, student=student), self.recipe.test_labels
+        samples = replace(samples, student=student)
 
         def work(tracker, folder):
             records = make_orm_data(samples, folder / "samples", tracker, progress=self.progress)
             labelled = make_sorm_labels(labels, student, records, folder / "labels", tracker, progress=self.progress)
             return {"solutions": len(labelled)}
 
-        self._stage("test-labels", {"samples": to_dict(samples), "labels": to_dict(labels)}, work)
-        return load_records(self.path("test-labels") / "labels", KIND)
+        self._stage(stage, {"samples": to_dict(samples), "labels": to_dict(labels)}, work)
+        return load_records(self.path(stage) / "labels", KIND)
 
-    def _eval_rm(self, family: Path, labelled: list[dict]) -> None:
+    def _eval_rm(self, stage: str, family: Path, labelled: list[dict]) -> None:
         from .evaluation.reward import run_reward_eval
         from .family import REWARD_MEMBERS
 
@@ -324,13 +399,11 @@ class RecipeRunner:
             rows, table = run_reward_eval(models, labelled, config, tracker)
             return {"T1": table, "rows": {row.name: row.metrics() for row in rows}}
 
-        self._stage("eval-rm", to_dict(config), work)
+        self._stage(stage, to_dict(config), work)
 
-    def _eval(self, family: Path) -> None:
+    def _eval(self, stage: str, family: Path, config: PipelineEvalConfig) -> None:
         from .evaluation.pipeline_eval import run_pipeline_eval
         from .family import GloreModels
-
-        config = self.recipe.eval
 
         def work(tracker, folder):
             results, tables = run_pipeline_eval(GloreModels.from_folder(family), config, tracker, self.progress)
@@ -342,7 +415,7 @@ class RecipeRunner:
                 "run_id": run_id_of(tracker),
             }
 
-        self._stage("eval", to_dict(config), work)
+        self._stage(stage, to_dict(config), work)
 
     def _install(self, family: Path) -> None:
         """Copy the fp16 family and its card (BUNDLE.md, bundle.json) into the bundle folder."""

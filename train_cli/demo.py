@@ -62,7 +62,7 @@ def _stage_printer(order: list[str]):
 def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
     """Run the whole GLoRe loop from nothing: student, ORM data, SORM labels, ORM, SORM, refiners, T1-T3."""
     from glore_db import default_home
-    from glore_engine.recipe import STAGES, RecipeRunner, recipe
+    from glore_engine.recipe import RecipeRunner, recipe
 
     if recipe_name and preset and recipe_name != preset:
         raise click.UsageError("--preset is the old name of --recipe: give one of them")
@@ -73,7 +73,7 @@ def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
     steps = recipe(name, seed)
     engine_ready()
     config = {"recipe": name, "seed": seed, "out": str(folder), "bundle_dir": bundle_dir}
-    order = [s for s in STAGES if s != "install" or bundle_dir]
+    order = steps.stages(install=bool(bundle_dir))
     command = "glore-train demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "glore-train demo"
     with open_store(ctx).run("demo", name=name, config=config, output_dir=str(folder)) as run:
         runner = RecipeRunner(
@@ -81,11 +81,21 @@ def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
         )
         outputs = runner.run()
         tables = {
-            k: outputs[s][k] for s, k in (("eval-rm", "T1"), ("eval", "T2"), ("eval", "T3")) if k in outputs.get(s, {})
+            name: outputs[s][k]
+            for name, s, k in (
+                ("EI", "ei", "EI"),
+                ("T1", "eval-rm", "T1"),
+                ("T2", "eval", "T2"),
+                ("T3", "eval", "T3"),
+                ("SVAMP T1", "svamp-eval-rm", "T1"),
+                ("SVAMP T2", "svamp-eval", "T2"),
+                ("SVAMP T3", "svamp-eval", "T3"),
+            )
+            if k in outputs.get(s, {})
         }
         run.set_summary({"tables_md": tables, "stage_seconds": {k: v.get("seconds") for k, v in outputs.items()}})
-    for table in tables.values():
-        click.echo("\n" + table)
+    for name, table in tables.items():
+        click.echo(f"\n{name}\n{table}")
 
 
 COMMANDS = [demo]

@@ -27,9 +27,13 @@ def bundle_card(outputs: dict, seed: int, command: str = "", commit: str = "") -
         "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "student": {k: v for k, v in outputs.get("eval-student", {}).items() if not k.startswith("seconds")},
         "stage_seconds": {k: v.get("seconds") for k, v in outputs.items()},
+        "EI": outputs.get("ei", {}).get("EI"),
         "T1": outputs.get("eval-rm", {}).get("T1"),
         "T2": outputs.get("eval", {}).get("T2"),
         "T3": outputs.get("eval", {}).get("T3"),
+        "SVAMP T1": outputs.get("svamp-eval-rm", {}).get("T1"),
+        "SVAMP T2": outputs.get("svamp-eval", {}).get("T2"),
+        "SVAMP T3": outputs.get("svamp-eval", {}).get("T3"),
         "bytes": outputs.get("family", {}).get("bytes"),
     }
 
@@ -47,9 +51,10 @@ def bundle_markdown(card: dict) -> str:
     lines += [
         f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in card["student"].items() if "/" not in k
     ]
-    for key in ("T1", "T2", "T3"):
+    titles = {"EI": "Student: SFT, then Expert Iteration (round 0 = SFT; synthetic test split)"}
+    for key in ("EI", "T1", "T2", "T3", "SVAMP T1", "SVAMP T2", "SVAMP T3"):
         if card.get(key):
-            lines += ["", f"## {key}", "", card[key]]
+            lines += ["", f"## {titles.get(key, key)}", "", card[key]]
     lines += ["", "## Wall time per stage (s)", ""]
     lines += [f"- {k}: {v}" for k, v in card["stage_seconds"].items() if v is not None]
     return "\n".join(lines) + "\n"

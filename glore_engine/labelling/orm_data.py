@@ -37,6 +37,7 @@ class OrmDataConfig:
     calculator: bool = False
     split: str = "train"
     backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
+    mix: str = ""  # another source whose whole `split` is spread through the questions (e.g. "svamp")
 
 
 @dataclass
@@ -151,6 +152,10 @@ def make_orm_data(
     if not resume:
         clear_shards(folder)
     problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
+    if config.mix:
+        from ..tasks import load_problems, mix_problems
+
+        problems = mix_problems(problems, load_problems(config.mix, split=config.split))
     backend, _, _ = open_policy_backend(config.student, config.backend, batch_size=config.batch_size)
     started = time.perf_counter()
     with progress_bar(len(problems), "ORM samples", progress) as bar:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +53,7 @@ class EIConfig(OptimConfig):
     max_length: int = 384
     seed: int = 0
     # the fine-tuning of each round (OptimConfig), lighter than the student's SFT
-    max_steps: int = 600
+    max_steps: int = 300
     lr: float = 1e-3
     warmup_steps: int = 20
 
@@ -205,6 +204,7 @@ def train_round(
     model_dir = save_causal_lm(model, tokenizer, folder / "model", card)
     clear_state(folder)
     tracker.log_metric("train/seconds", result.seconds)
+    tracker.log_artifact("model", str(model_dir), {"role": "policy", "ei_round": round_index})
     return model_dir
 
 
@@ -275,8 +275,8 @@ def expert_iteration(
 ) -> EIResult:
     """config.rounds rounds of EI from config.student into folder; finished rounds are not redone.
 
-    Each round is a child run of `tracker` ("ei-round", where the tracker can open children, as the
-    store's run handles do); the parent gets the per-round eval series, with the round as the step.
+    Each round is a child run of `tracker` ("ei-round"); the parent gets the per-round eval series,
+    with the round as the step.
     """
     from ..tasks.model_task import load_eval_problems
 
@@ -301,7 +301,8 @@ def expert_iteration(
             result = _read_round(done)
             kept = json.loads((round_dir / "kept.json").read_text())
         else:
-            with _open_child(tracker, r, config, round_dir) as handle:
+            round_config = {"round": r, **to_dict(config)}
+            with tracker.child("ei-round", name=f"round {r}", config=round_config, output_dir=str(round_dir)) as handle:
                 result, kept = run_round(
                     config, r, policy, problems, round_dir, kept_by_round, handle, progress, getattr(handle, "id", None)
                 )
@@ -316,16 +317,9 @@ def expert_iteration(
             if key.startswith("eval/") and "/steps=" not in key:
                 tracker.log_metric(key, value, result.round)
     ei = EIResult(model=policy, rounds=rounds)
+    tracker.log_artifact("model", policy, {"role": "policy", "ei_rounds": config.rounds})
     tracker.set_summary({"model": policy, "tables_md": {"EI": ei.table(config.eval_k)}})
     return ei
-
-
-def _open_child(tracker: Tracker, r: int, config: EIConfig, folder: Path) -> AbstractContextManager:
-    """The round's child run, or a private NullTracker where `tracker` opens no children."""
-    child = getattr(tracker, "child", None)
-    if child is None:
-        return nullcontext(ensure(None))
-    return child("ei-round", name=f"round {r}", config={"round": r, **to_dict(config)}, output_dir=str(folder))
 
 
 def _cached_or(folder: Path, compute: Callable[[], RoundResult]) -> RoundResult:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from glore_engine.recipe import STAGES, recipe
+from glore_engine.recipe import recipe
 
 # stages that write files and log them as artifacts, and the artifact kinds each logs
 ARTIFACTS = {
     "student": {"model"},
+    "ei": {"model"},
     "verifier": {"model"},
     "family": {"family"},
     "orm-data": {"orm-data"},
@@ -44,7 +45,7 @@ def test_every_stage_is_a_finished_child_run_with_its_artifacts(demo):
     assert run.status == "FINISHED" and run.output_dir == str(out)
     with cli.store() as store:
         children = store.children(run.id)
-        assert [c.kind for c in children] == list(STAGES)
+        assert [c.kind for c in children] == recipe("tiny").stages(install=True)
         for child in children:
             assert child.status == "FINISHED", (child.kind, child.error)
             assert child.parent_id == run.id and child.output_dir == str(out / child.kind)
@@ -64,12 +65,12 @@ def test_tables_and_cases_are_stored(demo):
     cli, _, _, first = demo
     run = cli.last("demo")
     tables = run.summary["tables_md"]
-    assert set(tables) == {"T1", "T2", "T3"}
+    assert set(tables) == {"EI", "T1", "T2", "T3"}
     assert "| ORM |" in tables["T1"] and "| SORM |" in tables["T1"]
     assert "| draft + global + local (ORM) = GLoRe |" in tables["T3"]
     for table in tables.values():
         assert table in first.output
-    assert set(run.summary["stage_seconds"]) == set(STAGES)
+    assert set(run.summary["stage_seconds"]) == set(recipe("tiny").stages(install=True))
     n = recipe("tiny").eval.limit
     with cli.store() as store:
         (evaluation,) = [c for c in store.children(run.id) if c.kind == "eval"]
@@ -86,7 +87,8 @@ def test_the_family_is_installed_with_its_card(demo):
     _, _out, bundle, _ = demo
     assert has_bundle(bundle)
     card = json.loads((bundle / "bundle.json").read_text())
-    assert card["T1"] and card["T2"] and card["T3"] and card["bytes"] > 0
+    assert card["EI"] and card["T1"] and card["T2"] and card["T3"] and card["bytes"] > 0
+    assert card["SVAMP T1"] is None  # the tiny recipe has no SVAMP columns
     assert "# Bundled GLoRe demo family" in (bundle / "BUNDLE.md").read_text()
     assert read_card(bundle / "orm").role == "orm" and read_card(bundle / "refiner-local").role == "refiner-local"
     models = GloreModels.from_folder(bundle)
@@ -101,10 +103,10 @@ def test_a_rerun_needs_resume_and_resume_skips_every_stage(demo):
     assert "--resume" in result.output
     # --preset is the old name of --recipe, still accepted
     result = cli("demo", "--preset", "tiny", "--out", out, "--bundle-dir", bundle, "--resume")
-    assert result.output.count("done earlier, skipped") == len(STAGES)
+    assert result.output.count("done earlier, skipped") == len(recipe("tiny").stages(install=True))
     run = cli.last("demo")
     assert run.status == "FINISHED"
     with cli.store() as store:
         assert store.children(run.id) == []  # nothing ran again
-    assert set(run.summary["tables_md"]) == {"T1", "T2", "T3"}
+    assert set(run.summary["tables_md"]) == {"EI", "T1", "T2", "T3"}
     assert {p: p.read_text() for p in out.glob("*/done.json")} == before

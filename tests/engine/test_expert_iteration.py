@@ -125,7 +125,7 @@ def test_two_rounds_sample_keep_train_and_evaluate(fake, tiny_family, tmp_path):
     student = tiny_family / "student"
     opened = []
 
-    class Tracker(NullTracker):  # a tracker that opens child runs, as the store's run handles do
+    class Tracker(NullTracker):  # records what each child run was opened with
         @contextmanager
         def child(self, kind, name=None, config=None, output_dir=None):
             tracker = NullTracker()

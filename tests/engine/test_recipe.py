@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from glore_engine.recipe import STAGES, RecipeRunner, recipe
+from glore_engine.recipe import STAGES, SVAMP_STAGES, RecipeRunner, recipe
 from glore_engine.tracking import NullTracker
 
 
@@ -44,7 +44,11 @@ def test_held_out_stages_sample_the_test_split_like_the_training_data():
         held_out = r.test_samples
         assert (held_out.split, held_out.data_seed, held_out.seed) == ("test", 0, 3)
         assert (r.orm_data.split, r.orm_data.data_seed) == ("train", 1)  # never the questions T1 scores
-        same = replace(held_out, split="train", data_seed=1, n_questions=r.orm_data.n_questions, n=r.orm_data.n, seed=2)
+        same = replace(
+            held_out, split="train", data_seed=1, n_questions=r.orm_data.n_questions, n=r.orm_data.n, seed=2,
+            mix=r.orm_data.mix,
+        )  # fmt: skip
+        assert held_out.mix == ""  # SVAMP's test split has stages of its own
         assert same == r.orm_data  # otherwise sampled exactly like the training data
         assert r.test_labels == replace(r.sorm_labels, n_questions=0, seed=3)
         assert r.eval_student.limit == r.eval.limit and r.eval.seed == r.eval_rm.seed == 2
@@ -63,7 +67,7 @@ def test_recipe_interrupted_in_a_training_stage_resumes_there(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         RecipeRunner(steps, tmp_path, root, on_stage=on_stage, progress=False).run()
     finished = [s for s, status in events if status == "done"]
-    assert finished == ["student", "verifier", "eval-student", "orm-data", "sorm-labels", "orm"]
+    assert finished == ["student", "ei", "verifier", "eval-student", "orm-data", "sorm-labels", "orm"]
     assert [kind for kind, _ in root.children] == [*finished, "sorm"]
     assert not (tmp_path / "sorm" / "done.json").exists()
     assert (tmp_path / "sorm" / "train_state" / "step.json").is_file()  # saved on the way out
@@ -73,14 +77,56 @@ def test_recipe_interrupted_in_a_training_stage_resumes_there(tmp_path):
     outputs = RecipeRunner(steps, tmp_path, root, on_stage=on_stage, progress=False).run()
     trackers = dict(root.children)
     assert [s for s, status in events if status == "cached"] == finished
-    rest = [s for s in STAGES if s not in finished and s != "install"]
+    rest = [s for s in steps.stages() if s not in finished]
     assert [s for s, status in events if status == "done"] == rest
     assert list(trackers) == rest
     # the SORM picked up after its 10 finished steps
     assert [s for k, _, s in trackers["sorm"].metrics if k == "train/loss"] == [15, 20]
-    assert set(outputs) == set(STAGES) - {"install"}
+    assert set(outputs) == set(steps.stages()) == set(STAGES) - {"install", *SVAMP_STAGES}
     assert "| SORM |" in outputs["eval-rm"]["T1"] and outputs["eval"]["cases"] == steps.eval.limit
     assert len(trackers["eval"].cases) == steps.eval.limit
     assert set(trackers["eval"].summary["tables_md"]) == {"T2", "T3"}
     assert trackers["refiner-local"].summary["examples"] == outputs["refiner-local"]["examples"]
     assert (tmp_path / "family" / "models" / "sorm" / "value_head.safetensors").is_file()
+
+
+def test_the_demo_student_is_sft_then_ei_with_svamp_mixed_in():
+    r = recipe("demo")
+    assert (r.student.mix, r.ei.mix, r.orm_data.mix) == ("svamp", "svamp", "svamp")
+    assert r.ei.data_seed == r.student.seed == 0 and r.ei.n_questions <= r.student.n_train  # its own SFT questions
+    assert r.orm_data.data_seed == 1  # the reward models' questions are others
+    assert r.stages(install=True)[-4:] == [*SVAMP_STAGES, "install"] and "svamp-eval" not in recipe("tiny").stages()
+    assert (r.svamp.test_samples.data, r.svamp.test_samples.split, r.svamp.eval.data) == ("svamp", "test", "svamp")
+
+
+@pytest.mark.e2e
+def test_recipe_with_svamp_adds_its_columns(tmp_path, monkeypatch):
+    import json
+
+    records = [
+        {"ID": f"t-{i}", "Body": f"Tom has {i} pens and buys {i + 2} more.", "Question": "How many pens has he?",
+         "Equation": f"( {i}.0 + {i + 2}.0 )", "Answer": 2.0 * i + 2, "Type": "Addition"}
+        for i in range(1, 21)
+    ]  # fmt: skip
+    (tmp_path / "SVAMP.json").write_text(json.dumps(records))
+    monkeypatch.setenv("GLORE_SVAMP", str(tmp_path / "SVAMP.json"))
+    tiny = recipe("tiny")
+    demo = recipe("demo")
+    # the student's SFT mix is tested on its own (tests/tasks): a tiny student that also learns SVAMP's
+    # text samples too few correct solutions for the refiners' data
+    steps = replace(
+        tiny,
+        ei=replace(tiny.ei, mix="svamp"),
+        svamp=replace(demo.svamp, test_samples=replace(tiny.test_samples, data="svamp", n_questions=4),
+                      test_labels=tiny.test_labels, eval=replace(demo.svamp.eval, limit=4)),
+    )  # fmt: skip
+    root = NullTracker()
+    outputs = RecipeRunner(steps, tmp_path / "run", root, progress=False).run()
+    assert [kind for kind, _ in root.children] == steps.stages() and steps.stages()[-3:] == list(SVAMP_STAGES)
+    trackers = dict(root.children)
+    assert outputs["svamp-eval"]["cases"] == 4 and "| SORM |" in outputs["svamp-eval-rm"]["T1"]
+    assert all(c["problem_id"].startswith("svamp-") for c in trackers["svamp-eval"].cases)
+    # EI sampled SVAMP's train split beside the synthetic questions; the EI round is a child of the stage
+    (round_one,) = outputs["ei"]["rounds"][1:]
+    assert round_one["data/questions"] == tiny.ei.n_questions + 14
+    assert [kind for kind, _ in trackers["ei"].children] == ["ei-round"]
