@@ -15,6 +15,7 @@ from .ui import as_int, guarded, markdown, run_choices
 RUN_COLUMNS = ["id", "kind", "name", "status", "created (UTC)", "duration", "parent", "error"]
 METRIC_COLUMNS = ["metric", "points", "last", "min", "max"]
 PLOT_COLUMNS = ["step", "value", "metric"]
+WHEN_COLUMNS = ["threshold", "percent", "series"]
 
 
 @dataclass
@@ -73,6 +74,38 @@ def paper_tables(summary: dict) -> str:
     return "\n\n".join(f"### {name}\n\n{table}" for name, table in tables.items())
 
 
+def when_frame(points):
+    """Long-format frame (threshold, percent, series) of a when curve: accuracy, share refined, correct
+    drafts broken and wrong drafts fixed against the ORM threshold, with "always refine"'s accuracy as a
+    flat line across it to compare with."""
+    import pandas as pd
+
+    swept = [p for p in points if p.threshold is not None]
+    always = next((p for p in points if p.threshold is None), None)
+    records = []
+    for p in swept:
+        records += [
+            (p.threshold, 100 * p.accuracy, "accuracy"),
+            (p.threshold, 100 * p.refined_share, "drafts refined"),
+            (p.threshold, 100 * p.broken_rate, "correct drafts broken"),
+            (p.threshold, 100 * p.fixed_rate, "wrong drafts fixed"),
+        ]
+        if always is not None:
+            records.append((p.threshold, 100 * always.accuracy, "accuracy, always refine"))
+    return pd.DataFrame(records, columns=WHEN_COLUMNS)
+
+
+def when_plot_data(store, run_id: int):
+    """The when curve of an evaluation run's stored cases; an empty frame for a run without cases."""
+    import pandas as pd
+
+    from glore_engine.evaluation.when import PLOT_THRESHOLDS, run_curve
+
+    if not store.count_cases(run_id):
+        return pd.DataFrame([], columns=WHEN_COLUMNS)
+    return when_frame(run_curve(store, run_id, PLOT_THRESHOLDS))
+
+
 def run_header(run) -> str:
     name = f" · {plain_text(run.name)}" if run.name else ""
     lines = [f"**Run #{run.id}** · {plain_text(run.kind)}{name} · **{run.status}**"]
@@ -95,6 +128,14 @@ def build(bench: Workbench) -> RunsTab:
         acc_plot = gr.LinePlot(x="step", y="value", color="metric", title="Accuracy", label="Accuracy")
     metrics = gr.Dataframe(headers=METRIC_COLUMNS, value=[], interactive=False, label="Metrics")
     tables = markdown(elem_id="runs-tables")
+    when_plot = gr.LinePlot(
+        x="threshold",
+        y="percent",
+        color="series",
+        title="When to refine: refine only drafts with ORM score < threshold, then rerank (%)",
+        label="When to refine (evaluation runs)",
+        elem_id="runs-when",
+    )
     with gr.Row():
         config = gr.JSON(label="Config")
         summary = gr.JSON(label="Summary")
@@ -129,7 +170,15 @@ def build(bench: Workbench) -> RunsTab:
             "",
         )
 
+    @guarded(2, status_at=1)
+    def when(run_id):
+        run_id = as_int(run_id)
+        if run_id is None:
+            return None, ""
+        return when_plot_data(bench.store(), run_id), ""
+
     refresh.click(runs, None, [runs_table, run, status], api_name="runs")
+    run.change(when, [run], [when_plot, status], api_name="run_when")
     run.change(
         show, [run], [header, metrics, loss_plot, acc_plot, tables, config, summary, status], api_name="run_details"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import demo, ei, refine, reward, runs, student
+from . import demo, ei, refine, reward, runs, student, when
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -15,7 +15,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.ensure_object(dict)["db"] = db
 
 
-for module in (student, ei, reward, refine, demo, runs):
+for module in (student, ei, reward, refine, demo, runs, when):
     for command in module.COMMANDS:
         cli.add_command(command)
 
