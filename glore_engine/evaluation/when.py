@@ -100,7 +100,7 @@ def _score(candidate: Mapping[str, Any]) -> float:
 
 def when_case(data: Mapping[str, Any]) -> WhenCase | None:
     """A stored case's data (pipeline.to_case) as a WhenCase; None when correctness is unknown (no gold)."""
-    by_kind = {c.get("kind"): c for c in data.get("candidates") or [] if isinstance(c, Mapping)}
+    by_kind: dict[Any, Any] = {c.get("kind"): c for c in data.get("candidates") or [] if isinstance(c, Mapping)}
     if not by_kind:  # cases stored before the candidates list: the full candidate records
         by_kind = {
             "draft": data.get("draft"),
@@ -147,7 +147,7 @@ def when_curve(cases: Sequence[WhenCase], thresholds: Iterable[float] = DEFAULT_
 
 
 def parse_thresholds(text: str) -> list[float]:
-    """"0.1,0.5,0.9" -> [0.1, 0.5, 0.9]; each in [0, 1]."""
+    """ "0.1,0.5,0.9" -> [0.1, 0.5, 0.9]; each in [0, 1]."""
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:

@@ -25,9 +25,8 @@ def case(i, trio):
 
 
 def eval_run(cli) -> int:
-    with cli.store() as store:
-        with store.run("eval", name="synthetic") as run:
-            store.add_cases(run.id, [case(i, t) for i, t in enumerate(CASES)])
+    with cli.store() as store, store.run("eval", name="synthetic") as run:
+        store.add_cases(run.id, [case(i, t) for i, t in enumerate(CASES)])
     return run.id
 
 
@@ -58,9 +57,8 @@ def test_when_errors_are_one_line(cli):
     result = cli("when", code=1)
     assert "no finished eval run in the store" in result.output
     assert "no run with id 99" in cli("when", "--run", 99, code=1).output
-    with cli.store() as store:
-        with store.run("sft") as run:
-            pass
+    with cli.store() as store, store.run("sft") as run:
+        pass
     assert f"run {run.id} has no evaluation cases" in cli("when", "--run", run.id, code=1).output
     run_id = eval_run(cli)
     result = cli("when", "--run", run_id, "--thresholds", "0.5,2", code=1)
