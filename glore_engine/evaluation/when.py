@@ -19,7 +19,7 @@ from ..errors import DataError
 from .metrics import markdown_table
 
 DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-PLOT_THRESHOLDS = tuple(i / 50 for i in range(51))  # 0.00, 0.02, ..., 1.00
+PLOT_THRESHOLDS = tuple(i / 100 for i in range(101))  # 0.00, 0.01, ..., 1.00
 REFINEMENT_KINDS = ("global", "local")
 
 
