@@ -76,6 +76,7 @@ def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, **s
         results, tables = run_pipeline_eval(models, config, tracker=run)
     click.echo(tables["T2"] + "\n\n" + tables["T3"])
     click.echo(f"\n{len(results)} cases stored in run {run.id} (browse them in glore-app)")
+    click.echo(f"when to refine, as a curve of the ORM threshold: glore-train when --run {run.id}")
 
 
 def _load_family(family, student, orm, sorm, global_refiner, local_refiner):

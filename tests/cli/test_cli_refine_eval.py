@@ -97,6 +97,7 @@ def test_eval_stores_one_case_per_problem(evaluated, tiny_family):
     assert [c.index for c in cases] == [0, 1, 2, 3]
     assert all(c.question and c.gold is not None and "candidates" in c.data for c in cases)
     assert "4 cases stored in run" in result.output
+    assert f"glore-train when --run {run.id}" in result.output
     assert run.config["models"]["student"] == str(tiny_family / "student") and run.config["best_of"] == 2
 
 
@@ -112,6 +113,16 @@ def test_eval_puts_t2_and_t3_in_the_summary(evaluated):
     m = metrics(cli, run.id)
     assert m["T3/n_problems"] == 4 and 0 <= m["T3/greedy draft"] <= m["T3/oracle (any of the three)"] <= 1
     assert run.output_dir and run.output_dir.endswith(f"{run.id:04d}-eval")
+
+
+def test_when_on_the_cases_eval_stored_agrees_with_t3(evaluated):
+    cli, _ = evaluated
+    run = cli.last("eval")
+    m = metrics(cli, run.id)
+    output = cli("when", "--run", run.id, "--thresholds", "0").output
+    greedy, glore = m["T3/greedy draft"], m["T3/draft + global + local (ORM) = GLoRe"]
+    assert f"| ORM < 0 | {100 * greedy:.1f} | 0.0 |" in output  # t = 0 refines nothing
+    assert f"| always | {100 * glore:.1f} | 100.0 |" in output
 
 
 def test_eval_with_five_explicit_models(cli, tiny_family):
