@@ -13,8 +13,8 @@ _CONFIGURED = False
 def tune_malloc() -> bool:
     """Keep large tensors in glibc's heap instead of mmap/munmap on every allocation.
 
-    On the project's 2-core VM page faults are slow; DEMO-NOTES measured 0.6-1k -> 4.3k training
-    tokens/s for a 4M model with these settings. A no-op where glibc's mallopt is absent.
+    On the project's 2-core VM page faults are slow; these settings took a 4M model from 0.6-1k to
+    4.3k training tokens/s (docs/demo-task.md). A no-op where glibc's mallopt is absent.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -1,4 +1,4 @@
-"""Tables T2 (refinement of incorrect drafts) and T3 (end-to-end accuracy) of SPEC section 4."""
+"""Tables T2 (refinement of incorrect drafts) and T3 (end-to-end accuracy): docs/method.md section 4."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class PipelineEvalConfig:
     seed: int = 0
 
 
-# Paper anchors (GSM8K, LLaMA-2 13B EI student); secondary sources marked ~ in SPEC section 4.
+# Paper anchors (GSM8K, LLaMA-2 13B EI student); ~ marks secondary sources (docs/method.md section 4).
 PAPER_T2 = {"global": "~28", "local (ORM critique)": "-", "local (SORM critique)": "~28", "global + local": "~41"}
 PAPER_T3 = {
     "greedy draft": "53",

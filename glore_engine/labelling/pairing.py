@@ -1,4 +1,4 @@
-"""Refinement data from samples already drawn (SPEC section 2.3-2.4); no extra sampling.
+"""Refinement data from samples already drawn (docs/method.md sections 2.3-2.4); no extra sampling.
 
 global pairs:   (question, incorrect sample) -> a correct sample of the same question;
 local triples:  for a solution whose V* labels go positive at P_i and negative at P_{i+1},

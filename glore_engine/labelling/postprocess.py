@@ -1,4 +1,4 @@
-"""The paper's post-processing of rollout labels, each rule a switch (SPEC section 2).
+"""The paper's post-processing of rollout labels, each rule a switch (docs/method.md section 2.2).
 
 - consistency: a rollout verifies P_i only if it uses the intermediate result R_i;
 - propagation: a positive step makes every earlier step positive;

@@ -4,7 +4,7 @@ One forward pass scores every step of a batch of solutions: the head is applied 
 and read at each step's last token. Optionally the head also sees the backbone's own token
 log-likelihood of the solution so far (cumulative sum and running minimum): an arithmetic slip
 is an unlikely token, and a plain head on a small model otherwise learns question difficulty
-rather than which sample is wrong (DEMO-NOTES). Likelihood features are detached inputs.
+rather than which sample is wrong (docs/demo-task.md). Likelihood features are detached inputs.
 """
 
 from __future__ import annotations

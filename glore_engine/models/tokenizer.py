@@ -1,7 +1,7 @@
 """A byte-level BPE tokenizer trained on the task's own text, digits split one per token.
 
 Splitting digits makes every number a sequence of single-digit tokens, which a small model learns
-arithmetic on far better than on BPE-merged numbers (DEMO-NOTES: saturates near 710 tokens).
+arithmetic on far better than on BPE-merged numbers (docs/demo-task.md: saturates near 710 tokens).
 """
 
 from __future__ import annotations
