@@ -41,17 +41,18 @@ def bench_labelling(model, tok, solutions, repeat: int, k: int = 8) -> None:
 
     from glore_engine.generation.hf_backend import TransformersBackend
     from glore_engine.labelling.rollouts import label_solutions, prefix_prompt
+    from glore_engine.records import LabelledSolution
     from glore_engine.tasks.steps import split_steps
 
     sols = [
-        {
-            "problem_id": p.id,
-            "question": p.question,
-            "gold": p.answer,
-            "text": p.solution,
-            "steps": split_steps(p.solution),
-            "correct": True,
-        }
+        LabelledSolution(
+            problem_id=p.id,
+            question=p.question,
+            gold=p.answer,
+            text=p.solution,
+            steps=split_steps(p.solution),
+            correct=True,
+        )
         for p in solutions
     ]
 
@@ -64,7 +65,7 @@ def bench_labelling(model, tok, solutions, repeat: int, k: int = 8) -> None:
     rollouts = sorted(r / s for r, _, s in runs)[len(runs) // 2]
     tokens = sorted(t / s for _, t, s in runs)[len(runs) // 2]
     print(f"{'labelling, batched (shared prefix)':44} {rollouts:9,.1f} rollouts/s {tokens:9,.0f} tokens/s")
-    prompts = [prefix_prompt(s["question"], s["steps"], i) for s in sols[:8] for i in range(1, len(s["steps"]))]
+    prompts = [prefix_prompt(s.question, s.steps, i) for s in sols[:8] for i in range(1, len(s.steps))]
     tok.padding_side = "left"
 
     def per_prefix():

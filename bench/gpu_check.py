@@ -20,10 +20,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+if TYPE_CHECKING:
+    from glore_engine.records import QuestionSamples
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def with_gold(records: list[dict], problems) -> list[dict]:
+def with_gold(records: list[QuestionSamples], problems) -> list[QuestionSamples]:
     """Smoke only: a student trained for a few steps writes nothing correct; each question's gold
     solution joins its samples so the ORM, the SORM labels and both refiners get data."""
     from glore_engine.generation.base import Sample
@@ -106,8 +110,8 @@ def with_gold(records: list[dict], problems) -> list[dict]:
 
     gold = {p.id: p for p in problems}
     for r in records:
-        p = gold[r["problem_id"]]
-        r["samples"] += dedup_samples([Sample(p.solution, 0, -1.0, True)], p.answer)
+        p = gold[r.problem_id]
+        r.samples += dedup_samples([Sample(p.solution, 0, -1.0, True)], p.answer)
     return records
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from .errors import ConfigError
 from .formats import student_prompt
 from .labelling.postprocess import LabelRules, apply_rules, first_error
+from .records import LabelledSolution
 
 SCHEMA_VERSION = 2
 FORMATS = ("trl", "processbench", "math-shepherd")  # SORM labels
@@ -100,24 +101,21 @@ def math_shepherd_record(question: str, steps: Sequence[str], labels: Sequence[b
 
 
 # ---- SORM labels ---------------------------------------------------------------------------------
-def to_trl(record: dict) -> dict:
-    return stepwise_record(
-        record["question"], record["steps"], record["labels"], record["soft_labels"], record["problem_id"]
-    )
+def to_trl(record: LabelledSolution) -> dict:
+    labels = [bool(y) for y in record.labels]
+    return stepwise_record(record.question, record.steps, labels, record.soft_labels, record.problem_id)
 
 
-def to_processbench(record: dict, index: int) -> dict:
-    label = -1 if record["correct"] else first_error(record["labels"])
-    return processbench_record(
-        f"{record['problem_id']}-{index}", record["question"], record["steps"], label, record["correct"]
-    )
+def to_processbench(record: LabelledSolution, index: int) -> dict:
+    label = -1 if record.correct else first_error(record.labels)
+    return processbench_record(f"{record.problem_id}-{index}", record.question, record.steps, label, record.correct)
 
 
-def to_math_shepherd(record: dict) -> dict:
-    return math_shepherd_record(record["question"], record["steps"], record["labels"])
+def to_math_shepherd(record: LabelledSolution) -> dict:
+    return math_shepherd_record(record.question, record.steps, [bool(y) for y in record.labels])
 
 
-def export_labels(labelled: list[dict], fmt: str, path: str | Path, rules: LabelRules | None = None) -> int:
+def export_labels(labelled: list[LabelledSolution], fmt: str, path: str | Path, rules: LabelRules | None = None) -> int:
     """Write post-processed labels (balancing off: every step keeps its label) as JSONL; returns rows."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")

@@ -9,8 +9,6 @@ Local refiner:    as global, with BAD_MARK before the first wrong step of the dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 BAD_MARK = "[BAD]"
 ANSWER_PREFIX = "#### "
 STUDENT_TEMPLATE = "Question: {question}\nAnswer:\n"
@@ -57,12 +55,3 @@ def local_prompt(question: str, draft_steps: list[str], first_error: int, *, wit
     if with_kept and first_error > 0:
         prompt += join_steps(draft_steps[:first_error]) + "\n"
     return prompt
-
-
-@dataclass(frozen=True)
-class RefinementExample:
-    """One supervised refinement example: prompt text and target solution text."""
-
-    prompt: str
-    target: str
-    kind: str  # "global" | "local"

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import DataError
 from .family import GloreModels
 from .formats import global_prompt, join_steps, local_prompt, student_prompt
+from .records import EvalCase
 from .tasks.answers import extract_answer, is_correct
 from .tasks.steps import split_steps
 
@@ -257,24 +258,23 @@ def result_from_dict(data: dict) -> GloreResult:
     return GloreResult(**fields)
 
 
-def to_case(result: GloreResult, index: int, problem_id: str | None = None) -> dict:
-    """A stored evaluation case (db.Store.add_cases format) from one pipeline result."""
+def to_case(result: GloreResult, index: int, problem_id: str | None = None) -> EvalCase:
+    """The evaluation case of one pipeline result (its to_json() is what db.Store.add_cases takes)."""
     data = result.to_dict()
     data["candidates"] = [
         {"kind": c.kind, "text": c.text, "orm_score": c.orm_score, "correct": c.correct} for c in result.candidates
     ]
     data["final_correct"] = result.chosen.correct
     data["steps"] = list(result.draft.steps)  # the pipeline's step split: human ratings index these
-    return {
-        "index": index,
-        "problem_id": problem_id,
-        "question": result.question,
-        "gold": result.gold,
-        "draft": result.draft.text,
-        "data": data,
-        "tags": [],
-        "draft_correct": result.draft.correct,
-        "global_correct": result.global_refinement.correct,
-        "local_correct": result.local_refinement.correct,
-        "final_correct": result.chosen.correct,
-    }
+    return EvalCase(
+        index=index,
+        problem_id=problem_id,
+        question=result.question,
+        gold=result.gold,
+        draft=result.draft.text,
+        data=data,
+        draft_correct=result.draft.correct,
+        global_correct=result.global_refinement.correct,
+        local_correct=result.local_refinement.correct,
+        final_correct=result.chosen.correct,
+    )

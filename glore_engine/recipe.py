@@ -26,6 +26,7 @@ from .evaluation.reward import HELD_OUT, RewardEvalConfig
 from .evaluation.student import EvalStudentConfig
 from .labelling.orm_data import OrmDataConfig
 from .labelling.rollouts import SormLabelConfig
+from .records import LabelledSolution, QuestionSamples
 from .tracking import Tracker, ensure, run_id_of
 from .training.expert_iteration import EIConfig
 from .training.refiner import RefinerConfig
@@ -311,9 +312,8 @@ class RecipeRunner:
 
         self._stage("eval-student", to_dict(config), work)
 
-    def _orm_data(self, student: str) -> list[dict]:
-        from .labelling.manifest import load_records
-        from .labelling.orm_data import KIND, make_orm_data
+    def _orm_data(self, student: str) -> list[QuestionSamples]:
+        from .labelling.orm_data import KIND, load_orm_data, make_orm_data
 
         config = replace(self.recipe.orm_data, student=student)
 
@@ -321,11 +321,10 @@ class RecipeRunner:
             return {"questions": len(make_orm_data(config, folder, tracker, progress=self.progress))}
 
         self._stage(KIND, to_dict(config), work)
-        return load_records(self.path(KIND), KIND)
+        return load_orm_data(self.path(KIND))
 
-    def _sorm_labels(self, student: str, orm_records: list[dict]) -> list[dict]:
-        from .labelling.manifest import load_records
-        from .labelling.rollouts import KIND, make_sorm_labels
+    def _sorm_labels(self, student: str, orm_records: list[QuestionSamples]) -> list[LabelledSolution]:
+        from .labelling.rollouts import KIND, load_sorm_labels, make_sorm_labels
 
         config = self.recipe.sorm_labels
 
@@ -334,9 +333,9 @@ class RecipeRunner:
             return {"solutions": len(labelled)}
 
         self._stage(KIND, to_dict(config), work)
-        return load_records(self.path(KIND), KIND)
+        return load_sorm_labels(self.path(KIND))
 
-    def _reward(self, config: RewardConfig, base: str, data: list[dict]) -> str:
+    def _reward(self, config: RewardConfig, base: str, data: list[QuestionSamples] | list[LabelledSolution]) -> str:
         from .training.reward import train_reward_model
 
         config = replace(config, base=base)
@@ -347,7 +346,9 @@ class RecipeRunner:
 
         return self._stage(config.role, to_dict(config), work)["model"]
 
-    def _refiner(self, config: RefinerConfig, student: str, data: list[dict]) -> str:
+    def _refiner(
+        self, config: RefinerConfig, student: str, data: list[QuestionSamples] | list[LabelledSolution]
+    ) -> str:
         from .training.refiner import train_refiner_from
 
         config = replace(config, base=student)
@@ -372,11 +373,12 @@ class RecipeRunner:
 
         return Path(self._stage("family", {}, work)["folder"])
 
-    def _test_labels(self, stage: str, student: str, samples: OrmDataConfig, labels: SormLabelConfig) -> list[dict]:
+    def _test_labels(
+        self, stage: str, student: str, samples: OrmDataConfig, labels: SormLabelConfig
+    ) -> list[LabelledSolution]:
         """V* labels of held-out samples, for T1: the ORM-data and SORM-label stages on a test split."""
-        from .labelling.manifest import load_records
         from .labelling.orm_data import make_orm_data
-        from .labelling.rollouts import KIND, make_sorm_labels
+        from .labelling.rollouts import load_sorm_labels, make_sorm_labels
 
         samples = replace(samples, student=student)
 
@@ -386,9 +388,9 @@ class RecipeRunner:
             return {"solutions": len(labelled)}
 
         self._stage(stage, {"samples": to_dict(samples), "labels": to_dict(labels)}, work)
-        return load_records(self.path(stage) / "labels", KIND)
+        return load_sorm_labels(self.path(stage) / "labels")
 
-    def _eval_rm(self, stage: str, family: Path, labelled: list[dict]) -> None:
+    def _eval_rm(self, stage: str, family: Path, labelled: list[LabelledSolution]) -> None:
         from .evaluation.reward import run_reward_eval
         from .family import REWARD_MEMBERS
 

@@ -20,7 +20,7 @@ class Tracker(Protocol):
 
     def set_summary(self, summary: dict) -> None: ...
 
-    def log_cases(self, cases: list[dict]) -> Any: ...  # evaluation cases, see pipeline.to_case
+    def log_cases(self, cases: list[dict]) -> Any: ...  # EvalCase.to_json() of each evaluated problem
 
     def child(
         self, kind: str, name: str | None = None, config: Mapping[str, Any] | None = None, output_dir: str | None = None

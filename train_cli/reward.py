@@ -172,9 +172,9 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
             raise click.BadParameter(str(exc.args[0]), param_hint="'--run'") from None
     with store.run("export", name=fmt, config={"labels": labels_path, "run": run_id, "format": fmt}) as run:
         if labels_path:
-            from glore_engine.labelling.manifest import load_records
+            from glore_engine.labelling.rollouts import load_sorm_labels
 
-            n = export_labels(load_records(labels_path, "sorm-labels"), fmt, out_path)
+            n = export_labels(load_sorm_labels(labels_path), fmt, out_path)
         else:
             rows = [row.record() for row in store.annotated_cases(run_id, annotator=annotator)]
             n = export_annotations(rows, fmt, out_path)

@@ -143,7 +143,7 @@ def run_pipeline_eval(
             seed=config.seed,
             progress=lambda done, total: bar.update(done - bar.n),
         )
-    tracker.log_cases([to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))])
+    tracker.log_cases([to_case(r, i, p.id).to_json() for i, (r, p) in enumerate(zip(results, problems))])
     log_numbers(tracker, tables["metrics"])
     tracker.set_summary({"tables_md": {"T2": tables["T2"], "T3": tables["T3"]}, "cases": len(results)})
     return results, tables

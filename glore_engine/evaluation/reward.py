@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..labelling.postprocess import LabelRules, apply_rules, first_error
+from ..records import LabelledSolution
 from ..tracking import Tracker, ensure, log_numbers
 from .metrics import (
     auc,
@@ -90,28 +91,28 @@ class RewardEval:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def _groups(records: list[dict], scores: list[float]):
+def _groups(records: list[LabelledSolution], scores: list[float]):
     by_q = defaultdict(list)
     for r, s in zip(records, scores):
-        by_q[r["problem_id"]].append((s, bool(r["correct"]), r.get("count", 1)))
+        by_q[r.problem_id].append((s, r.correct, r.count))
     return list(by_q.values())
 
 
 def evaluate_scores(
-    name: str, records: list[dict], step_scores: list[list[float]], threshold: float = 0.5
+    name: str, records: list[LabelledSolution], step_scores: list[list[float]], threshold: float = 0.5
 ) -> RewardEval:
     """records: rollout-labelled test solutions after apply_rules; step_scores: one list per record."""
     step_hits = step_total = 0.0
     for r, scores in zip(records, step_scores):
-        for y, m, s in zip(r["labels"], r["mask"], scores):
+        for y, m, s in zip(r.labels, r.mask, scores):
             if m > 0:
                 step_hits += m * ((s >= threshold) == bool(y))
                 step_total += m
     finals = [scores[-1] for scores in step_scores]
-    correct = [bool(r["correct"]) for r in records]
+    correct = [r.correct for r in records]
     final_acc = sum((f >= threshold) == y for f, y in zip(finals, correct)) / max(len(records), 1)
     groups = _groups(records, finals)
-    gold_first = [first_error(r["labels"]) if not r["correct"] else -1 for r in records]
+    gold_first = [first_error(r.labels) if not r.correct else -1 for r in records]
     pred_first = [predicted_first_error(scores, threshold) for scores in step_scores]
     return RewardEval(
         name,
@@ -124,10 +125,10 @@ def evaluate_scores(
     )
 
 
-def logprob_baseline(records: list[dict]) -> RewardEval:
+def logprob_baseline(records: list[LabelledSolution]) -> RewardEval:
     """The student's summed log-probability of its own sample: ranks, but has no step scores."""
-    scores = [r.get("logprob") or 0.0 for r in records]
-    correct = [bool(r["correct"]) for r in records]
+    scores = [r.logprob or 0.0 for r in records]
+    correct = [r.correct for r in records]
     groups = _groups(records, scores)
     return RewardEval(
         "student log-prob (no training)",
@@ -139,21 +140,21 @@ def logprob_baseline(records: list[dict]) -> RewardEval:
     )
 
 
-def random_baseline(records: list[dict]) -> RewardEval:
+def random_baseline(records: list[LabelledSolution]) -> RewardEval:
     groups = _groups(records, [0.0] * len(records))
     return RewardEval("random sample", None, None, None, 0.5, random_pick(groups))
 
 
 def evaluate_reward_models(
-    scorers: dict, labelled: list[dict], rules: LabelRules | None = None, threshold: float = 0.5
+    scorers: dict, labelled: list[LabelledSolution], rules: LabelRules | None = None, threshold: float = 0.5
 ) -> tuple[list[RewardEval], str]:
     """T1 for every named scorer on rollout-labelled held-out solutions; returns rows and Markdown."""
     records = apply_rules(labelled, rules or LabelRules())
     rows = [random_baseline(records), logprob_baseline(records)]
-    items = [(r["question"], r["steps"]) for r in records]
+    items = [(r.question, r.steps) for r in records]
     for name, scorer in scorers.items():
         rows.append(evaluate_scores(name, records, scorer.score(items), threshold))
-    n_q = len({r["problem_id"] for r in records})
+    n_q = len({r.problem_id for r in records})
     caption = (
         f"T1 on {len(records)} distinct held-out samples of {n_q} questions "
         f"(threshold {threshold}; step acc on balanced V* labels)"
@@ -162,7 +163,7 @@ def evaluate_reward_models(
 
 
 def run_reward_eval(
-    models: dict[str, str], labelled: list[dict], config: RewardEvalConfig, tracker: Tracker | None = None
+    models: dict[str, str], labelled: list[LabelledSolution], config: RewardEvalConfig, tracker: Tracker | None = None
 ) -> tuple[list[RewardEval], str]:
     """T1 for reward models given as {name: checkpoint folder}; every row's metrics logged as name/metric."""
     from ..models.reward_model import RewardScorer, load_reward_model

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import to_dict
 from ..formats import student_prompt
+from ..records import GradedSample, QuestionSamples, samples_from_json
 from ..tasks.answers import extract_answer, is_correct
 from ..tasks.steps import split_steps
 from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
@@ -57,43 +58,38 @@ class SampleConfig:
     device: str = ""  # "" picks cuda when present
 
 
-def dedup_samples(samples, gold: str) -> list[dict]:
+def dedup_samples(samples, gold: str) -> list[GradedSample]:
     """Distinct texts with their multiplicity: correct samples often repeat word for word."""
-    merged: dict[str, dict] = {}
+    merged: dict[str, GradedSample] = {}
     for s in samples:
         entry = merged.get(s.text)
         if entry is None:
-            merged[s.text] = {
-                "text": s.text,
-                "steps": split_steps(s.text),
-                "answer": extract_answer(s.text),
-                "correct": is_correct(s.text, gold),
-                "logprob": s.logprob,
-                "n_tokens": s.n_tokens,
-                "finished": s.finished,
-                "count": 1,
-            }
+            merged[s.text] = GradedSample(
+                text=s.text,
+                steps=split_steps(s.text),
+                answer=extract_answer(s.text),
+                correct=is_correct(s.text, gold),
+                logprob=s.logprob,
+                n_tokens=s.n_tokens,
+                finished=s.finished,
+            )
         else:
-            entry["count"] += 1
+            entry.count += 1
     return list(merged.values())
 
 
 def sample_questions(
     backend, problems, n: int, temperature: float, max_new_tokens: int, seed: int, calculator: bool = False
-) -> list[dict]:
+) -> list[QuestionSamples]:
     """One record per problem: its distinct samples, each with steps, correctness and log-probability."""
     prompts = [student_prompt(p.question) for p in problems]
     outputs = backend.generate(
         prompts, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, calculator=calculator
     )
     return [
-        {
-            "problem_id": p.id,
-            "question": p.question,
-            "gold": p.answer,
-            "n_samples": n,
-            "samples": dedup_samples(samples, p.answer),
-        }
+        QuestionSamples(
+            problem_id=p.id, question=p.question, gold=p.answer, n_samples=n, samples=dedup_samples(samples, p.answer)
+        )
         for p, samples in zip(problems, outputs)
     ]
 
@@ -109,27 +105,28 @@ def build_orm_data(
     shard_size: int = 256,
     calculator: bool = False,
     on_shard: Callable | None = None,
-) -> list[dict]:
+) -> list[QuestionSamples]:
     """Sample and grade in resumable shards under folder; returns one record per problem."""
 
     def process(shard, k):
-        return sample_questions(backend, shard, n, temperature, max_new_tokens, shard_seed(seed, k), calculator)
+        records = sample_questions(backend, shard, n, temperature, max_new_tokens, shard_seed(seed, k), calculator)
+        return [r.to_json() for r in records]
 
-    return run_sharded(problems, shard_size, folder, process, on_shard)
+    return samples_from_json(run_sharded(problems, shard_size, folder, process, on_shard))
 
 
-def orm_stats(records: list[dict]) -> dict:
+def orm_stats(records: list[QuestionSamples]) -> dict:
     """Counts that tell whether the data can teach within-question discrimination."""
-    samples = [s for r in records for s in r["samples"]]
-    mixed = [r for r in records if {s["correct"] for s in r["samples"]} == {True, False}]
-    total = sum(s["count"] for s in samples)
+    samples = [s for r in records for s in r.samples]
+    mixed = [r for r in records if r.mixed]
+    total = sum(s.count for s in samples)
     return {
         "questions": len(records),
         "distinct_samples": len(samples),
         "samples": total,
-        "sample_accuracy": sum(s["count"] for s in samples if s["correct"]) / max(total, 1),
+        "sample_accuracy": sum(s.count for s in samples if s.correct) / max(total, 1),
         "mixed_questions": len(mixed),
-        "mixed_distinct_samples": sum(len(r["samples"]) for r in mixed),
+        "mixed_distinct_samples": sum(len(r.samples) for r in mixed),
     }
 
 
@@ -139,7 +136,7 @@ def make_orm_data(
     tracker: Tracker | None = None,
     progress: bool = True,
     resume: bool = True,
-) -> list[dict]:
+) -> list[QuestionSamples]:
     """N samples per training question, graded and deduplicated, in folder/orm-data.jsonl.
 
     resume=False discards shards an earlier run left in folder (they may come from another config).
@@ -181,9 +178,16 @@ def make_orm_data(
         tracker,
         {f"data/{k}": stats[k] for k in ("questions", "distinct_samples", "sample_accuracy", "mixed_questions")},
     )
-    path = write_records(folder, KIND, records, config.student, config, stats)
+    path = write_records(folder, KIND, [r.to_json() for r in records], config.student, config, stats)
     tracker.log_artifact(KIND, str(path), {"questions": len(records)})
     return records
+
+
+def load_orm_data(path: str | Path, base: str | None = None) -> list[QuestionSamples]:
+    """The records of a finished ORM-data folder; with `base`, checked against the model that will use them."""
+    from .manifest import load_records
+
+    return samples_from_json(load_records(path, KIND, base=base))
 
 
 def reuse_or_sample(
@@ -193,13 +197,11 @@ def reuse_or_sample(
     reuse: str | Path | None = None,
     progress: bool = True,
     resume: bool = True,
-) -> list[dict]:
+) -> list[QuestionSamples]:
     """The ORM data a stage learns from: the finished folder `reuse` (checked against config.student),
     or samples drawn now into folder/orm-data as a child run of tracker (resume reuses its shards)."""
-    from .manifest import load_records
-
     if reuse:
-        return load_records(reuse, KIND, base=config.student)
+        return load_orm_data(reuse, base=config.student)
     out = Path(folder) / KIND
     with ensure(tracker).child(KIND, name=config.student, config=to_dict(config), output_dir=str(out)) as child:
         return make_orm_data(config, out, child, progress=progress, resume=resume)
@@ -207,7 +209,7 @@ def reuse_or_sample(
 
 def sample_to_file(
     config: SampleConfig, path: str | Path, tracker: Tracker | None = None, progress: bool = True
-) -> tuple[list[dict], dict]:
+) -> tuple[list[QuestionSamples], dict]:
     """`glore-train sample`: n graded samples per problem (ORM-data records) in one JSONL file.
 
     Returns the records and the metrics it logged (sample accuracy, tokens, rates).
@@ -225,7 +227,7 @@ def sample_to_file(
             backend, problems, config.n, config.temperature, config.max_new_tokens, config.seed, config.calculator
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl_atomic(path, records)
+    write_jsonl_atomic(path, [r.to_json() for r in records])
     stats = backend.stats
     metrics = {
         "sample_accuracy": orm_stats(records)["sample_accuracy"],

@@ -10,44 +10,46 @@ from __future__ import annotations
 
 import random
 
-from ..formats import RefinementExample, global_prompt, join_steps, local_prompt
+from ..formats import global_prompt, join_steps, local_prompt
+from ..records import LabelledSolution, QuestionSamples, RefinementExample
 from ..tasks.steps import split_steps
 from .postprocess import LabelRules, apply_rules, first_error
 
 
-def global_pairs(records: list[dict], max_per_question: int = 4, seed: int = 0) -> list[RefinementExample]:
+def global_pairs(records: list[QuestionSamples], max_per_question: int = 4, seed: int = 0) -> list[RefinementExample]:
     """ORM-data records -> (incorrect -> correct) pairs, each incorrect sample paired with a random correct one."""
     rng = random.Random(seed)
     out = []
     for r in records:
-        good = [s for s in r["samples"] if s["correct"] and s["steps"]]
-        bad = [s for s in r["samples"] if not s["correct"] and s["steps"]]
+        good = [s for s in r.samples if s.correct and s.steps]
+        bad = [s for s in r.samples if not s.correct and s.steps]
         if not good or not bad:
             continue
         rng.shuffle(bad)
         for s in bad[:max_per_question]:
             target = rng.choice(good)
-            out.append(RefinementExample(global_prompt(r["question"], s["steps"]), target["text"], "global"))
+            out.append(RefinementExample(global_prompt(r.question, s.steps), target.text, "global"))
     return out
 
 
-def _correct_by_question(labelled: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def _correct_by_question(labelled: list[LabelledSolution]) -> dict[str, list[LabelledSolution]]:
+    out: dict[str, list[LabelledSolution]] = {}
     for r in labelled:
-        if r["correct"]:
-            out.setdefault(r["problem_id"], []).append(r)
+        if r.correct:
+            out.setdefault(r.problem_id, []).append(r)
     return out
 
 
-def local_triple(record: dict, correct_samples: list[dict], rng: random.Random) -> RefinementExample | None:
+def local_triple(
+    record: LabelledSolution, correct_samples: list[LabelledSolution], rng: random.Random
+) -> RefinementExample | None:
     """The triple of one labelled solution (after the label rules), or None when it has no clean first error."""
-    labels = record["labels"]
-    e = first_error(labels)
+    e = first_error(record.labels)
     if e < 0:
         return None
-    steps = record["steps"]
-    if record["correct"]:
-        neg = record["rollouts"][e]["neg"] if e < len(record["rollouts"]) else None
+    steps = record.steps
+    if record.correct:
+        neg = record.rollouts[e].neg if e < len(record.rollouts) else None
         if neg is None:
             return None
         draft = steps[: e + 1] + split_steps(neg)
@@ -56,18 +58,20 @@ def local_triple(record: dict, correct_samples: list[dict], rng: random.Random) 
     if e == 0:
         if not correct_samples:
             return None
-        target = rng.choice(correct_samples)["steps"]
+        target = rng.choice(correct_samples).steps
     else:
-        pos = record["rollouts"][e - 1]["pos"]
+        pos = record.rollouts[e - 1].pos
         if pos is None:
             return None
         target = steps[:e] + split_steps(pos)
     if len(draft) <= e or not target[e:]:
         return None
-    return RefinementExample(local_prompt(record["question"], draft, e), join_steps(target[e:]), "local")
+    return RefinementExample(local_prompt(record.question, draft, e), join_steps(target[e:]), "local")
 
 
-def local_triples(labelled: list[dict], rules: LabelRules | None = None, seed: int = 0) -> list[RefinementExample]:
+def local_triples(
+    labelled: list[LabelledSolution], rules: LabelRules | None = None, seed: int = 0
+) -> list[RefinementExample]:
     """Rollout-labelled solutions -> local refinement triples (balancing off: every label is used)."""
     rules = rules or LabelRules(balance=False)
     rng = random.Random(seed)
@@ -75,7 +79,7 @@ def local_triples(labelled: list[dict], rules: LabelRules | None = None, seed: i
     correct = _correct_by_question(records)
     out = []
     for r in records:
-        triple = local_triple(r, correct.get(r["problem_id"], []), rng)
+        triple = local_triple(r, correct.get(r.problem_id, []), rng)
         if triple is not None:
             out.append(triple)
     return out

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from ..records import LabelledSolution
 
 
 @dataclass(frozen=True)
@@ -21,15 +23,15 @@ class LabelRules:
     seed: int = 0
 
 
-def step_labels(record: dict, rules: LabelRules) -> tuple[list[int], list[float]]:
+def step_labels(record: LabelledSolution, rules: LabelRules) -> tuple[list[int], list[float]]:
     """Hard V* labels and soft values for every step of one labelled solution."""
     hard, soft = [], []
-    for stats in record["rollouts"]:
-        hits = stats["consistent_correct"] if rules.consistency else stats["correct"]
+    for stats in record.rollouts:
+        hits = stats.consistent_correct if rules.consistency else stats.correct
         hard.append(int(hits > 0))
-        soft.append(hits / stats["k"] if stats["k"] else 0.0)
-    hard.append(int(bool(record["correct"])))  # the whole solution: its own final answer decides
-    soft.append(float(bool(record["correct"])))
+        soft.append(hits / stats.k if stats.k else 0.0)
+    hard.append(int(record.correct))  # the whole solution: its own final answer decides
+    soft.append(float(record.correct))
     if rules.propagate:
         for i in range(len(hard) - 1, 0, -1):
             if hard[i]:
@@ -55,12 +57,12 @@ def balance_masks(labels: list[list[int]], seed: int) -> list[list[float]]:
     return masks
 
 
-def apply_rules(records: list[dict], rules: LabelRules) -> list[dict]:
-    """Add "labels", "soft_labels" and "mask" to every labelled solution."""
+def apply_rules(records: list[LabelledSolution], rules: LabelRules) -> list[LabelledSolution]:
+    """Copies of the labelled solutions with `labels`, `soft_labels` and `mask` filled in."""
     pairs = [step_labels(r, rules) for r in records]
     hards = [h for h, _ in pairs]
     masks = balance_masks(hards, rules.seed) if rules.balance else [[1.0] * len(h) for h in hards]
-    return [{**r, "labels": h, "soft_labels": s, "mask": m} for r, (h, s), m in zip(records, pairs, masks)]
+    return [replace(r, labels=h, soft_labels=s, mask=m) for r, (h, s), m in zip(records, pairs, masks)]
 
 
 def first_error(labels: list[int]) -> int:
@@ -71,12 +73,12 @@ def first_error(labels: list[int]) -> int:
     return -1
 
 
-def label_stats(records: list[dict]) -> dict:
+def label_stats(records: list[LabelledSolution]) -> dict:
     """Positive rates by prefix length after the rules, and how many labels balancing kept."""
     out: dict = {}
     total = kept = 0
     for r in records:
-        for i, (y, m) in enumerate(zip(r["labels"], r["mask"])):
+        for i, (y, m) in enumerate(zip(r.labels, r.mask)):
             key = f"step{i + 1}"
             out.setdefault(key, [0, 0])
             out[key][0] += y

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import to_dict
 from ..errors import DataError
 from ..formats import join_steps, student_prompt
+from ..records import LabelledSolution, PrefixRollouts, QuestionSamples, solutions_from_json
 from ..tasks.answers import is_correct
 from ..tasks.steps import step_result, step_uses_result
 from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
@@ -50,28 +51,12 @@ def prefix_prompt(question: str, steps: list[str], i: int) -> str:
     return student_prompt(question) + join_steps(steps[:i]) + "\n"
 
 
-def solutions_of(records: list[dict]) -> list[dict]:
+def solutions_of(records: list[QuestionSamples]) -> list[LabelledSolution]:
     """Flatten question records into one entry per distinct sampled solution with steps."""
-    out = []
-    for r in records:
-        for s in r["samples"]:
-            if s["steps"]:
-                out.append(
-                    {
-                        "problem_id": r["problem_id"],
-                        "question": r["question"],
-                        "gold": r["gold"],
-                        "text": s["text"],
-                        "steps": s["steps"],
-                        "correct": s["correct"],
-                        "count": s.get("count", 1),
-                        "logprob": s.get("logprob"),
-                    }
-                )
-    return out
+    return [LabelledSolution.of_sample(r, s) for r in records for s in r.samples if s.steps]
 
 
-def _rollout_stats(continuations, gold: str, result: str | None, prefix_text: str) -> dict:
+def _rollout_stats(continuations, gold: str, result: str | None, prefix_text: str) -> PrefixRollouts:
     correct = consistent = 0
     pos: str | None = None
     neg: str | None = None
@@ -84,18 +69,24 @@ def _rollout_stats(continuations, gold: str, result: str | None, prefix_text: st
                 pos = pos or c.text
         else:
             neg = neg or c.text
-    return {"k": len(continuations), "correct": correct, "consistent_correct": consistent, "pos": pos, "neg": neg}
+    return PrefixRollouts(k=len(continuations), correct=correct, consistent_correct=consistent, pos=pos, neg=neg)
 
 
 def label_solutions(
-    backend, solutions: list[dict], k: int, temperature: float, max_new_tokens: int, seed: int, calculator: bool = False
-) -> list[dict]:
+    backend,
+    solutions: list[LabelledSolution],
+    k: int,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    calculator: bool = False,
+) -> list[LabelledSolution]:
     """Rollouts for every prefix P_i (i < L) of each solution; identical prefixes are rolled out once."""
-    unique: dict[tuple[str, str], tuple[str, int, dict]] = {}
+    unique: dict[tuple[str, str], tuple[str, int, LabelledSolution]] = {}
     for sol in solutions:
-        for i in range(1, len(sol["steps"])):
-            key = (sol["problem_id"], join_steps(sol["steps"][:i]))
-            unique.setdefault(key, (prefix_prompt(sol["question"], sol["steps"], i), i, sol))
+        for i in range(1, len(sol.steps)):
+            key = (sol.problem_id, join_steps(sol.steps[:i]))
+            unique.setdefault(key, (prefix_prompt(sol.question, sol.steps, i), i, sol))
     keys = list(unique)
     outputs = (
         backend.generate(
@@ -112,17 +103,17 @@ def label_solutions(
     stats = {}
     for key, continuations in zip(keys, outputs):
         _, i, sol = unique[key]
-        stats[key] = _rollout_stats(continuations, sol["gold"], step_result(sol["steps"][i - 1]), key[1])
+        stats[key] = _rollout_stats(continuations, sol.gold, step_result(sol.steps[i - 1]), key[1])
     labelled = []
     for sol in solutions:
-        prefixes = [stats[(sol["problem_id"], join_steps(sol["steps"][:i]))] for i in range(1, len(sol["steps"]))]
-        labelled.append({**sol, "results": [step_result(s) for s in sol["steps"]], "rollouts": prefixes})
+        prefixes = [stats[(sol.problem_id, join_steps(sol.steps[:i]))] for i in range(1, len(sol.steps))]
+        labelled.append(replace(sol, results=[step_result(s) for s in sol.steps], rollouts=prefixes))
     return labelled
 
 
 def build_sorm_labels(
     backend,
-    records: list[dict],
+    records: list[QuestionSamples],
     folder: str | Path,
     k: int = 8,
     temperature: float = 1.0,
@@ -131,35 +122,37 @@ def build_sorm_labels(
     shard_size: int = 64,
     calculator: bool = False,
     on_shard: Callable | None = None,
-) -> list[dict]:
-    """Label every distinct sample of `records` (ORM-data format) in resumable shards of solutions."""
+) -> list[LabelledSolution]:
+    """Label every distinct sample of `records` (ORM data) in resumable shards of solutions."""
     solutions = solutions_of(records)
 
     def process(shard, index):
-        return label_solutions(backend, shard, k, temperature, max_new_tokens, shard_seed(seed, index), calculator)
+        seed_k = shard_seed(seed, index)
+        return [
+            r.to_json() for r in label_solutions(backend, shard, k, temperature, max_new_tokens, seed_k, calculator)
+        ]
 
-    return run_sharded(solutions, shard_size, Path(folder), process, on_shard)
+    return solutions_from_json(run_sharded(solutions, shard_size, Path(folder), process, on_shard))
 
 
-def rollout_cost(labelled: list[dict]) -> dict:
+def rollout_cost(labelled: list[LabelledSolution]) -> dict:
     """How many prefixes and rollouts the labels took (duplicates counted once per solution)."""
-    prefixes = sum(len(r["rollouts"]) for r in labelled)
     return {
         "solutions": len(labelled),
-        "prefixes": prefixes,
-        "rollouts": sum(p["k"] for r in labelled for p in r["rollouts"]),
+        "prefixes": sum(len(r.rollouts) for r in labelled),
+        "rollouts": sum(p.k for r in labelled for p in r.rollouts),
     }
 
 
 def make_sorm_labels(
     config: SormLabelConfig,
     student: str,
-    orm_records: list[dict],
+    orm_records: list[QuestionSamples],
     folder: str | Path,
     tracker: Tracker | None = None,
     progress: bool = True,
     resume: bool = True,
-) -> list[dict]:
+) -> list[LabelledSolution]:
     """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable)."""
     from ..generation.loading import open_policy_backend
     from .manifest import write_records
@@ -195,9 +188,16 @@ def make_sorm_labels(
     cost = log_generation_cost(tracker, "rollouts", backend.stats, time.perf_counter() - started)
     stats = {**rollout_cost(labelled), **cost, **label_stats(apply_rules(labelled, LabelRules()))}
     log_numbers(tracker, {"data/solutions": stats["solutions"], "data/prefixes": stats["prefixes"]})
-    path = write_records(folder, KIND, labelled, student, config, stats)
+    path = write_records(folder, KIND, [r.to_json() for r in labelled], student, config, stats)
     tracker.log_artifact(KIND, str(path), {"solutions": len(labelled)})
     return labelled
+
+
+def load_sorm_labels(path: str | Path, base: str | None = None) -> list[LabelledSolution]:
+    """The records of a finished SORM-labels folder; with `base`, checked against the model that will use them."""
+    from .manifest import load_records
+
+    return solutions_from_json(load_records(path, KIND, base=base))
 
 
 def reuse_or_label(
@@ -209,15 +209,14 @@ def reuse_or_label(
     reuse_samples: str | Path | None = None,
     progress: bool = True,
     resume: bool = True,
-) -> list[dict]:
+) -> list[LabelledSolution]:
     """The labels a stage learns from: the finished folder `reuse` (checked against samples.student), or
     labels made now into folder/sorm-labels as a child run of tracker, from the ORM data that
     `reuse_or_sample` gives (`reuse_samples`, or sampled now)."""
-    from .manifest import load_records
     from .orm_data import reuse_or_sample
 
     if reuse:
-        return load_records(reuse, KIND, base=samples.student)
+        return load_sorm_labels(reuse, base=samples.student)
     records = reuse_or_sample(samples, folder, tracker, reuse_samples, progress=progress, resume=resume)
     out = Path(folder) / KIND
     with ensure(tracker).child(KIND, name=samples.student, config=to_dict(config), output_dir=str(out)) as child:

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..formats import student_prompt
+from ..records import QuestionSamples
 from ..tracking import Tracker, ensure
 from .loop import OptimConfig, clear_state
 from .sft import run_sft
@@ -102,12 +103,12 @@ def _pct(value) -> str:
 
 
 # ---- data ------------------------------------------------------------------------------------------
-def kept_solutions(records: list[dict]) -> dict[str, list[str]]:
+def kept_solutions(records: list[QuestionSamples]) -> dict[str, list[str]]:
     """problem_id -> its correct distinct sampled solutions (finished ones only), in sample order."""
     kept: dict[str, list[str]] = {}
     for record in records:
-        texts = [s["text"] for s in record["samples"] if s["correct"] and s.get("finished", True)]
-        kept[record["problem_id"]] = list(dict.fromkeys(texts))
+        texts = [s.text for s in record.samples if s.correct and s.finished]
+        kept[record.problem_id] = list(dict.fromkeys(texts))
     return kept
 
 
@@ -131,7 +132,7 @@ def ei_pairs(problems, kept_by_round: list[dict[str, list[str]]], gold: bool = T
 # ---- one round ---------------------------------------------------------------------------------------
 def sample_round(
     config: EIConfig, round_index: int, policy: str, problems, folder: Path, progress: bool = True
-) -> list[dict]:
+) -> list[QuestionSamples]:
     """K graded, deduplicated samples per question from `policy`, in resumable shards under folder."""
     from tqdm.auto import tqdm
 
@@ -248,8 +249,8 @@ def run_round(
     records = sample_round(config, round_index, policy, problems, folder / "samples", progress)
     kept = kept_solutions(records)
     pairs = ei_pairs(problems, [*earlier_kept, kept] if config.accumulate else [kept], config.gold)
-    n_samples = sum(r["n_samples"] for r in records)
-    n_correct = sum(s["count"] for r in records for s in r["samples"] if s["correct"])
+    n_samples = sum(r.n_samples for r in records)
+    n_correct = sum(s.count for r in records for s in r.samples if s.correct)
     metrics = {
         "data/questions": len(records),
         "data/sample_accuracy": n_correct / max(n_samples, 1),

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from ..config import to_dict
 from ..errors import ConfigError, DataError
-from ..formats import RefinementExample
 from ..models.causal_lm import load_causal_lm, save_causal_lm
 from ..models.checkpoint import Card
+from ..records import LabelledSolution, QuestionSamples, RefinementExample
 from ..tracking import Tracker, ensure, run_id_of
 from .loop import OptimConfig, TrainResult, clear_state
 from .sft import run_sft
@@ -81,16 +82,20 @@ def train_refiner(
     return folder, result
 
 
-def refinement_examples(kind: str, data: list[dict], seed: int = 0) -> list[RefinementExample]:
+def refinement_examples(
+    kind: str, data: list[QuestionSamples] | list[LabelledSolution], seed: int = 0
+) -> list[RefinementExample]:
     """global: (incorrect -> correct) pairs from ORM data; local: [BAD]-marked triples from SORM labels."""
     from ..labelling.pairing import global_pairs, local_triples
 
-    return global_pairs(data, seed=seed) if kind == "global" else local_triples(data, seed=seed)
+    if kind == "global":
+        return global_pairs(cast(list[QuestionSamples], data), seed=seed)
+    return local_triples(cast(list[LabelledSolution], data), seed=seed)
 
 
 def train_refiner_from(
     config: RefinerConfig,
-    data: list[dict],
+    data: list[QuestionSamples] | list[LabelledSolution],
     output_dir: str | Path,
     tracker: Tracker | None = None,
     resume: bool = False,

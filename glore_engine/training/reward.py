@@ -17,6 +17,7 @@ from ..config import to_dict
 from ..errors import ConfigError, DataError
 from ..labelling.postprocess import LabelRules, apply_rules
 from ..models.checkpoint import Card
+from ..records import LabelledSolution, QuestionSamples
 from ..tracking import Tracker, ensure, run_id_of
 from .loop import OptimConfig, TrainResult, clear_state, index_stream, train
 
@@ -67,33 +68,33 @@ class RMItem:
     encoded: EncodedSolution | None = field(default=None, repr=False)
 
 
-def orm_items(records: list[dict], config: RewardConfig) -> list[list[RMItem]]:
+def orm_items(records: list[QuestionSamples], config: RewardConfig) -> list[list[RMItem]]:
     """ORM-data records -> groups (one per question) of items; every step carries the final label."""
     groups = []
     for r in records:
-        samples = [s for s in r["samples"] if s["steps"]]
-        outcomes = {bool(s["correct"]) for s in samples}
+        samples = [s for s in r.samples if s.steps]
+        outcomes = {s.correct for s in samples}
         if not samples or (config.mixed_only and len(outcomes) < 2):
             continue
-        n_pos = sum(bool(s["correct"]) for s in samples)
+        n_pos = sum(s.correct for s in samples)
         n_neg = len(samples) - n_pos
         group = []
         for s in samples:
-            y = float(bool(s["correct"]))
+            y = float(s.correct)
             w = 1.0 / len(samples)
             if config.balance_within_question and n_pos and n_neg:
-                w = 0.5 / (n_pos if y else n_neg)
-            group.append(RMItem(r["question"], s["steps"], [y] * len(s["steps"]), [1.0] * len(s["steps"]), w, bool(y)))
+                w = 0.5 / (n_pos if s.correct else n_neg)
+            group.append(RMItem(r.question, s.steps, [y] * len(s.steps), [1.0] * len(s.steps), w, s.correct))
         groups.append(group)
     return groups
 
 
-def sorm_items(labelled: list[dict], config: RewardConfig) -> list[list[RMItem]]:
+def sorm_items(labelled: list[LabelledSolution], config: RewardConfig) -> list[list[RMItem]]:
     """Rollout-labelled solutions -> groups per question with post-processed V* labels."""
     by_question: dict[str, list[RMItem]] = {}
     for r in apply_rules(labelled, config.rules()):
-        item = RMItem(r["question"], r["steps"], [float(y) for y in r["labels"]], r["mask"], 1.0, bool(r["correct"]))
-        by_question.setdefault(r["problem_id"], []).append(item)
+        item = RMItem(r.question, r.steps, [float(y) for y in r.labels], r.mask, 1.0, r.correct)
+        by_question.setdefault(r.problem_id, []).append(item)
     return list(by_question.values())
 
 
@@ -170,7 +171,7 @@ def reward_loss(pairwise_weight: float):
 
 def train_reward_model(
     config: RewardConfig,
-    data: list[dict],
+    data: list[QuestionSamples] | list[LabelledSolution],
     output_dir: str | Path,
     tracker: Tracker | None = None,
     resume: bool = False,
@@ -188,7 +189,10 @@ def train_reward_model(
     if config.lr == 0:  # frozen backbone: the features stay the student's own likelihoods, and steps are cheap
         for p in model.lm.parameters():
             p.requires_grad_(False)
-    groups = orm_items(data, config) if config.role == "orm" else sorm_items(data, config)
+    if config.role == "orm":
+        groups = orm_items(cast(list[QuestionSamples], data), config)
+    else:
+        groups = sorm_items(cast(list[LabelledSolution], data), config)
     groups = _encode_groups(groups, tokenizer, config.max_length)
     tracker.log_metric("data/questions", len(groups))
     tracker.log_metric("data/solutions", sum(len(g) for g in groups))

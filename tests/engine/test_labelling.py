@@ -29,6 +29,7 @@ from glore_engine.labelling.rollouts import (
     solutions_of,
 )
 from glore_engine.labelling.shards import read_jsonl, run_sharded, write_jsonl_atomic
+from glore_engine.records import GradedSample, LabelledSolution, PrefixRollouts, QuestionSamples
 from glore_engine.tasks.steps import split_steps
 
 GOLD_STEPS = split_steps(SOLUTION)  # 12 apples, then 10 left
@@ -49,25 +50,27 @@ class FakeBackend:
 
 
 def rollout_stats(k=4, correct=0, consistent=None, pos=None, neg=None):
-    return {
-        "k": k,
-        "correct": correct,
-        "consistent_correct": correct if consistent is None else consistent,
-        "pos": pos,
-        "neg": neg,
-    }
+    return PrefixRollouts(
+        k=k, correct=correct, consistent_correct=correct if consistent is None else consistent, pos=pos, neg=neg
+    )
 
 
 def record(steps, correct, rollouts, pid="p0", question="Q?"):
-    return {
-        "problem_id": pid,
-        "question": question,
-        "gold": "10",
-        "text": join_steps(steps),
-        "steps": steps,
-        "correct": correct,
-        "rollouts": rollouts,
-    }
+    return LabelledSolution(
+        problem_id=pid,
+        question=question,
+        gold="10",
+        text=join_steps(steps),
+        steps=steps,
+        correct=correct,
+        rollouts=rollouts,
+    )
+
+
+def sample(text, correct, count=1, steps=None, logprob=None):
+    return GradedSample(
+        text=text, steps=split_steps(text) if steps is None else steps, correct=correct, count=count, logprob=logprob
+    )
 
 
 # ---- ORM data ----------------------------------------------------------------------------------
@@ -79,15 +82,15 @@ def test_dedup_counts_repeated_samples():
         Sample(SOLUTION, 30, -2.0, True),
     ]
     out = dedup_samples(samples, "10")
-    assert [(s["text"], s["count"], s["correct"]) for s in out] == [(SOLUTION, 3, True), ("a\n#### 3", 1, False)]
-    assert out[0]["steps"] == GOLD_STEPS and out[0]["answer"] == "10"
-    assert out[1]["answer"] == "3" and out[0]["logprob"] == -2.0 and out[0]["n_tokens"] == 30
+    assert [(s.text, s.count, s.correct) for s in out] == [(SOLUTION, 3, True), ("a\n#### 3", 1, False)]
+    assert out[0].steps == GOLD_STEPS and out[0].answer == "10"
+    assert out[1].answer == "3" and out[0].logprob == -2.0 and out[0].n_tokens == 30
 
 
 def test_orm_stats_weigh_duplicates():
     records = [
-        {"problem_id": "a", "samples": [{"correct": True, "count": 3}, {"correct": False, "count": 1}]},
-        {"problem_id": "b", "samples": [{"correct": False, "count": 4}]},
+        QuestionSamples(problem_id="a", question="", gold="", samples=[sample("x", True, 3), sample("y", False, 1)]),
+        QuestionSamples(problem_id="b", question="", gold="", samples=[sample("z", False, 4)]),
     ]
     stats = orm_stats(records)
     assert stats == {
@@ -111,10 +114,10 @@ def test_sample_questions_grades_and_dedups_per_problem():
     backend = FakeBackend(respond)
     records = sample_questions(backend, probs, n=3, temperature=1.0, max_new_tokens=64, seed=4)
     assert backend.calls[0]["n"] == 3 and backend.calls[0]["seed"] == 4
-    assert [r["problem_id"] for r in records] == [p.id for p in probs]
+    assert [r.problem_id for r in records] == [p.id for p in probs]
     for r in records:
-        assert r["n_samples"] == 3
-        assert sorted((s["correct"], s["count"]) for s in r["samples"]) == [(False, 1), (True, 2)]
+        assert r.n_samples == 3
+        assert sorted((s.correct, s.count) for s in r.samples) == [(False, 1), (True, 2)]
 
 
 def test_build_orm_data_resumes_from_its_shards(tmp_path):
@@ -176,16 +179,16 @@ def test_write_jsonl_atomic_leaves_no_temporary_file(tmp_path):
 # ---- SORM rollouts -----------------------------------------------------------------------------
 def orm_records_for_consistency():
     return [
-        {
-            "problem_id": "p0",
-            "question": QUESTION,
-            "gold": "10",
-            "samples": [
-                {"text": SOLUTION, "steps": GOLD_STEPS, "correct": True, "count": 2, "logprob": -1.0},
-                {"text": join_steps(BAD_STEPS), "steps": BAD_STEPS, "correct": False, "count": 1, "logprob": -3.0},
-                {"text": "", "steps": [], "correct": False, "count": 1, "logprob": -9.0},
+        QuestionSamples(
+            problem_id="p0",
+            question=QUESTION,
+            gold="10",
+            samples=[
+                sample(SOLUTION, True, 2, GOLD_STEPS, -1.0),
+                sample(join_steps(BAD_STEPS), False, 1, BAD_STEPS, -3.0),
+                sample("", False, 1, [], -9.0),
             ],
-        }
+        )
     ]
 
 
@@ -197,8 +200,8 @@ def respond_for_consistency(prompt, n):
 
 def test_solutions_of_flattens_samples_with_steps():
     sols = solutions_of(orm_records_for_consistency())
-    assert [s["steps"] for s in sols] == [GOLD_STEPS, BAD_STEPS]
-    assert sols[0]["count"] == 2 and sols[1]["gold"] == "10" and sols[1]["question"] == QUESTION
+    assert [s.steps for s in sols] == [GOLD_STEPS, BAD_STEPS]
+    assert sols[0].count == 2 and sols[1].gold == "10" and sols[1].question == QUESTION
 
 
 def test_prefix_prompt_ends_with_the_kept_steps():
@@ -211,43 +214,46 @@ def test_label_solutions_counts_correct_and_consistent_rollouts():
         backend, solutions_of(orm_records_for_consistency()), k=2, temperature=1.0, max_new_tokens=32, seed=0
     )
     good, bad = labelled
-    assert good["results"] == ["12", "10"] and bad["results"] == ["13", "11"]
-    assert good["rollouts"] == [
-        {
-            "k": 2,
-            "correct": 1,
-            "consistent_correct": 1,
-            "pos": "He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10",
-            "neg": "12-3=9\n#### 9",
-        }
+    assert good.results == ["12", "10"] and bad.results == ["13", "11"]
+    assert good.rollouts == [
+        PrefixRollouts(
+            k=2,
+            correct=1,
+            consistent_correct=1,
+            pos="He eats 2, so 12-2=<<12-2=10>>10 are left.\n#### 10",
+            neg="12-3=9\n#### 9",
+        )
     ]
-    assert bad["rollouts"] == [
-        {"k": 2, "correct": 1, "consistent_correct": 0, "pos": None, "neg": "13-2=<<13-2=11>>11\n#### 11"}
+    assert bad.rollouts == [
+        PrefixRollouts(k=2, correct=1, consistent_correct=0, pos=None, neg="13-2=<<13-2=11>>11\n#### 11")
     ]
     assert rollout_cost(labelled) == {"solutions": 2, "prefixes": 2, "rollouts": 4}
 
 
 def test_identical_prefixes_are_rolled_out_once():
     sol = {"problem_id": "p", "question": "Q", "gold": "3", "correct": False}
-    sols = [{**sol, "steps": ["a=1", "b=2", "#### 3"]}, {**sol, "steps": ["a=1", "b=5", "#### 6"]}]
+    sols = [
+        LabelledSolution(**sol, steps=["a=1", "b=2", "#### 3"]),
+        LabelledSolution(**sol, steps=["a=1", "b=5", "#### 6"]),
+    ]
     backend = FakeBackend(lambda p, n: ["#### 3"] * n)
     labelled = label_solutions(backend, sols, k=3, temperature=1.0, max_new_tokens=8, seed=0)
     prompts = backend.calls[0]["prompts"]
     assert len(prompts) == 3 and len(set(prompts)) == 3  # "a=1" shared, then "a=1 b=2" and "a=1 b=5"
-    assert labelled[0]["rollouts"][0] is not None and labelled[0]["rollouts"][0] == labelled[1]["rollouts"][0]
+    assert labelled[0].rollouts[0] is not None and labelled[0].rollouts[0] == labelled[1].rollouts[0]
 
 
 def test_a_one_step_solution_needs_no_rollouts():
     backend = FakeBackend(lambda p, n: ["x"] * n)
     (only,) = label_solutions(
         backend,
-        [{"problem_id": "p", "question": "Q", "gold": "3", "steps": ["#### 3"], "correct": True}],
+        [LabelledSolution(problem_id="p", question="Q", gold="3", steps=["#### 3"], correct=True)],
         k=2,
         temperature=1.0,
         max_new_tokens=8,
         seed=0,
     )
-    assert only["rollouts"] == [] and backend.calls == []
+    assert only.rollouts == [] and backend.calls == []
 
 
 # ---- label rules -------------------------------------------------------------------------------
@@ -303,10 +309,10 @@ def test_balancing_keeps_equal_positives_and_negatives_per_prefix_length():
 def test_apply_rules_adds_labels_soft_labels_and_masks():
     records = [record(["a", "b"], i % 3 == 0, [rollout_stats(correct=i % 2)], pid=f"p{i}") for i in range(9)]
     out = apply_rules(records, LabelRules(balance=True, seed=1))
-    assert all({"labels", "soft_labels", "mask"} <= set(r) for r in out)
-    assert out[0]["steps"] == ["a", "b"] and "labels" not in records[0]  # input records untouched
+    assert all(len(r.labels) == len(r.soft_labels) == len(r.mask) == 2 for r in out)
+    assert out[0].steps == ["a", "b"] and records[0].labels == []  # input records untouched
     unbalanced = apply_rules(records, LabelRules(balance=False))
-    assert all(m == [1.0, 1.0] for m in (r["mask"] for r in unbalanced))
+    assert all(m == [1.0, 1.0] for m in (r.mask for r in unbalanced))
     stats = label_stats(out)
     assert stats["labels"] == 18 and stats["labels_kept"] < 18
     assert 0 <= stats["positive_rate/step1"] <= 1 and "positive_rate/step2" in stats
@@ -314,12 +320,9 @@ def test_apply_rules_adds_labels_soft_labels_and_masks():
 
 # ---- refinement pairing ------------------------------------------------------------------------
 def orm_record(pid, texts_correct):
-    return {
-        "problem_id": pid,
-        "question": f"Question {pid}?",
-        "gold": "1",
-        "samples": [{"text": t, "steps": split_steps(t), "correct": c, "count": 1} for t, c in texts_correct],
-    }
+    return QuestionSamples(
+        problem_id=pid, question=f"Question {pid}?", gold="1", samples=[sample(t, c) for t, c in texts_correct]
+    )
 
 
 def test_global_pairs_only_come_from_mixed_questions():
@@ -350,7 +353,7 @@ def test_local_triple_marks_the_first_error_and_keeps_the_steps_before_it():
         question="Q?",
     )
     r = apply_rules([r], LabelRules(balance=False))[0]
-    assert r["labels"] == [1, 1, 0, 0]
+    assert r.labels == [1, 1, 0, 0]
     ex = local_triple(r, [], __import__("random").Random(0))
     assert ex.kind == "local"
     assert ex.prompt == local_prompt("Q?", steps, 2)
@@ -366,8 +369,8 @@ def test_local_triple_with_an_error_at_the_first_step_targets_a_correct_sample()
 
     steps = ["a = 7", "#### 7"]
     r = apply_rules([record(steps, False, [rollout_stats(correct=0)])], LabelRules(balance=False))[0]
-    assert first_error(r["labels"]) == 0
-    good = {"steps": ["a = 1", "#### 1"], "correct": True}
+    assert first_error(r.labels) == 0
+    good = record(["a = 1", "#### 1"], True, [])
     ex = local_triple(r, [good], random.Random(0))
     assert ex.prompt == local_prompt("Q?", steps, 0) and ex.prompt.endswith("Refinement:\n")
     assert ex.target == "a = 1\n#### 1"
@@ -382,7 +385,7 @@ def test_local_triple_of_a_correct_solution_uses_its_negative_rollout():
         steps, True, [rollout_stats(correct=1, pos="b = 2\n#### 3"), rollout_stats(correct=0, neg="b is 9\n#### 9")]
     )
     r = apply_rules([r], LabelRules(propagate=False, balance=False))[0]
-    assert r["labels"] == [1, 0, 1]
+    assert r.labels == [1, 0, 1]
     ex = local_triple(r, [], random.Random(0))
     draft = steps[:2] + ["b is 9\n#### 9"]
     assert ex.prompt == local_prompt("Q?", draft, 1)
@@ -407,7 +410,7 @@ def test_local_triples_from_rollout_labels_respect_the_rules():
     # consistency off: the restart "verifies" the wrong step and the error moves to step 1; the restart
     # is not kept as a target (it does not continue from the kept steps), so that solution gives no triple
     off = apply_rules(labelled, LabelRules(consistency=False, balance=False))
-    assert first_error(off[1]["labels"]) == 1 and off[1]["rollouts"][0]["pos"] is None
+    assert first_error(off[1].labels) == 1 and off[1].rollouts[0].pos is None
     assert local_triples(labelled, LabelRules(consistency=False, balance=False)) == []
 
 
@@ -438,15 +441,12 @@ def resume_records():
     out = []
     for p in problems(6):
         out.append(
-            {
-                "problem_id": p.id,
-                "question": p.question,
-                "gold": p.answer,
-                "samples": [
-                    {"text": p.solution, "steps": split_steps(p.solution), "correct": True, "count": 1},
-                    {"text": wrong(p.solution), "steps": split_steps(wrong(p.solution)), "correct": False, "count": 1},
-                ],
-            }
+            QuestionSamples(
+                problem_id=p.id,
+                question=p.question,
+                gold=p.answer,
+                samples=[sample(p.solution, True), sample(wrong(p.solution), False)],
+            )
         )
     return out
 
@@ -485,7 +485,7 @@ def test_sharded_labelling_resumes_to_identical_labels(policy, tokenizer, resume
         name = f"shard-{k:05d}.jsonl"
         assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "clean" / name).read_text()
     # the rollouts were really sampled: some prefixes got distinct texts
-    texts = {json.dumps(p) for r in clean for p in r["rollouts"]}
+    texts = {json.dumps(p.to_json()) for r in clean for p in r.rollouts}
     assert len(texts) > 1
 
 
@@ -495,4 +495,4 @@ def test_labelling_with_another_seed_gives_other_rollouts(policy, tokenizer, res
     backend = TransformersBackend(policy, tokenizer)
     a = build_sorm_labels(backend, resume_records[:2], tmp_path / "a", k=2, max_new_tokens=8, seed=1, shard_size=8)
     b = build_sorm_labels(backend, resume_records[:2], tmp_path / "b", k=2, max_new_tokens=8, seed=2, shard_size=8)
-    assert [r["rollouts"] for r in a] != [r["rollouts"] for r in b]
+    assert [r.rollouts for r in a] != [r.rollouts for r in b]

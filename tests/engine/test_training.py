@@ -12,7 +12,8 @@ import torch
 from engine_helpers import make_policy, problems, wrong
 
 from glore_engine.errors import CheckpointError, ConfigError, DataError
-from glore_engine.formats import RefinementExample, student_prompt
+from glore_engine.formats import student_prompt
+from glore_engine.records import RefinementExample
 from glore_engine.tracking import NullTracker
 from glore_engine.training.loop import OptimConfig, clear_state, index_stream, train
 from glore_engine.training.sft import batch_maker, collate, lm_loss, tokenize_examples
