@@ -45,7 +45,7 @@ def make_eval_run(store, family, n: int = 4) -> int:
     pipeline = GlorePipeline(GloreModels.from_folder(family), max_new_tokens=24)
     results = pipeline.run_batch([p.question for p in problems], [p.answer for p in problems], drafts=drafts)
     with store.run("eval", name="app-tests", config={"n": n}) as run:
-        store.add_cases(run.id, [to_case(r, i, p.id) for i, (r, p) in enumerate(zip(results, problems))])
+        store.add_cases(run.id, [to_case(r, i, p.id).to_json() for i, (r, p) in enumerate(zip(results, problems))])
         store.set_summary(run.id, {"tables_md": {"T3": "| method | accuracy % |\n|---|---|\n| greedy draft | 50.0 |"}})
         for step in range(5):
             store.log_metrics(run.id, {"train/loss": 2.0 / (step + 1), "eval/accuracy": 0.1 * step}, step=step)

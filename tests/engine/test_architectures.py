@@ -263,23 +263,15 @@ def test_a_solution_past_a_learned_position_table_is_a_data_error(corpus, tmp_pa
 def with_gold(records, problems):
     """Each question's gold solution joins its samples: a student trained for seconds rarely writes a
     correct one, and the ORM, the SORM's positive labels and both refiners' targets need some."""
+    from glore_engine.records import GradedSample
     from glore_engine.tasks.steps import split_steps
 
     gold = {p.id: p.solution for p in problems}
     for r in records:
-        text = gold[r["problem_id"]]
-        if all(s["text"] != text for s in r["samples"]):
-            r["samples"].append(
-                {
-                    "text": text,
-                    "steps": split_steps(text),
-                    "answer": r["gold"],
-                    "correct": True,
-                    "logprob": -1.0,
-                    "n_tokens": 0,
-                    "finished": True,
-                    "count": 1,
-                }
+        text = gold[r.problem_id]
+        if all(s.text != text for s in r.samples):
+            r.samples.append(
+                GradedSample(text=text, steps=split_steps(text), answer=r.gold, correct=True, logprob=-1.0)
             )
     return records
 
@@ -318,12 +310,12 @@ def test_each_family_through_the_whole_loop(family, tmp_path):
     assert heldout_loss(student, held_out) < 0.8 * heldout_loss(base, held_out)  # the family learns the format
     sample = OrmDataConfig(student=str(student), n_questions=8, n=3, max_new_tokens=64, batch_size=32, shard_size=8)
     records = make_orm_data(sample, tmp_path / "orm-data", progress=False)
-    assert len(records) == 8 and all(r["samples"] for r in records)
+    assert len(records) == 8 and all(r.samples for r in records)
     records = with_gold(records, load_eval_problems("synthetic", "train", 8, sample.data_seed, str(student)))
     label = SormLabelConfig(k=2, max_new_tokens=48, batch_size=64, shard_size=16)
     labelled = make_sorm_labels(label, str(student), records, tmp_path / "sorm-labels", progress=False)
-    assert len(labelled) == sum(len([s for s in r["samples"] if s["steps"]]) for r in records)
-    assert all(len(r["rollouts"]) == len(r["steps"]) - 1 for r in labelled)
+    assert len(labelled) == sum(len([s for s in r.samples if s.steps]) for r in records)
+    assert all(len(r.rollouts) == len(r.steps) - 1 for r in labelled)
 
     rm = {"max_steps": 4, "batch_size": 4, "warmup_steps": 1, "base": str(student)}
     orm, _ = train_reward_model(RewardConfig(role="orm", **rm), records, tmp_path / "orm", progress=False)

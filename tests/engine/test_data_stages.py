@@ -9,8 +9,9 @@ import pytest
 
 from glore_engine.errors import DataError
 from glore_engine.labelling.manifest import MANIFEST, check_compatible, load_records, read_manifest
-from glore_engine.labelling.orm_data import OrmDataConfig, make_orm_data
-from glore_engine.labelling.rollouts import SormLabelConfig, make_sorm_labels
+from glore_engine.labelling.orm_data import OrmDataConfig, load_orm_data, make_orm_data
+from glore_engine.labelling.rollouts import SormLabelConfig, load_sorm_labels, make_sorm_labels
+from glore_engine.records import GradedSample, QuestionSamples
 from glore_engine.tracking import NullTracker
 
 
@@ -29,8 +30,8 @@ def stage_data(tiny_family, tmp_path_factory):
 
 def test_make_orm_data_writes_records_shards_and_a_manifest(stage_data):
     folder, student, records, _, tracker = stage_data
-    assert len(records) == 4 and all(r["n_samples"] == 3 for r in records)
-    assert all(sum(s["count"] for s in r["samples"]) == 3 for r in records)
+    assert len(records) == 4 and all(r.n_samples == 3 for r in records)
+    assert all(sum(s.count for s in r.samples) == 3 for r in records)
     assert sorted(p.name for p in (folder / "orm-data" / "shards").iterdir()) == [
         "shard-00000.jsonl",
         "shard-00001.jsonl",
@@ -39,28 +40,30 @@ def test_make_orm_data_writes_records_shards_and_a_manifest(stage_data):
     assert manifest["kind"] == "orm-data" and manifest["student"] == student
     assert manifest["config"]["n"] == 3 and manifest["stats"]["questions"] == 4
     assert manifest["stats"]["samples"] == 12 and manifest["stats"]["sampling/samples"] == 12
-    assert load_records(folder / "orm-data", "orm-data", base=student) == records
+    assert load_orm_data(folder / "orm-data", base=student) == records
     assert ("orm-data", str(folder / "orm-data" / "orm-data.jsonl"), {"questions": 4}) in tracker.artifacts
     assert tracker.last("data/questions") == 4
 
 
 def test_make_sorm_labels_labels_every_distinct_sample(stage_data):
     folder, _student, records, labelled, tracker = stage_data
-    with_steps = [s for r in records for s in r["samples"] if s["steps"]]
+    with_steps = [s for r in records for s in r.samples if s.steps]
     assert len(labelled) == len(with_steps)
     for sol in labelled:
-        assert len(sol["rollouts"]) == len(sol["steps"]) - 1 and len(sol["results"]) == len(sol["steps"])
-        assert all(p["k"] == 2 for p in sol["rollouts"])
+        assert len(sol.rollouts) == len(sol.steps) - 1 and len(sol.results) == len(sol.steps)
+        assert all(p.k == 2 for p in sol.rollouts)
     manifest = json.loads((folder / "sorm-labels" / MANIFEST).read_text())
     assert manifest["kind"] == "sorm-labels" and manifest["stats"]["solutions"] == len(labelled)
     assert manifest["stats"]["rollouts"] == 2 * manifest["stats"]["prefixes"]
-    assert load_records(folder / "sorm-labels" / "sorm-labels.jsonl", "sorm-labels") == labelled
+    assert load_sorm_labels(folder / "sorm-labels" / "sorm-labels.jsonl") == labelled
     assert tracker.last("data/solutions") == len(labelled)
 
 
 def test_labelling_nothing_is_a_data_error(tiny_family, tmp_path):
     records = [
-        {"problem_id": "p", "question": "Q", "gold": "1", "samples": [{"text": "", "steps": [], "correct": False}]}
+        QuestionSamples(
+            problem_id="p", question="Q", gold="1", samples=[GradedSample(text="", steps=[], correct=False)]
+        )
     ]
     with pytest.raises(DataError, match="no sampled solutions"):
         make_sorm_labels(SormLabelConfig(), str(tiny_family / "student"), records, tmp_path, progress=False)
@@ -125,8 +128,8 @@ def test_resume_reuses_shards_and_a_fresh_start_discards_them(tiny_family, tmp_p
     config = OrmDataConfig(student=student, n_questions=2, n=1, max_new_tokens=4, shard_size=1)
     make_orm_data(config, tmp_path, progress=False)
     more = OrmDataConfig(student=student, n_questions=2, n=2, max_new_tokens=4, shard_size=1)
-    assert [r["n_samples"] for r in make_orm_data(more, tmp_path, progress=False)] == [1, 1]  # resumed shards
-    assert [r["n_samples"] for r in make_orm_data(more, tmp_path, progress=False, resume=False)] == [2, 2]
+    assert [r.n_samples for r in make_orm_data(more, tmp_path, progress=False)] == [1, 1]  # resumed shards
+    assert [r.n_samples for r in make_orm_data(more, tmp_path, progress=False, resume=False)] == [2, 2]
 
 
 def test_reuse_or_sample_reuses_a_folder_or_samples_as_a_child_stage(stage_data, tmp_path):
@@ -140,7 +143,7 @@ def test_reuse_or_sample_reuses_a_folder_or_samples_as_a_child_stage(stage_data,
     fresh = reuse_or_sample(config, tmp_path, root, progress=False)
     ((kind, child),) = root.children
     assert kind == "orm-data" and child.last("data/questions") == 2 and len(fresh) == 2
-    assert load_records(tmp_path / "orm-data", "orm-data", base=student) == fresh
+    assert load_orm_data(tmp_path / "orm-data", base=student) == fresh
 
 
 def test_reuse_or_label_samples_then_labels_or_reuses_either(stage_data, tmp_path):

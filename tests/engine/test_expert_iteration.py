@@ -10,6 +10,7 @@ import pytest
 from glore_engine.errors import ConfigError, DataError
 from glore_engine.generation.base import GenerationStats, Sample
 from glore_engine.models.checkpoint import read_card
+from glore_engine.records import GradedSample, QuestionSamples
 from glore_engine.tasks.synthetic import generate
 from glore_engine.tracking import NullTracker
 from glore_engine.training.expert_iteration import EIConfig, ei_pairs, expert_iteration, kept_solutions
@@ -85,17 +86,17 @@ def _config(student, **kw) -> EIConfig:
 
 
 def test_kept_solutions_are_the_correct_distinct_finished_samples():
+    def sample(text, correct, finished=True):
+        return GradedSample(text=text, steps=[text], correct=correct, finished=finished)
+
     records = [
-        {
-            "problem_id": "q1",
-            "samples": [
-                {"text": "a", "correct": True, "finished": True},
-                {"text": "b", "correct": False, "finished": True},
-                {"text": "c", "correct": True, "finished": False},
-                {"text": "a", "correct": True, "finished": True},
-            ],
-        },
-        {"problem_id": "q2", "samples": [{"text": "x", "correct": False, "finished": True}]},
+        QuestionSamples(
+            problem_id="q1",
+            question="",
+            gold="",
+            samples=[sample("a", True), sample("b", False), sample("c", True, finished=False), sample("a", True)],
+        ),
+        QuestionSamples(problem_id="q2", question="", gold="", samples=[sample("x", False)]),
     ]
     assert kept_solutions(records) == {"q1": ["a"], "q2": []}
 

@@ -8,6 +8,7 @@ from glore_engine.errors import ConfigError
 from glore_engine.exports import SCHEMA_VERSION, SHEPHERD_TAG, export_labels
 from glore_engine.formats import student_prompt
 from glore_engine.labelling.postprocess import LabelRules
+from glore_engine.records import solutions_from_json
 
 
 def stats(k, correct, consistent=None):
@@ -20,35 +21,37 @@ def stats(k, correct, consistent=None):
     }
 
 
-LABELLED = [
-    # wrong at step 2: P_1 verified by 3 of 4 rollouts, P_2 by none
-    {
-        "problem_id": "q1",
-        "question": "How many apples?",
-        "gold": "10",
-        "correct": False,
-        "steps": ["3*4=12", "12-3=9", "So 9.\n#### 9"],
-        "rollouts": [stats(4, 3), stats(4, 0)],
-    },
-    # right throughout; P_1's only correct rollout ignores R_1 (consistency matters)
-    {
-        "problem_id": "q2",
-        "question": "How many pears?",
-        "gold": "5",
-        "correct": True,
-        "steps": ["2+3=5", "#### 5"],
-        "rollouts": [stats(4, 1, consistent=0)],
-    },
-    # wrong at step 1
-    {
-        "problem_id": "q3",
-        "question": "How many figs?",
-        "gold": "4",
-        "correct": False,
-        "steps": ["2*3=7", "7-3=4 ... no\n#### 3"],
-        "rollouts": [stats(2, 0)],
-    },
-]
+LABELLED = solutions_from_json(
+    [
+        # wrong at step 2: P_1 verified by 3 of 4 rollouts, P_2 by none
+        {
+            "problem_id": "q1",
+            "question": "How many apples?",
+            "gold": "10",
+            "correct": False,
+            "steps": ["3*4=12", "12-3=9", "So 9.\n#### 9"],
+            "rollouts": [stats(4, 3), stats(4, 0)],
+        },
+        # right throughout; P_1's only correct rollout ignores R_1 (consistency matters)
+        {
+            "problem_id": "q2",
+            "question": "How many pears?",
+            "gold": "5",
+            "correct": True,
+            "steps": ["2+3=5", "#### 5"],
+            "rollouts": [stats(4, 1, consistent=0)],
+        },
+        # wrong at step 1
+        {
+            "problem_id": "q3",
+            "question": "How many figs?",
+            "gold": "4",
+            "correct": False,
+            "steps": ["2*3=7", "7-3=4 ... no\n#### 3"],
+            "rollouts": [stats(2, 0)],
+        },
+    ]
+)
 
 
 def load(path, tmp_path):
@@ -64,7 +67,7 @@ def test_trl_round_trip_keeps_soft_labels_apart(tmp_path):
     assert len(ds) == 3 and {"prompt", "completions", "labels", "soft_labels"} <= set(ds.column_names)
     row = ds[0]
     assert row["prompt"] == student_prompt("How many apples?")
-    assert row["completions"] == LABELLED[0]["steps"]
+    assert row["completions"] == LABELLED[0].steps
     assert row["labels"] == [True, False, False]
     assert row["soft_labels"] == pytest.approx([0.75, 0.0, 0.0])
     assert ds[1]["labels"] == [True, True] and ds[1]["soft_labels"] == pytest.approx([0.0, 1.0])
@@ -89,7 +92,7 @@ def test_processbench_round_trip(tmp_path):
     assert ds["problem"] == ["How many apples?", "How many pears?", "How many figs?"]
     assert ds["label"] == [1, -1, 0]  # first wrong step, -1 for a right solution
     assert ds["final_answer_correct"] == [False, True, False]
-    assert ds[0]["steps"] == LABELLED[0]["steps"]
+    assert ds[0]["steps"] == LABELLED[0].steps
 
 
 def test_math_shepherd_round_trip(tmp_path):
@@ -169,11 +172,9 @@ def test_one_trl_stepwise_record_for_sorm_labels_and_human_labels(tmp_path):
     """The same draft with the same labels is the same TRL record, whoever labelled it."""
     from glore_engine.exports import export_annotations
 
-    sorm = dict(LABELLED[0])
+    sorm = LABELLED[0]
     export_labels([sorm], "trl", tmp_path / "sorm.jsonl")
-    person = human(
-        0, question=sorm["question"], steps=list(sorm["steps"]), problem_id="q1", first=1, verdict="found_error"
-    )
+    person = human(0, question=sorm.question, steps=list(sorm.steps), problem_id="q1", first=1, verdict="found_error")
     export_annotations([person], "trl", tmp_path / "human.jsonl")
     (from_sorm,), (from_human,) = read_jsonl(tmp_path / "sorm.jsonl"), read_jsonl(tmp_path / "human.jsonl")
     shared = ("schema_version", "prompt", "completions", "labels", "problem_id")

@@ -22,6 +22,7 @@ from glore_engine.evaluation.student import evaluate_student, pass_at_k
 from glore_engine.generation.base import Sample
 from glore_engine.labelling.postprocess import LabelRules, apply_rules
 from glore_engine.pipeline import Candidate, GloreResult
+from glore_engine.records import LabelledSolution, PrefixRollouts
 
 
 def brute_auc(scores, labels):
@@ -116,16 +117,17 @@ def test_fmt_and_markdown_table():
 def labelled_record(pid, correct, labels_from_rollouts, steps=None, logprob=None, count=1):
     """A rollout-labelled solution whose V* labels (propagation off) are labels_from_rollouts + [correct]."""
     steps = steps or [f"s{i}" for i in range(len(labels_from_rollouts) + 1)]
-    rollouts = [{"k": 2, "correct": y, "consistent_correct": y, "pos": None, "neg": None} for y in labels_from_rollouts]
-    return {
-        "problem_id": pid,
-        "question": f"Q{pid}",
-        "steps": steps,
-        "correct": correct,
-        "rollouts": rollouts,
-        "logprob": logprob,
-        "count": count,
-    }
+    rollouts = [PrefixRollouts(k=2, correct=y, consistent_correct=y) for y in labels_from_rollouts]
+    return LabelledSolution(
+        problem_id=pid,
+        question=f"Q{pid}",
+        gold="",
+        steps=steps,
+        correct=correct,
+        rollouts=rollouts,
+        logprob=logprob,
+        count=count,
+    )
 
 
 def test_evaluate_scores_on_hand_made_labels():
@@ -133,7 +135,7 @@ def test_evaluate_scores_on_hand_made_labels():
         [labelled_record("a", True, [1]), labelled_record("a", False, [1, 0]), labelled_record("b", False, [0])],
         LabelRules(propagate=False, balance=False),
     )
-    assert [r["labels"] for r in records] == [[1, 1], [1, 0, 0], [0, 0]]
+    assert [r.labels for r in records] == [[1, 1], [1, 0, 0], [0, 0]]
     scores = [[0.9, 0.8], [0.7, 0.3, 0.6], [0.6, 0.2]]
     row = evaluate_scores("RM", records, scores)
     # step hits: (1,1) (1,0,0:0.6 wrong) (0:0.6 wrong, 0) -> 5 of 7
@@ -149,7 +151,7 @@ def test_evaluate_scores_on_hand_made_labels():
 
 def test_evaluate_scores_respects_the_balancing_mask():
     records = apply_rules([labelled_record("a", True, [1])], LabelRules(balance=False))
-    records[0]["mask"] = [0.0, 1.0]
+    records[0].mask = [0.0, 1.0]
     assert evaluate_scores("RM", records, [[0.1, 0.9]]).step_accuracy == 1.0  # the masked wrong step does not count
 
 

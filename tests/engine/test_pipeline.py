@@ -205,7 +205,7 @@ def test_results_survive_a_round_trip_through_dicts(batch):
 
 def test_to_case_records_the_outcome(batch):
     probs, _, results = batch
-    case = to_case(results[1], 1, probs[1].id)
+    case = to_case(results[1], 1, probs[1].id).to_json()
     r = results[1]
     assert case["index"] == 1 and case["problem_id"] == probs[1].id and case["question"] == r.question
     assert case["draft"] == r.draft.text and case["gold"] == probs[1].answer

@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import operator
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from engine_helpers import make_policy, problems, wrong
 
 from glore_engine.errors import CheckpointError, ConfigError, DataError
 from glore_engine.formats import student_prompt
-from glore_engine.records import RefinementExample
+from glore_engine.records import PrefixRollouts, QuestionSamples, RefinementExample
 from glore_engine.tracking import NullTracker
 from glore_engine.training.loop import OptimConfig, clear_state, index_stream, train
 from glore_engine.training.sft import batch_maker, collate, lm_loss, tokenize_examples
@@ -277,7 +278,11 @@ def orm_records():
             from glore_engine.tasks.steps import split_steps
 
             s["steps"], s["count"] = split_steps(s["text"]), 1
-        out.append({"problem_id": p.id, "question": p.question, "gold": p.answer, "samples": samples})
+        out.append(
+            QuestionSamples.from_json(
+                {"problem_id": p.id, "question": p.question, "gold": p.answer, "samples": samples}
+            )
+        )
     return out
 
 
@@ -334,19 +339,11 @@ def test_train_reward_models_save_loadable_checkpoints(tiny_family, orm_records,
     assert card.config["max_steps"] == 3 and model.head.weight.abs().sum() > 0  # the head learned something
 
     labelled = [
-        {
-            **s,
-            "rollouts": [
-                {
-                    "k": 2,
-                    "correct": int(s["correct"]),
-                    "consistent_correct": int(s["correct"]),
-                    "pos": None,
-                    "neg": None,
-                }
-            ]
-            * (len(s["steps"]) - 1),
-        }
+        replace(
+            s,
+            rollouts=[PrefixRollouts(k=2, correct=int(s.correct), consistent_correct=int(s.correct))]
+            * (len(s.steps) - 1),
+        )
         for s in solutions_of(orm_records)
     ]
     sorm = RewardConfig(role="sorm", base=base, max_steps=2, batch_size=2, warmup_steps=1, likelihood_features=False)

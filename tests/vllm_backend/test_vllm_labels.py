@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from glore_engine.records import LabelledSolution
+
 Z_LIMIT = 3.29
 
 
@@ -18,13 +20,13 @@ def z_score(pos_a: int, n_a: int, pos_b: int, n_b: int) -> float:
     return 0.0 if se == 0 else (pos_a / n_a - pos_b / n_b) / se
 
 
-def step_positives(labelled: list[dict]) -> dict[int, tuple[int, int]]:
+def step_positives(labelled: list[LabelledSolution]) -> dict[int, tuple[int, int]]:
     """step i -> (prefixes whose rollouts verified them, prefixes)."""
     out: dict[int, list[int]] = {}
     for record in labelled:
-        for i, stats in enumerate(record["rollouts"], start=1):
+        for i, stats in enumerate(record.rollouts, start=1):
             entry = out.setdefault(i, [0, 0])
-            entry[0] += stats["consistent_correct"] > 0
+            entry[0] += stats.consistent_correct > 0
             entry[1] += 1
     return {i: (p, n) for i, (p, n) in out.items()}
 
@@ -40,7 +42,7 @@ def test_orm_samples_agree_within_noise(engine, hf, problems):
     z = z_score(round(a["sample_accuracy"] * n), n, round(b["sample_accuracy"] * n), n)
     assert abs(z) < Z_LIMIT, (a, b, z)
     assert 0.05 < a["sample_accuracy"] < 0.95  # a mixed student: the test can see a difference
-    tokens = lambda records: [s["n_tokens"] for r in records for s in r["samples"]]  # noqa: E731
+    tokens = lambda records: [s.n_tokens for r in records for s in r.samples]  # noqa: E731
     mean_a, mean_b = sum(tokens(ours)) / len(tokens(ours)), sum(tokens(theirs)) / len(tokens(theirs))
     assert abs(mean_a - mean_b) < 0.15 * mean_b  # tokens per distinct sample mean the same
 
