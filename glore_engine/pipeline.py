@@ -85,6 +85,18 @@ def check_question(question: str) -> str:
 
 
 class GlorePipeline:
+    """GLoRe inference over a loaded family: draft, score, find the first error, refine, rerank.
+
+    `run` takes one question (optionally the user's own draft) and returns a GloreResult; `run_batch`
+    does the same for many at once, every stage batched across questions, and can add the ORM-critique
+    ablation and the best-of-N baseline that tables T2/T3 need (evaluation.pipeline_eval).
+
+    threshold: a step whose SORM score is below it is the first error (where);
+    when_threshold: a draft whose ORM score is below it needs refining (when; reported, the rerank decides);
+    max_new_tokens: the cap on every generation (draft, refinements, samples).
+    Everything is greedy except the baseline's samples (temperature 1, seeded).
+    """
+
     def __init__(
         self, models: GloreModels, threshold: float = 0.5, when_threshold: float = 0.5, max_new_tokens: int = 256
     ):

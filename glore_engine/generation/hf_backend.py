@@ -129,16 +129,16 @@ class TransformersBackend:
             if n > 1:  # one prefill per prompt, n continuations share it
                 decoder.expand(n)
                 logits, next_pos = logits.repeat_interleave(n, 0), next_pos.repeat_interleave(n, 0)  # (R, ...)
-            rows = _Rows.start(logits.shape[0], max_new_tokens, self.eos_id, self.device)
-            for step in range(max_new_tokens):
+            rows = _Rows.start(logits.shape[0], max_new_tokens, self.eos_id, self.device)  # tokens (R, M)
+            for step in range(max_new_tokens):  # logits (B, V), next_pos (B,): B = R until the first prune
                 choice = self._choose(logits, temperature, generator, rows)  # (B,)
-                self._record(step, logits, choice, rows, stops, calculator)
-                keep = self._survivors(rows)
+                self._record(step, logits, choice, rows, stops, calculator)  # rows.tokens[:, step] of live rows
+                keep = self._survivors(rows)  # (B',) batch positions still writing, or None: no prune yet
                 if step == max_new_tokens - 1 or (keep is not None and len(keep) == 0):
                     break
                 if keep is not None:
-                    decoder.keep(keep)
-                    rows.alive, choice, next_pos = rows.alive[keep], choice[keep], next_pos[keep]
+                    decoder.keep(keep)  # the KV cache drops the finished rows too
+                    rows.alive, choice, next_pos = rows.alive[keep], choice[keep], next_pos[keep]  # (B',)
                 logits = decoder.step(choice, next_pos)  # (B, V)
                 next_pos = next_pos + 1
         return self._collect(len(prompts), n, rows)

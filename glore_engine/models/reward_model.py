@@ -20,6 +20,8 @@ from ..formats import scoring_text
 from .checkpoint import REWARD_ROLES, Card, atomic_save, check_role, read_card, require_folder, write_card
 from .tokenizer import fingerprint
 
+# Shapes: B solutions in a batch, T tokens (question + solution, right-padded), H the width the LM head
+# reads, V the vocabulary, F = N_FEATURES likelihood features, S a solution's steps.
 HEAD_FILE = "value_head.safetensors"
 N_FEATURES = 6
 FEATURE_CHUNK_ELEMENTS = 1 << 28  # about 1 GiB of fp32 logits at a time (Qwen2.5's 152k vocabulary: 1,700 tokens)
@@ -74,7 +76,7 @@ class RewardModel(nn.Module):
         """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features."""
         out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
         hidden = out.last_hidden_state  # (B, T, H)
-        logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
+        logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)  # (B, T)
         if self.likelihood_features and solution_mask is not None:
             with torch.no_grad():  # rows in chunks: the (rows, T, V) log-softmax is the largest tensor here
                 rows = max(1, FEATURE_CHUNK_ELEMENTS // max(1, hidden.shape[1] * self.digit_tokens.shape[0]))
@@ -83,8 +85,8 @@ class RewardModel(nn.Module):
                         self.features(hidden[i : i + rows], input_ids[i : i + rows], solution_mask[i : i + rows])
                         for i in range(0, hidden.shape[0], rows)
                     ]
-                )
-            logits = logits + self.feature_head(features).squeeze(-1)
+                )  # (B, T, F)
+            logits = logits + self.feature_head(features).squeeze(-1)  # (B, T)
         return logits
 
     def features(self, hidden, input_ids, solution_mask):
@@ -93,19 +95,20 @@ class RewardModel(nn.Module):
         Summed log-probability of all solution tokens, and over digit tokens only: its sum, its
         running minimum, and the same two for the gap to the most likely token; plus a count.
         """
-        token_logits = self.lm.get_output_embeddings()(hidden[:, :-1]).float()
-        logp = torch.log_softmax(token_logits, -1)
-        lp = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-        gap = lp - logp.max(-1).values
-        lp, gap = torch.nn.functional.pad(lp, (1, 0)), torch.nn.functional.pad(gap, (1, 0))  # [t]: log p(x_t | x_<t)
-        sol = solution_mask.bool()
-        digits = sol & self.digit_tokens[input_ids]
-        zero = torch.zeros_like(lp)
+        token_logits = self.lm.get_output_embeddings()(hidden[:, :-1]).float()  # (B, T-1, V): predicts x_1..
+        logp = torch.log_softmax(token_logits, -1)  # (B, T-1, V)
+        lp = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1) log p of the token written
+        gap = lp - logp.max(-1).values  # (B, T-1) <= 0: how far below the most likely token
+        # (B, T), shifted so that [t] is log p(x_t | x_<t); the first token has no prediction
+        lp, gap = torch.nn.functional.pad(lp, (1, 0)), torch.nn.functional.pad(gap, (1, 0))
+        sol = solution_mask.bool()  # (B, T)
+        digits = sol & self.digit_tokens[input_ids]  # (B, T) solution tokens that carry a digit
+        zero = torch.zeros_like(lp)  # (B, T)
 
         def running_min(x):
             return torch.where(digits, x, zero).cummin(-1).values
 
-        return torch.stack(
+        return torch.stack(  # (B, T, F); each feature a running value along T, scaled to about unit size
             [
                 torch.where(sol, lp, zero).cumsum(-1) / 10.0,
                 torch.where(digits, lp, zero).cumsum(-1) / 10.0,
@@ -151,11 +154,11 @@ def encode_solution(tokenizer, question: str, steps: list[str], max_length: int 
 
 
 def collate_solutions(encoded: list[EncodedSolution], pad_id: int) -> dict:
-    """Right-padded ids, attention and solution masks."""
+    """Right-padded ids, attention and solution masks, each (B, T) with T the longest solution."""
     width = max(len(e.ids) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    sol = torch.zeros((len(encoded), width), dtype=torch.bool)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)  # (B, T) 1 on real tokens
+    sol = torch.zeros((len(encoded), width), dtype=torch.bool)  # (B, T) solution tokens, not the prompt
     for i, e in enumerate(encoded):
         ids[i, : len(e.ids)] = torch.tensor(e.ids)
         mask[i, : len(e.ids)] = 1
@@ -186,9 +189,9 @@ class RewardScorer:
                     k: v.to(self.device)
                     for k, v in collate_solutions([encoded[i] for i in idx], self.tokenizer.pad_token_id).items()
                 }
-                probs = torch.sigmoid(self.model(**batch).float())
+                probs = torch.sigmoid(self.model(**batch).float())  # (B, T)
                 for row, i in enumerate(idx):
-                    scores[i] = probs[row, encoded[i].step_ends].tolist()
+                    scores[i] = probs[row, encoded[i].step_ends].tolist()  # (S,) read at each step's last token
         return scores
 
     def score_one(self, question: str, steps: list[str]) -> list[float]:
