@@ -36,6 +36,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 @dataclass
+class ProblemOutcome:
+    """How the student did on one problem: its greedy draft and how many of its k samples were right."""
+
+    problem_id: str
+    n_steps: int  # steps of the reference solution
+    greedy: str
+    greedy_correct: bool
+    samples_correct: int
+    k: int
+
+
+@dataclass
 class StudentEval:
     n_problems: int
     greedy_accuracy: float
@@ -43,7 +55,7 @@ class StudentEval:
     pass_at_k: float
     sample_accuracy: float  # mean correctness of the temperature samples (pass@1 at temperature)
     by_steps: dict = field(default_factory=dict)  # n_steps -> {"n", "greedy", "pass@k"}
-    records: list = field(default_factory=list, repr=False)
+    records: list[ProblemOutcome] = field(default_factory=list, repr=False)
 
     def metrics(self) -> dict:
         out = {"greedy_accuracy": self.greedy_accuracy, "n_problems": self.n_problems}
@@ -75,32 +87,32 @@ def evaluate_student(
         if k
         else [[] for _ in problems]
     )
-    records, groups = [], defaultdict(list)
+    records: list[ProblemOutcome] = []
+    groups: dict[int, list[ProblemOutcome]] = defaultdict(list)
     for problem, g, samples in zip(problems, greedy, sampled):
-        correct = [is_correct(s.text, problem.answer) for s in samples]
-        record = {
-            "problem_id": problem.id,
-            "n_steps": problem.meta.get("n_steps", problem.n_steps),
-            "greedy": g[0].text,
-            "greedy_correct": is_correct(g[0].text, problem.answer),
-            "samples_correct": sum(correct),
-            "k": len(samples),
-        }
+        record = ProblemOutcome(
+            problem_id=problem.id,
+            n_steps=problem.meta.get("n_steps", problem.n_steps),
+            greedy=g[0].text,
+            greedy_correct=is_correct(g[0].text, problem.answer),
+            samples_correct=sum(is_correct(s.text, problem.answer) for s in samples),
+            k=len(samples),
+        )
         records.append(record)
-        groups[record["n_steps"]].append(record)
+        groups[record.n_steps].append(record)
 
-    def summary(rows):
+    def summary(rows: list[ProblemOutcome]) -> tuple[float, float]:
         n = max(len(rows), 1)
         return (
-            sum(r["greedy_correct"] for r in rows) / n,
-            sum(pass_at_k(r["k"], r["samples_correct"], r["k"]) for r in rows) / n if k else 0.0,
+            sum(r.greedy_correct for r in rows) / n,
+            sum(pass_at_k(r.k, r.samples_correct, r.k) for r in rows) / n if k else 0.0,
         )
 
     greedy_acc, pass_k = summary(records)
     by_steps = {
         s: {"n": len(rows), "greedy": summary(rows)[0], "pass@k": summary(rows)[1]} for s, rows in groups.items()
     }
-    sample_acc = sum(r["samples_correct"] for r in records) / max(sum(r["k"] for r in records), 1)
+    sample_acc = sum(r.samples_correct for r in records) / max(sum(r.k for r in records), 1)
     return StudentEval(
         n_problems=len(problems),
         greedy_accuracy=greedy_acc,
