@@ -44,7 +44,7 @@ def test_when_plot_data_of_a_stored_run_and_of_a_run_without_cases(tmp_path):
         (gs, gc), (ls, lc) = c.refinements
         trio = [cand("draft", c.draft_score, c.draft_correct), cand("global", gs, gc), cand("local", ls, lc)]
         choice = max(trio, key=lambda x: x.orm_score).kind
-        return to_case(GloreResult("Q", "1", 0.5, trio[0], -1, -1, False, trio[1], trio[2], choice), 0)
+        return to_case(GloreResult("Q", "1", 0.5, trio[0], -1, -1, False, trio[1], trio[2], choice), 0).to_json()
 
     with Store(f"sqlite:///{tmp_path / 'g.db'}") as store:
         with store.run("eval") as run:

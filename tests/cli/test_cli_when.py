@@ -21,7 +21,7 @@ def case(i, trio):
         for kind, (s, ok) in zip(("draft", "global", "local"), trio)
     )
     choice = max([draft, glob, loc], key=lambda c: c.orm_score).kind
-    return to_case(GloreResult("Q", "1", 0.5, draft, -1, -1, False, glob, loc, choice), i)
+    return to_case(GloreResult("Q", "1", 0.5, draft, -1, -1, False, glob, loc, choice), i).to_json()
 
 
 def eval_run(cli) -> int:

@@ -94,7 +94,7 @@ def stored(case: WhenCase) -> GloreResult:
 
 def test_stored_cases_read_back_and_always_refine_is_glore():
     results = [stored(c) for c in CASES]
-    datas = [to_case(r, i)["data"] for i, r in enumerate(results)]
+    datas = [to_case(r, i).data for i, r in enumerate(results)]
     assert when_cases(datas) == CASES
     glore = dict(t3_rows(results))["draft + global + local (ORM) = GLoRe"]
     greedy = dict(t3_rows(results))["greedy draft"]
@@ -103,13 +103,13 @@ def test_stored_cases_read_back_and_always_refine_is_glore():
 
 
 def test_cases_without_the_candidates_list_use_the_full_records():
-    data = to_case(stored(CASES[1]), 0)["data"]
+    data = to_case(stored(CASES[1]), 0).data
     del data["candidates"]
     assert when_case(data) == CASES[1]
 
 
 def test_cases_without_gold_are_left_out_and_none_left_is_an_error():
-    data = to_case(stored(CASES[0]), 0)["data"]
+    data = to_case(stored(CASES[0]), 0).data
     for c in data["candidates"]:
         c["correct"] = None
     assert when_cases([data]) == []
@@ -134,7 +134,7 @@ def test_run_curve_reads_a_store(tmp_path):
 
     with Store(f"sqlite:///{tmp_path / 'g.db'}") as store:
         with store.run("eval") as run:
-            store.add_cases(run.id, [to_case(stored(c), i) for i, c in enumerate(CASES)])
+            store.add_cases(run.id, [to_case(stored(c), i).to_json() for i, c in enumerate(CASES)])
         with store.run("sft") as empty:
             pass
         assert counts(run_curve(store, run.id, [0.5])[0]) == (2, 3, 0, 1)
