@@ -6,7 +6,7 @@ not the other way round. Annotated cases leave the store as plain records
 """
 
 from .annotations import LIMITS as ANNOTATION_LIMITS
-from .engine import default_home, resolve_url
+from .engine import default_home, display_url, resolve_url, user_home
 from .errors import StoreError
 from .filters import FILTERS as CASE_FILTERS
 from .lifecycle import RunHandle
@@ -29,5 +29,7 @@ __all__ = [
     "Store",
     "StoreError",
     "default_home",
+    "display_url",
     "resolve_url",
+    "user_home",
 ]

@@ -20,12 +20,22 @@ from .errors import StoreError
 
 ENV_DB = "GLORE_DB"
 ENV_HOME = "GLORE_HOME"
-DEFAULT_HOME = "./glore-runs"
+APP_NAME = "glore"
+
+
+def user_home() -> Path:
+    """This user's data folder for the app (~/.local/share/glore on Linux, ~/Library/Application
+    Support/glore on macOS, %LOCALAPPDATA%\\glore on Windows): the same whatever folder a command
+    starts from, so the CLI and the app see one store."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
 def default_home() -> Path:
-    """GLORE_HOME, else ./glore-runs; created on first use because the default store lives there."""
-    home = Path(os.environ.get(ENV_HOME) or DEFAULT_HOME).expanduser()
+    """GLORE_HOME, else the user's data folder (user_home); created on first use because the default
+    store and the runs' output folders live there."""
+    home = Path(os.environ.get(ENV_HOME) or user_home()).expanduser()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -1,22 +1,105 @@
-"""The `with store.run(...)` life cycle: a run always ends FINISHED, FAILED or INTERRUPTED."""
+"""The `with store.run(...)` life cycle: a run always ends FINISHED, FAILED or INTERRUPTED.
+
+A process can also die without closing its run (kill -9, a power cut, an OOM kill). So while a run
+is open its process stamps the run's heartbeat every HEARTBEAT_INTERVAL_S seconds from a daemon
+thread (Heartbeat); a RUNNING run whose heartbeat is older than HEARTBEAT_TIMEOUT_S reads
+INTERRUPTED in every store query (stale), whichever host or pid the row names: a shared database
+seen from another host, or a pid reused by an unrelated process, cannot keep a dead run RUNNING.
+Times are the writer's clock, so hosts sharing a store need clocks within the timeout of each other.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import signal
 import threading
+import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .models import RunStatus
+from .models import RunStatus, utcnow
 from .records import ArtifactInfo, RunInfo
 
 if TYPE_CHECKING:
     from .store import Store
 
 INTERRUPTED_TEXT = "interrupted (Ctrl-C or SIGTERM)"
+# A beat waits at most the store's busy timeout (30 s in the CLI) for another writer, so the timeout
+# leaves room for a couple of slow beats before a live run could read stale.
+HEARTBEAT_INTERVAL_S = 10.0
+HEARTBEAT_TIMEOUT_S = 90.0
+log = logging.getLogger("glore.db")
+
+
+def stale_text(heartbeat_at: datetime) -> str:
+    return (
+        f"no heartbeat since {heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: the process ended (killed or crashed) "
+        "without closing the run"
+    )
+
+
+def stale_cutoff(timeout_s: float | None) -> datetime | None:
+    """Heartbeats older than this are stale; None: nothing is ever stale."""
+    return None if timeout_s is None else utcnow() - timedelta(seconds=timeout_s)
+
+
+def as_seen(info: RunInfo, cutoff: datetime | None) -> RunInfo:
+    """The run as readers should see it: a RUNNING run with a stale heartbeat is INTERRUPTED, ended at
+    its last heartbeat. Rows without a heartbeat (older stores) keep their status."""
+    if info.status != RunStatus.RUNNING.value or cutoff is None or info.heartbeat_at is None:
+        return info
+    if info.heartbeat_at >= cutoff:
+        return info
+    return dataclasses.replace(
+        info, status=RunStatus.INTERRUPTED.value, finished_at=info.heartbeat_at, error=stale_text(info.heartbeat_at)
+    )
+
+
+class Heartbeat:
+    """One daemon thread per store stamping the heartbeat of the runs this process has open.
+
+    `beat(run_ids)` writes the stamp; the thread runs only while some run is open, and dies with
+    the process, which is the point: a killed process stops beating.
+    """
+
+    def __init__(self, beat: Callable[[list[int]], None], interval_s: float = HEARTBEAT_INTERVAL_S):
+        self._beat, self.interval_s = beat, interval_s
+        self._runs: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def add(self, run_id: int) -> None:
+        with self._lock:
+            self._runs.add(run_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="glore-heartbeat", daemon=True)
+                self._thread.start()
+
+    def remove(self, run_id: int) -> None:
+        with self._lock:
+            self._runs.discard(run_id)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            with self._lock:
+                run_ids = sorted(self._runs)
+                if not run_ids:
+                    self._thread = None
+                    return
+            try:
+                self._beat(run_ids)
+                self._failing = False
+            except Exception as exc:  # a locked or vanished store: try again next interval
+                if not self._failing:
+                    log.warning("could not record the heartbeat of runs %s: %s", run_ids, exc)
+                self._failing = True
 
 
 class RunHandle:

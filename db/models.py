@@ -53,6 +53,9 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None]
     host: Mapped[str | None] = mapped_column(String(255))
+    # Written every few seconds by the process running it (db.lifecycle.Heartbeat); a RUNNING run
+    # whose heartbeat is older than the store's timeout reads INTERRUPTED. None: rows from before.
+    heartbeat_at: Mapped[datetime | None]
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     metrics: Mapped[list[Metric]] = relationship(cascade="all, delete-orphan", passive_deletes=True)

@@ -37,10 +37,11 @@ class RunInfo:
     pid: int | None
     host: str | None
     summary: dict[str, Any] = field(default_factory=dict)
+    heartbeat_at: datetime | None = None  # last sign of life from the process running it
 
     @property
     def duration_s(self) -> float | None:
-        """Wall time of a finished run; None while it runs."""
+        """Wall time of a finished run (an interrupted one: until its last heartbeat); None while it runs."""
         if self.finished_at is None:
             return None
         return (self.finished_at - self.created_at).total_seconds()
@@ -168,6 +169,7 @@ def run_info(row: Run) -> RunInfo:
         pid=row.pid,
         host=row.host,
         summary=dict(row.summary or {}),
+        heartbeat_at=_utc(row.heartbeat_at),
     )
 
 

@@ -9,17 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import annotations as ann
-from .engine import display_url, make_engine, readable_errors, resolve_url
+from .engine import display_url, make_engine, readable_errors, resolve_url, sqlite_path
 from .errors import StoreError
 from .filters import case_conditions, is_failure
 from .hashing import content_hash
-from .lifecycle import RunHandle, run_context
-from .models import Annotation, Artifact, Base, EvalCase, Metric, Run, RunStatus, utcnow
+from .lifecycle import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, Heartbeat, RunHandle, as_seen, run_context, stale_cutoff
+from .lifecycle import stale_text as _stale_text
+from .models import Annotation, Artifact, EvalCase, Metric, Run, RunStatus, utcnow
 from .records import (
     AnnotatedCase,
     AnnotationRow,
@@ -33,6 +34,7 @@ from .records import (
     metric_row,
     run_info,
 )
+from .schema import create_or_upgrade
 
 RECONCILE_TEXT = "process ended without closing the run"
 FINAL_STATUSES = {s.value for s in RunStatus} - {RunStatus.RUNNING.value}
@@ -97,17 +99,31 @@ class Store:
 
     `url` is any SQLAlchemy url; default $GLORE_DB, else sqlite:///$GLORE_HOME/glore.db.
     `busy_timeout_s` is how long a write waits for another writer before raising StoreError.
+    Runs this store starts get a heartbeat every `heartbeat_interval_s`; a RUNNING run whose heartbeat
+    is older than `heartbeat_timeout_s` reads INTERRUPTED (db.lifecycle). An in-memory database lives
+    and dies with this process, so there nothing goes stale and nothing beats.
     """
 
     def __init__(
-        self, url: str | None = None, *, busy_timeout_s: float = 30.0, echo: bool = False, reconcile: bool = True
+        self,
+        url: str | None = None,
+        *,
+        busy_timeout_s: float = 30.0,
+        echo: bool = False,
+        reconcile: bool = True,
+        heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+        heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
     ):
         self.url = resolve_url(url)
         self.engine = make_engine(self.url, busy_timeout_s=busy_timeout_s, echo=echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        in_memory = self.engine.url.get_backend_name() == "sqlite" and sqlite_path(self.engine.url) is None
+        # (one shared connection in memory: a second thread's commit would end the first's transaction)
+        self.heartbeat_timeout_s: float | None = None if in_memory else heartbeat_timeout_s
+        self._heartbeat = None if in_memory else Heartbeat(self.beat, heartbeat_interval_s)
         try:
             with readable_errors(self.url):
-                Base.metadata.create_all(self.engine)
+                create_or_upgrade(self.engine)
         except BaseException:
             self.engine.dispose()
             raise
@@ -154,11 +170,24 @@ class Store:
             pid=os.getpid(),
             host=socket.gethostname(),
             summary={},
+            heartbeat_at=utcnow(),
         )
         with self._session() as s:
             s.add(row)
             s.flush()
-            return row.id
+            run_id = row.id
+        if self._heartbeat is not None:  # this process keeps it alive until finish_run
+            self._heartbeat.add(run_id)
+        return run_id
+
+    def beat(self, run_ids: Sequence[int]) -> None:
+        """Stamp the heartbeat of these runs (those still RUNNING): their process is alive."""
+        with self._session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id.in_(list(run_ids)), Run.status == RunStatus.RUNNING.value)
+                .values(heartbeat_at=utcnow())
+            )
 
     def finish_run(
         self, run_id: int, status: str = "FINISHED", error: str | None = None, summary: Mapping[str, Any] | None = None
@@ -167,6 +196,8 @@ class Store:
         status = getattr(status, "value", status)
         if status not in FINAL_STATUSES:
             raise ValueError(f"final run status must be one of {sorted(FINAL_STATUSES)}, got {status!r}")
+        if self._heartbeat is not None:  # first: should the write fail, the run goes stale, not RUNNING on
+            self._heartbeat.remove(run_id)
         with self._session() as s:
             row = self._run_row(s, run_id)
             row.status, row.error, row.finished_at = status, error, utcnow()
@@ -202,18 +233,43 @@ class Store:
         return RunHandle(self, run_id)
 
     def reconcile(self) -> list[int]:
-        """Mark INTERRUPTED the runs left RUNNING by processes of this host that no longer exist."""
-        host = socket.gethostname()
-        query = select(Run.id, Run.pid).where(Run.status == RunStatus.RUNNING.value, Run.host == host)
+        """Mark INTERRUPTED, in the database, the RUNNING runs whose process is gone: a stale heartbeat
+        (any host), or a pid of this host that no longer exists. Reads show stale runs INTERRUPTED
+        anyway; this writes it down for other readers, and catches a dead local pid at once."""
+        running = Run.status == RunStatus.RUNNING.value
         with self._session() as s:
-            dead = [run_id for run_id, pid in s.execute(query) if not pid_alive(pid)]
+            stale = list(s.execute(select(Run.id, Run.heartbeat_at).where(running, self._stale_condition())))
+            for run_id, heartbeat_at in stale:
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id, running)
+                    .values(status=RunStatus.INTERRUPTED.value, error=_stale_text(heartbeat_at), finished_at=heartbeat_at)
+                )
+            local = select(Run.id, Run.pid).where(running, Run.host == socket.gethostname())
+            dead = [run_id for run_id, pid in s.execute(local) if not pid_alive(pid)]
             if dead:
                 s.execute(
                     update(Run)
-                    .where(Run.id.in_(dead), Run.status == RunStatus.RUNNING.value)
+                    .where(Run.id.in_(dead), running)
                     .values(status=RunStatus.INTERRUPTED.value, error=RECONCILE_TEXT, finished_at=utcnow())
                 )
-        return dead
+        return sorted([run_id for run_id, _ in stale] + dead)
+
+    def _stale_condition(self):
+        """SQL: the heartbeat is older than the timeout (never true without a timeout or a heartbeat)."""
+        cutoff = stale_cutoff(self.heartbeat_timeout_s)
+        if cutoff is None:
+            return false()
+        return and_(Run.heartbeat_at.is_not(None), Run.heartbeat_at < cutoff)
+
+    def _seen(self, row: Run) -> RunInfo:
+        """A run row as readers see it (a stale heartbeat reads INTERRUPTED, see db.lifecycle)."""
+        return as_seen(run_info(row), stale_cutoff(self.heartbeat_timeout_s))
+
+    def _status_column(self):
+        """SQL for the status readers see, to filter on (the same rule as _seen)."""
+        stale = and_(Run.status == RunStatus.RUNNING.value, self._stale_condition())
+        return case((stale, RunStatus.INTERRUPTED.value), else_=Run.status)
 
     def delete_run(self, run_id: int) -> None:
         """Delete a run with its metrics, artifacts rows, cases and annotations (files stay on disk)."""
@@ -223,7 +279,7 @@ class Store:
     def get_run(self, run_id: int) -> RunInfo:
         """One run; KeyError if there is none with this id."""
         with self._session() as s:
-            return run_info(self._run_row(s, run_id))
+            return self._seen(self._run_row(s, run_id))
 
     def list_runs(self, kind: str | None = None, status: str | None = None, limit: int = 100) -> list[RunInfo]:
         """Newest runs first, optionally of one kind and status."""
@@ -231,14 +287,14 @@ class Store:
         if kind is not None:
             query = query.where(Run.kind == kind)
         if status is not None:
-            query = query.where(Run.status == getattr(status, "value", status))
+            query = query.where(self._status_column() == getattr(status, "value", status))
         with self._session() as s:
-            return [run_info(r) for r in s.scalars(query)]
+            return [self._seen(r) for r in s.scalars(query)]
 
     def children(self, run_id: int) -> list[RunInfo]:
         """Runs opened inside this one, oldest first."""
         with self._session() as s:
-            return [run_info(r) for r in s.scalars(select(Run).where(Run.parent_id == run_id).order_by(Run.id))]
+            return [self._seen(r) for r in s.scalars(select(Run).where(Run.parent_id == run_id).order_by(Run.id))]
 
     def _run_row(self, s: Session, run_id: int) -> Run:
         row = s.get(Run, run_id)
@@ -300,7 +356,9 @@ class Store:
         if run_id is not None:
             query = query.where(Artifact.run_id == run_id)
         if status is not None:
-            query = query.join(Run, Run.id == Artifact.run_id).where(Run.status == getattr(status, "value", status))
+            query = query.join(Run, Run.id == Artifact.run_id).where(
+                self._status_column() == getattr(status, "value", status)
+            )
         with self._session() as s:
             row = s.scalars(query).first()
             return None if row is None else artifact_info(row)
