@@ -181,7 +181,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
     p.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
     p.add_argument(
-        "--db", help="run store: a SQLAlchemy url or a sqlite file (default $GLORE_DB, else $GLORE_HOME/glore.db)"
+        "--db",
+        help="run store: a SQLAlchemy url or a sqlite file (default $GLORE_DB, else glore.db in $GLORE_HOME, "
+        "else in this user's data folder)",
     )
     p.add_argument(
         "--models",
@@ -242,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threshold=float(opts["threshold"]),
         max_new_tokens=int(opts["max_new_tokens"]),
     )
+    print(f"glore-app: store {demo.workbench.store_name()}", flush=True)
     launch_app(
         demo, opts["host"], opts["port"], opts["auth"], open_browser=bool(opts["browser"]), prevent_thread_lock=True
     )

@@ -134,6 +134,12 @@ class Workbench:
                 self._store = Store(self.db_url, busy_timeout_s=self.busy_timeout_s)
             return self._store
 
+    def store_name(self) -> str:
+        """Which store the app opens (its url, password hidden), known before it is opened."""
+        from glore_db import display_url, resolve_url
+
+        return display_url(resolve_url(self.db_url))
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

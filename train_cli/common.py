@@ -88,11 +88,13 @@ def pop_config_flags(cls, kwargs: dict, prefix: str = "") -> dict:
 
 
 def open_store(ctx: click.Context):
-    from glore_db import Store
+    """The run store of this invocation, opened once; says which one on stderr (stdout stays data)."""
+    from glore_db import Store, display_url
 
     obj = ctx.ensure_object(dict)
     if "store" not in obj:
         obj["store"] = Store(obj.get("db"))
+        click.echo(f"store: {display_url(obj['store'].url)}", err=True)
     return obj["store"]
 
 

@@ -8,7 +8,11 @@ from . import demo, ei, refine, reward, runs, student, when
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--db", envvar="GLORE_DB", help="SQLAlchemy URL of the run store (default: sqlite in $GLORE_HOME)")
+@click.option(
+    "--db",
+    envvar="GLORE_DB",
+    help="SQLAlchemy URL of the run store (default: glore.db in $GLORE_HOME, else in this user's data folder)",
+)
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """Train and evaluate the GLoRe family: student, ORM, SORM, global and local refiners."""

@@ -21,7 +21,7 @@ def runs_group() -> None:
 @click.pass_context
 @friendly_errors
 def list_runs(ctx, kind, status, limit) -> None:
-    """One line per run, newest first."""
+    """One line per run, newest first. A RUNNING run whose process stopped beating lists as INTERRUPTED."""
     from rich.console import Console
     from rich.table import Table
 
@@ -67,6 +67,7 @@ def show_run(ctx, run_id, as_json) -> None:
         "error": run.error,
         "created_at": str(run.created_at),
         "finished_at": str(run.finished_at),
+        "heartbeat_at": None if run.heartbeat_at is None else str(run.heartbeat_at),
         "output_dir": run.output_dir,
         "parent_id": run.parent_id,
         "config": run.config,
@@ -78,7 +79,8 @@ def show_run(ctx, run_id, as_json) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
-    for key in ("id", "kind", "name", "status", "error", "created_at", "finished_at", "output_dir", "parent_id"):
+    shown = ("id", "kind", "name", "status", "error", "created_at", "finished_at", "heartbeat_at", "output_dir")
+    for key in (*shown, "parent_id"):
         if info[key] not in (None, ""):
             click.echo(f"{key:12} {info[key]}")
     click.echo("config       " + json.dumps(run.config, default=str))

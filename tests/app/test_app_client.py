@@ -288,7 +288,7 @@ def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
     cmd = [exe] if exe else [sys.executable, "-m", "glore_app.main"]
     proc = subprocess.Popen(
         [*cmd, "--no-browser", "--port", str(port), "--models", str(tiny_family), "--db", str(tmp_path / "cli.db")],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -304,7 +304,8 @@ def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
                 time.sleep(0.2)
     finally:
         proc.terminate()
-        proc.wait(15)
+        out, _err = proc.communicate(timeout=15)
+    assert f"glore-app: store sqlite:///{(tmp_path / 'cli.db').resolve()}" in out.decode()
 
 
 @pytest.fixture

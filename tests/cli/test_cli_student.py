@@ -111,7 +111,7 @@ def test_runs_show_has_config_metrics_and_artifacts(journey):
     run = cli.last("sft")
     text = cli("runs", "show", run.id).output
     assert "FINISHED" in text and "train/loss" in text and "artifact model" in text and "sha256" in text
-    info = json.loads(cli("runs", "show", run.id, "--json").output)
+    info = json.loads(cli("runs", "show", run.id, "--json").stdout)
     assert info["status"] == "FINISHED" and info["kind"] == "sft" and info["config"]["max_steps"] == 4
     assert "train/loss" in info["metrics"] and info["summary"]["model"] == str(model)
     (artifact,) = info["artifacts"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from glore_db import RunStatus, Store, StoreError, default_home, resolve_url
+from glore_db import RunStatus, Store, StoreError, default_home, resolve_url, user_home
 from glore_db.hashing import content_hash
 from glore_db.models import Run
 
@@ -185,11 +185,22 @@ def test_url_resolution(monkeypatch, tmp_path):
         assert from_arg.get_run(run_id).kind == "sft"
 
 
-def test_default_home_is_glore_runs(monkeypatch, tmp_path):
+def test_default_home_is_the_users_data_folder_from_any_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("GLORE_DB", raising=False)
     monkeypatch.delenv("GLORE_HOME", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert default_home() == Path("glore-runs") and (tmp_path / "glore-runs").is_dir()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # platformdirs' Linux data folder
+    seen = set()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        seen.add((default_home(), resolve_url()))
+    home = user_home()
+    assert seen == {(home, f"sqlite:///{home / 'glore.db'}")} and home.is_dir()
+    if sys.platform.startswith("linux"):
+        assert home == tmp_path / "data" / "glore"
+    assert not (tmp_path / "a" / "glore-runs").exists()
+    monkeypatch.setenv("GLORE_HOME", str(tmp_path / "mine"))  # GLORE_HOME still wins
+    assert default_home() == tmp_path / "mine"
 
 
 def test_in_memory_url_is_shared_by_threads():
