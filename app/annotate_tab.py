@@ -19,7 +19,7 @@ from glore_db.annotations import check_annotator
 from . import actions, review
 from .render import plain_text
 from .state import Workbench, annotation_fields
-from .ui import error_text, guarded, logged_in_user, markdown, run_choices
+from .ui import error_text, guarded, logged_in_user, markdown, pick_run_text, run_choices
 
 VERDICT_BUTTONS = (
     ("1", "found_error", "Found error (1)"),
@@ -102,7 +102,7 @@ class Handlers:
         keep = gr.update()
         cid, who = cursor["case"], cursor["who"]
         if cid is None:
-            text = "No case to review in this run." if cursor["run"] is not None else "Pick an evaluation run."
+            text = "No case to review in this run." if cursor["run"] is not None else pick_run_text(store)
             blank = "" if outcome.navigated else keep
             return (cursor, None, 1, "", "", "", "", blank, blank, status or text, sync)
         case = store.get_case(cid)
@@ -153,10 +153,11 @@ class Handlers:
     def runs(self):
         @guarded(2, status_at=1)
         def runs():
-            choices = run_choices(self.bench.store())
+            store = self.bench.store()
+            choices = run_choices(store)
             return (
                 gr.update(choices=choices, value=choices[0][1] if choices else None),
-                "" if choices else "No evaluation runs with cases in this store yet.",
+                "" if choices else pick_run_text(store, choices),
             )
 
         return runs

@@ -139,24 +139,44 @@ def category_badge(category: str) -> str:
     )
 
 
+# Step tables: every column but the step text keeps its content on one line and takes only the width
+# that needs (1%), so a long step wraps inside its own column instead of squeezing the others until
+# their headers break mid-word ("SO / RM").
+NARROW = "white-space:nowrap;width:1%"
+WIDE = "overflow-wrap:anywhere"
+
+
+def header_row(names: list[str], wide: str = "step") -> str:
+    """A table's header row: one line per header; the `wide` column takes the remaining width."""
+    cells = "".join(
+        f'<th class="glore-col-wide" style="{WIDE}">{n}</th>' if n == wide else f'<th style="{NARROW}">{n}</th>'
+        for n in names
+    )
+    return f"<tr>{cells}</tr>"
+
+
+def narrow_cell(content: str, style: str = "") -> str:
+    return f'<td style="{NARROW}{";" + style if style else ""}">{content}</td>'
+
+
+def wide_cell(content: str) -> str:
+    return f'<td style="{WIDE}">{content}</td>'
+
+
 def steps_table(rows: list[StepRow], extra_header: str = "", extra_cells: list[str] | None = None) -> str:
     """HTML table: step number, text, SORM, ORM, category (colour plus text label)."""
     if not rows:
         return '<div class="glore-empty"><em>The draft has no steps.</em></div>'
-    head = (
-        "<tr><th>#</th><th>step</th><th>SORM</th><th>ORM</th><th>critique</th>"
-        + (f"<th>{extra_header}</th>" if extra_header else "")
-        + "</tr>"
-    )
+    head = header_row(["#", "step", "SORM", "ORM", "critique"] + ([extra_header] if extra_header else []))
     body = []
     for k, row in enumerate(rows):
         c = CATEGORIES[row.category]
         style = f"background:{c['background']};border-left:6px solid {c['colour']}"
-        extra = f"<td>{extra_cells[k]}</td>" if extra_cells is not None else ""
+        extra = narrow_cell(extra_cells[k]) if extra_cells is not None else ""
         body.append(
             f'<tr class="glore-step glore-{row.category}" data-category="{row.category}" style="{style}">'
-            f"<td>{row.index + 1}</td><td>{math_text(row.text)}</td><td>{fmt_score(row.sorm)}</td>"
-            f"<td>{fmt_score(row.orm)}</td><td>{category_badge(row.category)}</td>{extra}</tr>"
+            f"{narrow_cell(str(row.index + 1))}{wide_cell(math_text(row.text))}{narrow_cell(fmt_score(row.sorm))}"
+            f"{narrow_cell(fmt_score(row.orm))}{narrow_cell(category_badge(row.category))}{extra}</tr>"
         )
     return f'<table class="glore-steps">{head}{"".join(body)}</table>'
 

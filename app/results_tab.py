@@ -10,7 +10,7 @@ from glore_engine.errors import DataError
 
 from .inspect_tab import InspectTab, view_values
 from .state import Workbench
-from .ui import as_int, guarded, markdown, run_choices
+from .ui import as_int, guarded, markdown, pick_run_text, run_choices
 
 PAGE_SIZE = 50
 FILTER_CHOICES = [
@@ -23,7 +23,8 @@ FILTER_CHOICES = [
     ("annotated", "annotated"),
     ("unannotated", "unannotated"),
 ]
-COLUMNS = ["case", "#", "question", "draft", "global", "local", "final", "tags"]
+# One id column: the case id, which Annotate, the Case id box and the API take (the run index is not unique).
+COLUMNS = ["case", "question", "draft", "global", "local", "final", "tags"]
 
 
 @dataclass
@@ -50,7 +51,6 @@ def case_table(cases) -> list[list]:
     return [
         [
             c.id,
-            c.index,
             c.question[:90] + ("…" if len(c.question) > 90 else ""),
             mark(c.draft_correct),
             mark(c.global_correct),
@@ -78,6 +78,12 @@ def stored_result(case):
         ) from None
 
 
+def inspect_boxes(case) -> tuple[str, str, str]:
+    """(problem, draft, gold) for Inspect's input boxes: the case's own, so Run scores the same draft
+    again (the pipeline splits the stored text into the same steps)."""
+    return case.question, case.draft, case.gold or ""
+
+
 def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
     with gr.Row():
         run = gr.Dropdown(label="Evaluation run", choices=[], allow_custom_value=True, scale=3, elem_id="results-run")
@@ -99,16 +105,17 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
 
     @guarded(2, status_at=1)
     def runs():
-        choices = run_choices(bench.store())
-        return gr.update(
-            choices=choices, value=choices[0][1] if choices else None
-        ), "" if choices else "No evaluation runs with cases in this store yet."
+        store = bench.store()
+        choices = run_choices(store)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None), (
+            "" if choices else pick_run_text(store, choices)
+        )
 
     @guarded(2, status_at=1)
     def list_cases(run_id, selected, tag_text, page_no):
         run_id = as_int(run_id)
         if run_id is None:
-            return [], "Pick an evaluation run."
+            return [], pick_run_text(bench.store())
         store, flt = bench.store(), case_filters(selected, tag_text)
         page_no = max(as_int(page_no) or 1, 1)
         total = store.count_cases(run_id, flt)
@@ -129,9 +136,13 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
         case = bench.store().set_case_tags(as_int(case_id), parse_tags(text))
         return ", ".join(map(str, case.tags)), gr.update(), f"Saved tags of case {case.id}."
 
-    @guarded(10, status_at=9)
+    # The stored view, and the problem, draft and gold boxes filled with the case so Run scores it again.
+    open_outputs = [*inspect.view, inspect.result, inspect.threshold, inspect.status]
+    open_outputs += [inspect.question, inspect.draft, inspect.gold, tabs, status]
+
+    @guarded(len(open_outputs), status_at=len(open_outputs) - 1)
     def open_in_inspect(case_id):
-        """A stored case rendered in Inspect, without running any model."""
+        """A stored case rendered in Inspect, without running any model; Run then reruns it."""
         if as_int(case_id) is None:
             raise ValueError("pick a case first (click a row or type its id)")
         case = bench.store().get_case(as_int(case_id))
@@ -140,7 +151,8 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
             *view_values(result, result.threshold),
             result,
             result.threshold,
-            f"Case {case.id} of run {case.run_id}, as stored (no model was run).",
+            f"Case {case.id} of run {case.run_id}, as stored (no model was run). Run GLoRe scores this draft again.",
+            *inspect_boxes(case),
             gr.Tabs(selected="inspect"),
             "",
         )
@@ -155,12 +167,7 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
     save_tags.click(save, [case_id, tags, run], [tags, table, status], api_name="save_tags").then(
         list_cases, inputs, [table, status], api_visibility="private"
     )
-    open_case.click(
-        open_in_inspect,
-        [case_id],
-        [*inspect.view, inspect.result, inspect.threshold, inspect.status, tabs, status],
-        api_name="open_case",
-    )
+    open_case.click(open_in_inspect, [case_id], open_outputs, api_name="open_case")
     tab.refresh = runs
     tab.refresh_outputs = [run, status]
     return tab

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .render import CATEGORIES, fmt_score, math_text, plain_text
+from .render import CATEGORIES, fmt_score, header_row, math_text, narrow_cell, plain_text, wide_cell
 
 RATING_LABELS = {1: "+1 good", 0: "0 okay", -1: "−1 bad", None: "unrated"}
 RATING_CLASSES = {1: "good", 0: "okay", -1: "bad", None: "unrated"}  # classes survive gradio's sanitizer
@@ -113,11 +113,7 @@ def annotation_table(case, fields: dict, cursor: int, show_scores: bool = False)
     ratings = _padded(fields.get("step_ratings") or [], len(steps))
     first = fields.get("first_error_step")
     sorm, orm = draft_scores(case) if show_scores else ([], [])
-    head = (
-        "<tr><th></th><th>#</th><th>step</th><th>rating</th><th>first error</th>"
-        + ("<th>SORM</th><th>ORM</th>" if show_scores else "")
-        + "</tr>"
-    )
+    head = header_row(["", "#", "step", "rating", "first error"] + (["SORM", "ORM"] if show_scores else []))
     rows = []
     for i, text in enumerate(steps):
         rating, unsure = ratings[i].get("rating"), ratings[i].get("unsure")
@@ -126,16 +122,16 @@ def annotation_table(case, fields: dict, cursor: int, show_scores: bool = False)
         cursor_mark = "▶" if i == cursor else ""
         style = "outline:2px solid #0072B2;" if i == cursor else ""
         scores = (
-            f"<td>{fmt_score(sorm[i] if sorm else None)}</td><td>{fmt_score(orm[i] if orm else None)}</td>"
+            narrow_cell(fmt_score(sorm[i] if sorm else None)) + narrow_cell(fmt_score(orm[i] if orm else None))
             if show_scores
             else ""
         )
         rows.append(
             f'<tr class="glore-ann-step glore-ann-step-{i} glore-rating-{RATING_CLASSES[rating]}" '
             f'data-step="{i}" data-rating="{rating}" style="{style}">'
-            f"<td>{cursor_mark}</td><td>{i + 1}</td><td>{math_text(text)}</td>"
-            f'<td style="color:{RATING_COLOURS[rating]};font-weight:600">{label}</td>'
-            f"<td>{mark}</td>{scores}</tr>"
+            f"{narrow_cell(cursor_mark)}{narrow_cell(str(i + 1))}{wide_cell(math_text(text))}"
+            f"{narrow_cell(label, f'color:{RATING_COLOURS[rating]};font-weight:600')}"
+            f"{narrow_cell(mark)}{scores}</tr>"
         )
     return f'<table class="glore-steps glore-annotate">{head}{"".join(rows)}</table>'
 

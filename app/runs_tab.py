@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import gradio as gr
 
@@ -24,10 +25,22 @@ class RunsTab:
     refresh_outputs: list = field(default_factory=list)
 
 
-def run_rows(runs) -> list[list]:
+def seconds_text(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def run_rows(runs, now: datetime | None = None) -> list[list]:
+    """Table rows; the status is the store's (a run whose heartbeat went stale reads INTERRUPTED), and a
+    running run says how long ago its process last gave a sign of life."""
+    now = now or datetime.now(timezone.utc)
+
     def duration(run):
         s = run.duration_s
-        return "running" if s is None else (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
+        if s is not None:
+            return seconds_text(s)
+        if run.heartbeat_at is None:
+            return "running"
+        return f"running, heartbeat {seconds_text(max((now - run.heartbeat_at).total_seconds(), 0))} ago"
 
     return [
         [
@@ -109,6 +122,8 @@ def when_plot_data(store, run_id: int):
 def run_header(run) -> str:
     name = f" · {plain_text(run.name)}" if run.name else ""
     lines = [f"**Run #{run.id}** · {plain_text(run.kind)}{name} · **{run.status}**"]
+    if run.status == "RUNNING" and run.heartbeat_at is not None:
+        lines.append(f"Last heartbeat: {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC")
     if run.output_dir:
         lines.append(f"Output: {plain_text(run.output_dir)}")
     if run.error:

@@ -96,6 +96,27 @@ def run_choices(store, with_cases: bool = True) -> list[tuple[str, int]]:
     return choices
 
 
+def store_name(store) -> str:
+    """The store as shown to users: its url, password hidden."""
+    from glore_db import display_url
+
+    return display_url(store.url)
+
+
+def pick_run_text(store, choices: list | None = None) -> str:
+    """What Results and Annotate say with no run picked: pick one, or, on a store without any, how to
+    make one."""
+    if choices is None:
+        choices = run_choices(store)
+    if choices:
+        return "Pick an evaluation run."
+    return (
+        f"No evaluation runs with cases in this store ({plain_text(store_name(store))}) yet. Make one with "
+        "`glore-train eval --limit 100`, or bring drafts from another model with `glore-train import FILE`; "
+        "then press Refresh."
+    )
+
+
 def logged_in_user(request: gr.Request | None) -> str | None:
     """The user who logged in (with --auth), else None."""
     return getattr(request, "username", None) or None
@@ -135,6 +156,7 @@ def as_int(value):
 CSS = """
 .glore-steps, .glore-difftable { border-collapse: collapse; width: 100%; }
 .glore-steps td, .glore-steps th, .glore-difftable td { padding: 4px 8px; vertical-align: top; }
+.glore-steps th { white-space: nowrap; word-break: normal; }
 .glore-card { border: 1px solid #ccc; border-radius: 8px; padding: 8px 10px; height: 100%; }
 .glore-del { background: #fcefd2; text-decoration: line-through; }
 .glore-ins { background: #dcebf5; text-decoration: underline; }

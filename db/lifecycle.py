@@ -36,11 +36,9 @@ HEARTBEAT_TIMEOUT_S = 90.0
 log = logging.getLogger("glore.db")
 
 
-def stale_text(heartbeat_at: datetime) -> str:
-    return (
-        f"no heartbeat since {heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: the process ended (killed or crashed) "
-        "without closing the run"
-    )
+def stale_text(heartbeat_at: datetime | None) -> str:
+    since = "no heartbeat" if heartbeat_at is None else f"no heartbeat since {heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{since}: the process ended (killed or crashed) without closing the run"
 
 
 def stale_cutoff(timeout_s: float | None) -> datetime | None:

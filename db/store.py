@@ -18,7 +18,15 @@ from .engine import display_url, make_engine, readable_errors, resolve_url, sqli
 from .errors import StoreError
 from .filters import case_conditions, is_failure
 from .hashing import content_hash
-from .lifecycle import HEARTBEAT_INTERVAL_S, HEARTBEAT_TIMEOUT_S, Heartbeat, RunHandle, as_seen, run_context, stale_cutoff
+from .lifecycle import (
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_TIMEOUT_S,
+    Heartbeat,
+    RunHandle,
+    as_seen,
+    run_context,
+    stale_cutoff,
+)
 from .lifecycle import stale_text as _stale_text
 from .models import Annotation, Artifact, EvalCase, Metric, Run, RunStatus, utcnow
 from .records import (
@@ -243,7 +251,9 @@ class Store:
                 s.execute(
                     update(Run)
                     .where(Run.id == run_id, running)
-                    .values(status=RunStatus.INTERRUPTED.value, error=_stale_text(heartbeat_at), finished_at=heartbeat_at)
+                    .values(
+                        status=RunStatus.INTERRUPTED.value, error=_stale_text(heartbeat_at), finished_at=heartbeat_at
+                    )
                 )
             local = select(Run.id, Run.pid).where(running, Run.host == socket.gethostname())
             dead = [run_id for run_id, pid in s.execute(local) if not pid_alive(pid)]

@@ -1,4 +1,5 @@
-"""One walk through the app in headless Chromium: inspect a problem, rate a step by key, export.
+"""Walks through the app in headless Chromium: inspect a problem, rate a step by key, export; open a
+stored case from Results in Inspect and run it again.
 
 Uses the system Chromium (/usr/bin/chromium); skipped when it is absent. Never downloads a browser.
 """
@@ -164,3 +165,33 @@ def test_keys_land_in_order_when_requests_reach_the_server_out_of_order(app_serv
     page.keyboard.press("r")  # resume as "overtaken": the first case of the queue
     page.wait_for_function("document.querySelector('#ann-progress').innerText.includes('overtaken')")
     key_burst(page, app_server, "overtaken")
+
+
+def test_a_case_from_results_opens_in_inspect_and_runs_again(app_server, page):
+    with Store(app_server["db_url"]) as store:
+        case = store.cases(app_server["run_id"])[0]
+    page.goto(app_server["url"])
+    page.get_by_role("tab", name="Results").click()
+    page.wait_for_function("document.querySelector('#results-status').innerText.includes('case(s) match')")
+    headers = {h.strip() for h in page.locator("#results-cases th").all_inner_texts()}
+    assert "case" in headers and "#" not in headers, headers  # one id column
+    page.fill("#results-case-id input", str(case.id))
+    page.click("#results-open")
+
+    # The stored view, and the three boxes filled with the case: problem, draft, gold.
+    page.wait_for_function("document.querySelector('#inspect-status').innerText.includes('no model was run')")
+    page.wait_for_selector("#inspect-draft-table tr.glore-step")
+    assert page.input_value("#inspect-question textarea") == case.question
+    assert page.input_value("#inspect-draft textarea") == case.draft
+    assert page.input_value("#inspect-gold textarea, #inspect-gold input") == case.gold
+    for th in page.locator("#inspect-draft-table th").all():  # headers on one line (no "SO / RM")
+        assert th.evaluate("el => getComputedStyle(el).whiteSpace") == "nowrap" or th.inner_text() == "step"
+        box = th.bounding_box()
+        assert box is None or box["height"] < 2 * th.evaluate("el => parseFloat(getComputedStyle(el).lineHeight) || 24")
+
+    # Run: the same draft is scored again, not refused as an empty problem.
+    page.click("#inspect-run")
+    page.wait_for_function("document.querySelector('#inspect-status').innerText.includes('Done in')")
+    assert "empty" not in page.inner_text("#inspect-status")
+    page.wait_for_selector("#inspect-rerank .glore-card-rerank", state="visible")
+    assert page.hosts <= {"127.0.0.1"}, f"requests left this machine: {page.hosts}"

@@ -92,11 +92,15 @@ def test_results_filter_and_open_case_in_inspect(app_server, client):
         assert store.get_case(case_id).tags == ["units", "slip"]
     table, status = client.predict(run_id, [], "slip", 1, api_name="/cases")
     assert [row[0] for row in table["data"]] == [case_id]
-    _question, draft_table, _verdict, _glob, _local, rerank, threshold, inspect_status, status = client.predict(
-        case_id, api_name="/open_case"
-    )
+    *view, threshold, inspect_status, question, draft, gold, status = client.predict(case_id, api_name="/open_case")
+    _question, draft_table, _verdict, _glob, _local, rerank = view
     assert "no model was run" in inspect_status and step_categories(draft_table)
     assert 'data-kind="rerank"' in rerank and threshold == 0.5
+    with Store(app_server["db_url"]) as store:
+        case = store.get_case(case_id)
+    assert (question, draft, gold) == (case.question, case.draft, case.gold)  # Run can score it again
+    status, _question, rerun_table, *_cards = client.predict(question, gold, draft, threshold, api_name="/inspect")
+    assert status.startswith("Done in") and step_categories(rerun_table) == step_categories(draft_table)
 
 
 def test_annotation_api_saves_at_once_and_resumes(app_server, client):
