@@ -279,6 +279,10 @@ def test_missing_store_keeps_the_app_running(tmp_path, tiny_family, launch):
     (tmp_path / "absent").mkdir()
     _runs, _run, status = client.predict(api_name="/runs")  # fixed while running: the store opens
     assert "No runs" in status
+    _run, status = client.predict(api_name="/results_runs")  # a fresh store: how to make a run
+    assert "glore-train eval --limit 100" in status and "glore-train import FILE" in status
+    _table, status = client.predict(None, [], "", 1, api_name="/cases")
+    assert "glore-train eval --limit 100" in status
 
 
 def test_glore_app_command_serves_on_loopback(tiny_family, tmp_path, port):
