@@ -1,8 +1,10 @@
 """What the engine reports while it works. The CLI passes a store-backed run handle; tests pass none.
 
 The engine never imports the db package: anything with the `Tracker` methods will do (glore_db's
-RunHandle has them all). A stage that has sub-stages opens them with `child`, so a recipe's stages
-become child runs of its run. The helpers below are what every stage shares: progress bars, the
+RunHandle has them all, and its store keeps the run's heartbeat from a background thread while the
+run is open, so a stage makes no calls of its own to show it is alive, however long it computes).
+A stage that has sub-stages opens them with `child`, so a recipe's stages become child runs of its
+run. The helpers below are what every stage shares: progress bars, the
 cost of a generation job, numeric metrics from a dict.
 """
 
