@@ -34,7 +34,7 @@ def test_when_prints_the_table_of_the_newest_eval_run(cli):
     eval_run(cli)
     newest = eval_run(cli)
     result = cli("when", "--thresholds", "0.2,0.5,0.95")
-    assert result.output.startswith(f"run {newest}\n")
+    assert result.stdout.startswith(f"run {newest}\n")  # (stderr first says which store is open)
     assert "When to refine: 4 problems, 2 correct drafts, 2 wrong" in result.output
     assert "| ORM < 0.2 | 50.0 | 25.0 | 0 (0.0 %) | 0 (0.0 %) |" in result.output
     assert "| ORM < 0.5 | 75.0 | 50.0 | 0 (0.0 %) | 1 (50.0 %) |" in result.output
