@@ -118,7 +118,7 @@ def train(
         optimizer, config.warmup_steps, config.max_steps, min_lr_rate=config.min_lr_ratio
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    start = _maybe_resume(accelerator, workdir, resume)
+    start, loss_ema = _maybe_resume(accelerator, workdir, resume, config.max_steps)
     model.train()
     bar = tqdm(
         total=config.max_steps,
@@ -127,7 +127,7 @@ def train(
         disable=not progress or not accelerator.is_main_process,
         dynamic_ncols=True,
     )
-    tokens, loss_ema, t0, done = 0, None, time.perf_counter(), start
+    tokens, t0, done = 0, time.perf_counter(), start
     try:
         for step in range(start, config.max_steps):
             batch = {
@@ -156,24 +156,25 @@ def train(
                 tracker.log_metric("train/lr", scheduler.get_last_lr()[0], step + 1)
                 tracker.log_metric("train/tokens_per_s", rate, step + 1)
             if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
-                _save_state(accelerator, workdir, step + 1)
+                _save_state(accelerator, workdir, step + 1, loss_ema)
     except KeyboardInterrupt:
         bar.close()
-        _save_state(accelerator, workdir, done)  # `done` steps are complete; resume redoes none of them
+        _save_state(accelerator, workdir, done, loss_ema)  # `done` steps are complete; resume redoes none of them
         raise
     bar.close()
     seconds = time.perf_counter() - t0
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
-    return TrainResult(steps=config.max_steps, final_loss=loss_ema or float("nan"), tokens=tokens, seconds=seconds)
+    final_loss = loss_ema if loss_ema is not None else float("nan")
+    return TrainResult(steps=config.max_steps, final_loss=final_loss, tokens=tokens, seconds=seconds)
 
 
 def _state_dir(workdir: Path) -> Path:
     return workdir / "train_state"
 
 
-def _save_state(accelerator, workdir: Path, step: int) -> None:
-    """Optimizer, scheduler, model and RNG state, written atomically beside a step counter."""
+def _save_state(accelerator, workdir: Path, step: int, loss_ema: float | None = None) -> None:
+    """Optimizer, scheduler, model and RNG state, written atomically beside the step and the loss average."""
     import logging
 
     # tied embeddings are saved once; accelerate warns about it on every save
@@ -183,7 +184,7 @@ def _save_state(accelerator, workdir: Path, step: int) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         accelerator.save_state(str(tmp), safe_serialization=True)
-        (tmp / "step.json").write_text(json.dumps({"step": step}))
+        (tmp / "step.json").write_text(json.dumps({"step": step, "loss_ema": loss_ema}))
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not save training state to {final}: {exc.strerror or exc}") from exc
@@ -191,17 +192,28 @@ def _save_state(accelerator, workdir: Path, step: int) -> None:
     tmp.rename(final)
 
 
-def _maybe_resume(accelerator, workdir: Path, resume: bool) -> int:
+def _maybe_resume(accelerator, workdir: Path, resume: bool, max_steps: int) -> tuple[int, float | None]:
+    """(saved step, saved loss average): the running average goes on where it stopped, as if never killed."""
     state = _state_dir(workdir)
     if not resume:
-        return 0
+        return 0, None
     if not (state / "step.json").is_file():
-        return 0  # nothing saved yet: a resume of a run killed before its first checkpoint starts over
+        return 0, None  # nothing saved yet: a resume of a run killed before its first checkpoint starts over
+    try:
+        saved = json.loads((state / "step.json").read_text())
+        step = int(saved["step"])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"corrupt training state in {state}: {exc}") from exc
+    if step > max_steps:  # the model has already had more updates than this run asks for
+        raise ConfigError(
+            f"the training state in {state} is at step {step}, past max_steps {max_steps}: "
+            f"resume with --max-steps {step} or more, or start over without --resume"
+        )
     try:
         accelerator.load_state(str(state))
-        return int(json.loads((state / "step.json").read_text())["step"])
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"corrupt training state in {state}: {exc}") from exc
+    return step, saved.get("loss_ema")
 
 
 def clear_state(workdir: str | Path) -> None:

@@ -137,20 +137,23 @@ def test_resume_after_an_interruption_gives_the_same_weights(tokenizer, examples
     make_batch = batch_maker(examples, tokenizer.pad_token_id, 3, seed=1)
 
     straight = make_policy(tokenizer, seed=2, std=None)
-    train(straight, make_batch, lm_loss, config, tmp_path / "straight", progress=False)
+    uninterrupted = train(straight, make_batch, lm_loss, config, tmp_path / "straight", progress=False)
 
     resumed = make_policy(tokenizer, seed=2, std=None)
     flaky = Interrupt(make_batch, at=interrupt_at)
     with pytest.raises(KeyboardInterrupt):
         train(resumed, flaky, lm_loss, config, tmp_path / "resumed", progress=False)
     state = tmp_path / "resumed" / "train_state"
-    assert json.loads((state / "step.json").read_text()) == {"step": interrupt_at}
+    assert json.loads((state / "step.json").read_text())["step"] == interrupt_at
     assert not torch.equal(resumed.lm_head.weight, straight.lm_head.weight)  # really stopped early
 
     fresh = make_policy(tokenizer, seed=9, std=None)  # the state on disk, not the live model, carries the run
     tracker = NullTracker()
-    train(fresh, flaky, lm_loss, config, tmp_path / "resumed", tracker=tracker, resume=True, progress=False)
+    result = train(fresh, flaky, lm_loss, config, tmp_path / "resumed", tracker=tracker, resume=True, progress=False)
     assert [s for k, _, s in tracker.metrics if k == "train/loss"] == list(range(interrupt_at + 1, 11))
+    # the running loss average went on from the saved one: the run reports what an uninterrupted one does
+    assert result.final_loss == pytest.approx(uninterrupted.final_loss, rel=1e-5)
+    assert tracker.last("train/loss") == pytest.approx(uninterrupted.final_loss, rel=1e-5)
     a, b = straight.state_dict(), fresh.state_dict()
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=1e-5, msg=key)
@@ -184,12 +187,57 @@ def test_an_interruption_after_the_update_is_not_replayed_on_resume(tokenizer, e
             model, make_batch, lm_loss, config, tmp_path / "resumed", tracker=InterruptingTracker(at=4), progress=False
         )
     # four optimiser steps are complete: the resume must not run step 4 a second time
-    assert json.loads((tmp_path / "resumed" / "train_state" / "step.json").read_text()) == {"step": 4}
+    assert json.loads((tmp_path / "resumed" / "train_state" / "step.json").read_text())["step"] == 4
     fresh = make_policy(tokenizer, seed=9, std=None)
     train(fresh, make_batch, lm_loss, config, tmp_path / "resumed", resume=True, progress=False)
     a, b = straight.state_dict(), fresh.state_dict()
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=1e-5, msg=key)
+
+
+def test_a_resume_at_max_steps_finishes_with_the_saved_loss(tokenizer, examples, tmp_path):
+    """Killed after the last update (while logging it): the resume has no step left, and no NaN to report."""
+    config = OptimConfig(max_steps=4, batch_size=3, lr=5e-3, warmup_steps=1, save_every=0, log_every=1)
+    make_batch = batch_maker(examples, tokenizer.pad_token_id, 3, seed=1)
+    uninterrupted = train(
+        make_policy(tokenizer, seed=2, std=None), make_batch, lm_loss, config, tmp_path / "a", progress=False
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            make_policy(tokenizer, seed=2, std=None),
+            make_batch,
+            lm_loss,
+            config,
+            tmp_path / "b",
+            tracker=InterruptingTracker(at=4),
+            progress=False,
+        )
+    fresh = make_policy(tokenizer, seed=9, std=None)
+    result = train(fresh, make_batch, lm_loss, config, tmp_path / "b", resume=True, progress=False)
+    assert math.isfinite(result.final_loss)
+    assert result.final_loss == pytest.approx(uninterrupted.final_loss, rel=1e-5)
+
+
+def test_a_resume_past_max_steps_is_refused(tokenizer, examples, tmp_path):
+    """A state saved at step 4 cannot be resumed as a 3-step run: refused, the state kept."""
+    config = OptimConfig(max_steps=6, batch_size=2, warmup_steps=1, save_every=4, log_every=1)
+    make_batch = batch_maker(examples, tokenizer.pad_token_id, 2, seed=1)
+    train(make_policy(tokenizer, seed=2, std=None), make_batch, lm_loss, config, tmp_path, progress=False)
+    step_file = tmp_path / "train_state" / "step.json"
+    saved = step_file.read_text()
+    assert json.loads(saved)["step"] == 4
+    shorter = OptimConfig(max_steps=3, batch_size=2, warmup_steps=1, log_every=1)
+    with pytest.raises(ConfigError, match=r"at step 4, past max_steps 3: resume with --max-steps 4 or more"):
+        train(
+            make_policy(tokenizer, seed=2, std=None),
+            make_batch,
+            lm_loss,
+            shorter,
+            tmp_path,
+            resume=True,
+            progress=False,
+        )
+    assert step_file.read_text() == saved
 
 
 def test_resume_without_saved_state_starts_over(tokenizer, examples, tmp_path):
