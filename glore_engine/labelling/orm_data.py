@@ -7,7 +7,6 @@ is `glore-train sample`: the same graded records for any problems, in one JSONL 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..records import GradedSample, QuestionSamples, samples_from_json
 from ..tasks.answers import extract_answer, is_correct
 from ..tasks.steps import split_steps
 from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
-from .shards import clear_shards, run_sharded, shard_seed
+from .shards import clear_shards, job_cost, run_sharded, shard_seed
 
 KIND = "orm-data"  # the stage's name, its folder and its records file (orm-data.jsonl)
 
@@ -105,14 +104,22 @@ def build_orm_data(
     shard_size: int = 256,
     calculator: bool = False,
     on_shard: Callable | None = None,
+    job: dict | None = None,
 ) -> list[QuestionSamples]:
-    """Sample and grade in resumable shards under folder; returns one record per problem."""
+    """Sample and grade in resumable shards under folder; returns one record per problem.
+
+    `job`: settings beyond these that also decide the samples (the policy, its batch size); shards
+    made with other settings are refused rather than reused.
+    """
 
     def process(shard, k):
         records = sample_questions(backend, shard, n, temperature, max_new_tokens, shard_seed(seed, k), calculator)
         return [r.to_json() for r in records]
 
-    return samples_from_json(run_sharded(problems, shard_size, folder, process, on_shard))
+    sampling = {"n": n, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
+    config = {**sampling, "calculator": calculator, **(job or {})}
+    stats = getattr(backend, "stats", None)
+    return samples_from_json(run_sharded(problems, shard_size, folder, process, on_shard, config, stats))
 
 
 def orm_stats(records: list[QuestionSamples]) -> dict:
@@ -154,7 +161,6 @@ def make_orm_data(
 
         problems = mix_problems(problems, load_problems(config.mix, split=config.split))
     backend, _, _ = open_policy_backend(config.student, config.backend, batch_size=config.batch_size)
-    started = time.perf_counter()
     with progress_bar(len(problems), "ORM samples", progress) as bar:
 
         def on_shard(done, total, cached):
@@ -171,8 +177,9 @@ def make_orm_data(
             shard_size=config.shard_size,
             calculator=config.calculator,
             on_shard=on_shard,
+            job=to_dict(config),
         )
-    cost = log_generation_cost(tracker, "sampling", backend.stats, time.perf_counter() - started)
+    cost = log_generation_cost(tracker, "sampling", *job_cost(folder / "shards"))  # every shard, resumed or not
     stats = {**orm_stats(records), **cost}
     log_numbers(
         tracker,

@@ -12,7 +12,6 @@ learns from labels calls: a finished folder, or labelling now (sampling first if
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from ..records import LabelledSolution, PrefixRollouts, QuestionSamples, solutio
 from ..tasks.answers import is_correct
 from ..tasks.steps import step_result, step_uses_result
 from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
-from .shards import clear_shards, run_sharded, shard_seed
+from .shards import check_job, clear_shards, job_cost, run_sharded, shard_seed
 
 if TYPE_CHECKING:
     from .orm_data import OrmDataConfig
@@ -122,8 +121,13 @@ def build_sorm_labels(
     shard_size: int = 64,
     calculator: bool = False,
     on_shard: Callable | None = None,
+    job: dict | None = None,
 ) -> list[LabelledSolution]:
-    """Label every distinct sample of `records` (ORM data) in resumable shards of solutions."""
+    """Label every distinct sample of `records` (ORM data) in resumable shards of solutions.
+
+    `job`: settings beyond these that also decide the labels (see `shard_job`); shards made with
+    other settings, or from other samples, are refused rather than reused.
+    """
     solutions = solutions_of(records)
 
     def process(shard, index):
@@ -132,7 +136,15 @@ def build_sorm_labels(
             r.to_json() for r in label_solutions(backend, shard, k, temperature, max_new_tokens, seed_k, calculator)
         ]
 
-    return solutions_from_json(run_sharded(solutions, shard_size, Path(folder), process, on_shard))
+    sampling = {"k": k, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
+    config = {**sampling, "calculator": calculator, **(job or {})}
+    stats = getattr(backend, "stats", None)
+    return solutions_from_json(run_sharded(solutions, shard_size, Path(folder), process, on_shard, config, stats))
+
+
+def shard_job(config: SormLabelConfig, student: str) -> dict:
+    """What decides a labelling job's shards besides the samples: its config and the policy that rolls out."""
+    return {"student": str(student), **to_dict(config)}
 
 
 def rollout_cost(labelled: list[LabelledSolution]) -> dict:
@@ -166,7 +178,6 @@ def make_sorm_labels(
     if not resume:
         clear_shards(folder)
     backend, _, _ = open_policy_backend(student, config.backend, batch_size=config.batch_size)
-    started = time.perf_counter()
     with progress_bar(n_solutions, "SORM rollouts", progress) as bar:
 
         def on_shard(done, total, cached):
@@ -184,8 +195,9 @@ def make_sorm_labels(
             shard_size=config.shard_size,
             calculator=config.calculator,
             on_shard=on_shard,
+            job=shard_job(config, student),
         )
-    cost = log_generation_cost(tracker, "rollouts", backend.stats, time.perf_counter() - started)
+    cost = log_generation_cost(tracker, "rollouts", *job_cost(folder / "shards"))  # every shard, resumed or not
     stats = {**rollout_cost(labelled), **cost, **label_stats(apply_rules(labelled, LabelRules()))}
     log_numbers(tracker, {"data/solutions": stats["solutions"], "data/prefixes": stats["prefixes"]})
     path = write_records(folder, KIND, [r.to_json() for r in labelled], student, config, stats)
@@ -217,7 +229,9 @@ def reuse_or_label(
 
     if reuse:
         return load_sorm_labels(reuse, base=samples.student)
-    records = reuse_or_sample(samples, folder, tracker, reuse_samples, progress=progress, resume=resume)
     out = Path(folder) / KIND
+    if resume:  # refuse another labelling config now, before sampling what it would label
+        check_job(out / "shards", {"shard_size": config.shard_size, **shard_job(config, samples.student)})
+    records = reuse_or_sample(samples, folder, tracker, reuse_samples, progress=progress, resume=resume)
     with ensure(tracker).child(KIND, name=samples.student, config=to_dict(config), output_dir=str(out)) as child:
         return make_sorm_labels(config, samples.student, records, out, child, progress=progress, resume=resume)

@@ -2,18 +2,31 @@
 
 A killed job reruns only the shards without a file; shard k always holds the same items and is
 processed with a seed derived from k, so a resumed job produces exactly the same records.
+
+That holds only while the job is the same one, so the folder records what made it: `job.json`
+holds the job's config and a fingerprint of its items, written before the first shard, and a
+job with another config or other items is refused instead of reusing shards that are not its
+own. Beside each shard, `shard-k.cost.json` holds what generating it cost, so a resumed job's
+cost is the whole job's, not only the part done after the resume.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import DataError
+from ..generation.base import GenerationStats
 
 SHARD_SEED_STRIDE = 7919  # (seed, shard) -> distinct seeds while a job has fewer than 7,919 shards
+JOB = "job.json"
+ITEMS_KEY = "items"  # the job key that stands for the items' fingerprint
+COUNTED = ("prompts", "samples", "prompt_tokens", "generated_tokens", "seconds")
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -26,6 +39,93 @@ def clear_shards(folder: str | Path) -> None:
     import shutil
 
     shutil.rmtree(Path(folder) / "shards", ignore_errors=True)
+
+
+def items_fingerprint(items: list) -> str:
+    """A short hash of the items a job processes (records, or dataclasses such as problems)."""
+    rows = [dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x for x in items]  # type: ignore[arg-type]
+    text = json.dumps(rows, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_UNSET = object()
+
+
+def _short(value) -> str:
+    text = "(unset)" if value is _UNSET else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def differing_keys(saved: dict, wanted: dict) -> list[str]:
+    """'key saved -> wanted' for every key whose value differs (or that only one side has)."""
+    keys = sorted(set(saved) | set(wanted))
+    pairs = [(k, saved.get(k, _UNSET), wanted.get(k, _UNSET)) for k in keys]
+    return [f"{k} {_short(a)} -> {_short(b)}" for k, a, b in pairs if a != b]
+
+
+def check_job(folder: str | Path, config: dict, items: list | None = None) -> None:
+    """Refuse to resume `folder` when its shards were made by another job (config, or items when given).
+
+    A folder without shards passes; shards without a `job.json` (no record of what made them) do not.
+    """
+    folder = Path(folder)
+    shards = sorted(folder.glob("shard-*.jsonl"))
+    if not (folder / JOB).is_file():
+        if shards:
+            raise DataError(
+                f"cannot resume {folder}: its {len(shards)} shards carry no record of the config that made them; "
+                "start over (without --resume, or in another folder)"
+            )
+        return
+    saved = json.loads((folder / JOB).read_text())
+    wanted = {**config, ITEMS_KEY: items_fingerprint(items) if items is not None else saved.get(ITEMS_KEY)}
+    wanted = json.loads(json.dumps(wanted, default=str))  # compared as saved: tuples are lists, paths strings
+    diff = differing_keys(saved, wanted)
+    if diff:
+        raise DataError(
+            f"cannot resume {folder}: its shards were made with another config ({'; '.join(diff)}); "
+            "resume with the same settings, or start over (without --resume, or in another folder)"
+        )
+
+
+def _start_job(folder: Path, config: dict, items: list) -> None:
+    """Check the folder belongs to this job, or record that it does before any shard is written."""
+    check_job(folder, config, items)
+    if not (folder / JOB).is_file():
+        job = {**config, ITEMS_KEY: items_fingerprint(items)}
+        _write_json_atomic(folder / JOB, json.loads(json.dumps(job, default=str)))
+
+
+def _write_json_atomic(path: Path, value: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _cost_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".jsonl") + ".cost.json")
+
+
+def job_cost(folder: str | Path) -> tuple[GenerationStats, float]:
+    """What generating the job's finished shards cost, summed: (backend counts, wall seconds)."""
+    total, wall = GenerationStats(), 0.0
+    for shard in sorted(Path(folder).glob("shard-*.jsonl")):
+        cost_file = _cost_path(shard)
+        if cost_file.is_file():
+            cost = json.loads(cost_file.read_text())
+            total.add(GenerationStats(**{k: cost.get(k, 0) for k in COUNTED}))
+            wall += cost.get("wall_s", 0.0)
+    return total, wall
+
+
+def _write_shard(path: Path, process: Callable, shard: list, k: int, stats: GenerationStats | None) -> None:
+    """Process one shard and write its records, its cost first: a shard file always has its cost beside it."""
+    before, started = (dataclasses.replace(stats) if stats is not None else None), time.perf_counter()
+    records = process(shard, k)
+    if stats is not None and before is not None:
+        cost = {name: getattr(stats, name) - getattr(before, name) for name in COUNTED}
+        _write_json_atomic(_cost_path(path), {**cost, "wall_s": time.perf_counter() - started})
+    write_jsonl_atomic(path, records)
 
 
 def write_jsonl_atomic(path: Path, records: list[dict]) -> None:
@@ -59,20 +159,25 @@ def run_sharded(
     folder: str | Path,
     process: Callable[[list, int], list[dict]],
     on_shard: Callable[[int, int, bool], None] | None = None,
+    config: dict | None = None,
+    stats: GenerationStats | None = None,
 ) -> list[dict]:
     """Process items shard by shard into folder/shard-00000.jsonl...; returns all records in order.
 
+    `config` is what, besides the items, decides the records (a DataError if the folder's shards
+    were made with another); `stats` (the backend's running counts) gives each shard its cost.
     on_shard(done_shards, total_shards, was_cached) reports progress.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _start_job(folder, {"shard_size": shard_size, **(config or {})}, items)
     n_shards = (len(items) + shard_size - 1) // shard_size
     records: list[dict] = []
     for k in range(n_shards):
         path = folder / f"shard-{k:05d}.jsonl"
         cached = path.is_file()
         if not cached:
-            write_jsonl_atomic(path, process(items[k * shard_size : (k + 1) * shard_size], k))
+            _write_shard(path, process, items[k * shard_size : (k + 1) * shard_size], k, stats)
         records.extend(read_jsonl(path))
         if on_shard:
             on_shard(k + 1, n_shards, cached)

@@ -156,6 +156,7 @@ def sample_round(
             shard_size=config.shard_size,
             calculator=config.calculator,
             on_shard=on_shard,
+            job={"policy": str(policy), "batch_size": config.sample_batch_size, "backend": config.backend},
         )
 
 

@@ -308,7 +308,7 @@ def test_resume_continues_the_data_stages(cli, student, tmp_path, monkeypatch):
     monkeypatch.setattr(rollouts, "label_solutions", dies_on_second_shard)
     cli(*args, code=130)
     assert cli.last("sorm").status == "INTERRUPTED"
-    shards = sorted((out / "sorm-labels" / "shards").iterdir())
+    shards = sorted((out / "sorm-labels" / "shards").glob("shard-*.jsonl"))
     assert [p.name for p in shards] == ["shard-00000.jsonl"]
     first_shard = shards[0].read_text()
     samples = (out / "orm-data" / "orm-data.jsonl").read_text()
@@ -317,4 +317,69 @@ def test_resume_continues_the_data_stages(cli, student, tmp_path, monkeypatch):
     assert cli.last("sorm").status == "FINISHED"
     assert (out / "orm-data" / "orm-data.jsonl").read_text() == samples  # samples reused, not redrawn
     assert (out / "sorm-labels" / "shards" / "shard-00000.jsonl").read_text() == first_shard
-    assert len(calls) == len(list((out / "sorm-labels" / "shards").iterdir())) - 1  # only the missing shards ran
+    assert len(calls) == len(list((out / "sorm-labels" / "shards").glob("shard-*.jsonl"))) - 1  # only the missing
+
+
+def folder_files(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_resume_with_another_label_config_is_refused(cli, student, tmp_path, monkeypatch):
+    """Labelling killed with k=4 and resumed with k=2 and another shard size: refused, nothing changed."""
+    import glore_engine.labelling.rollouts as rollouts
+
+    out = tmp_path / "sorm"
+    args = ("sorm", "--base", student, "--sample-n-questions", 3, "--sample-n", 2, "--sample-max-new-tokens", 8)
+    args += ("--label-max-new-tokens", 4, *TRAIN, "--out", out)
+    real, calls, killed = rollouts.label_solutions, [], []
+
+    def dies_on_second_shard(*a, **k):
+        calls.append(1)
+        if len(calls) == 2 and not killed:
+            killed.append(1)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(rollouts, "label_solutions", dies_on_second_shard)
+    cli(*args, "--label-k", 4, "--label-shard-size", 2, code=130)
+    assert [p.name for p in (out / "sorm-labels" / "shards").glob("shard-*.jsonl")] == ["shard-00000.jsonl"]
+    before = folder_files(out)
+    calls.clear()
+    result = cli(*args, "--label-k", 2, "--label-shard-size", 4, "--resume", code=1)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert "another config (k 4 -> 2; shard_size 2 -> 4)" in errors[0]
+    assert calls == [] and folder_files(out) == before  # refused before any rollout: nothing overwritten
+    assert cli.last("sorm").status == "FAILED"
+    cli(*args, "--label-k", 4, "--label-shard-size", 2, "--resume")  # the same settings resume
+    assert cli.last("sorm").status == "FINISHED"
+
+
+def test_a_resumed_training_reports_the_uninterrupted_loss_and_refuses_fewer_steps(
+    cli, crafted, student, tmp_path, monkeypatch
+):
+    """The loss average survives a resume; a resume with --max-steps below the saved step is refused."""
+    import glore_engine.training.reward as reward
+
+    train = ("--max-steps", 4, "--batch-size", 2, "--warmup-steps", 1, "--log-every", 1)
+    args = ("orm", "--base", student, "--samples", crafted / "orm-data")
+    cli(*args, *train, "--out", tmp_path / "straight")
+    straight = read_card(tmp_path / "straight" / "model").metrics["train_loss"]
+
+    real, fired = reward.index_stream, []
+
+    def killed_at_step_3(n, batch_size, step, seed):
+        if step == 3 and not fired:
+            fired.append(step)
+            raise KeyboardInterrupt
+        return real(n, batch_size, step, seed)
+
+    monkeypatch.setattr(reward, "index_stream", killed_at_step_3)
+    out = tmp_path / "resumed"
+    cli(*args, *train, "--out", out, code=130)
+    result = cli(*args, *train[:1], 2, *train[2:], "--out", out, "--resume", code=1)
+    assert "at step 3, past max_steps 2: resume with --max-steps 3 or more" in result.output
+    assert not (out / "model").exists()  # no model card, and no NaN in one
+    cli(*args, *train, "--out", out, "--resume")
+    resumed = read_card(out / "model").metrics["train_loss"]
+    assert resumed == pytest.approx(straight, rel=1e-5)

@@ -32,7 +32,7 @@ def test_make_orm_data_writes_records_shards_and_a_manifest(stage_data):
     folder, student, records, _, tracker = stage_data
     assert len(records) == 4 and all(r.n_samples == 3 for r in records)
     assert all(sum(s.count for s in r.samples) == 3 for r in records)
-    assert sorted(p.name for p in (folder / "orm-data" / "shards").iterdir()) == [
+    assert sorted(p.name for p in (folder / "orm-data" / "shards").glob("shard-*.jsonl")) == [
         "shard-00000.jsonl",
         "shard-00001.jsonl",
     ]
@@ -123,13 +123,73 @@ def test_eval_problems_follow_the_students_task(tmp_path):
     assert len(probs) == 5 and all(p.n_steps == 4 for p in probs)
 
 
-def test_resume_reuses_shards_and_a_fresh_start_discards_them(tiny_family, tmp_path):
+def test_a_resume_with_another_config_is_refused_and_a_fresh_start_discards_the_shards(tiny_family, tmp_path):
     student = str(tiny_family / "student")
     config = OrmDataConfig(student=student, n_questions=2, n=1, max_new_tokens=4, shard_size=1)
     make_orm_data(config, tmp_path, progress=False)
+    kept = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     more = OrmDataConfig(student=student, n_questions=2, n=2, max_new_tokens=4, shard_size=1)
-    assert [r.n_samples for r in make_orm_data(more, tmp_path, progress=False)] == [1, 1]  # resumed shards
+    with pytest.raises(DataError, match=r"another config \(n 1 -> 2\)"):
+        make_orm_data(more, tmp_path, progress=False)
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == kept  # nothing overwritten
     assert [r.n_samples for r in make_orm_data(more, tmp_path, progress=False, resume=False)] == [2, 2]
+    assert json.loads((tmp_path / MANIFEST).read_text())["config"]["n"] == 2
+
+
+def test_sorm_labels_resumed_with_another_k_are_refused(stage_data, tmp_path):
+    folder, student, records, _, _ = stage_data
+    out = tmp_path / "sorm-labels"
+    shutil.copytree(folder / "sorm-labels", out)
+    with pytest.raises(DataError, match=r"k 2 -> 3;.*shard_size 4 -> 8"):
+        labels = SormLabelConfig(k=3, max_new_tokens=8, shard_size=8, seed=2)
+        make_sorm_labels(labels, student, records, out, progress=False)
+    with pytest.raises(DataError, match=r"\(items "):  # the same config over other samples
+        labels = SormLabelConfig(k=2, max_new_tokens=8, shard_size=4, seed=2)
+        make_sorm_labels(labels, student, records[1:], out, progress=False)
+
+
+def killed_on_call(monkeypatch, module, name, call):
+    """Make module.name raise KeyboardInterrupt on its `call`-th call (a kill in the middle of a stage)."""
+    real, calls = getattr(module, name), []
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, dies)
+    return lambda: monkeypatch.setattr(module, name, real)
+
+
+COST_KEYS = ("samples", "generated_tokens")
+
+
+def test_the_manifest_cost_of_a_resumed_stage_counts_the_whole_stage(stage_data, tmp_path, monkeypatch):
+    """Killed in its second shard and resumed, each stage's manifest counts every shard, as if never killed."""
+    import glore_engine.labelling.orm_data as orm_data
+    import glore_engine.labelling.rollouts as rollouts
+
+    folder, student, records, _, _ = stage_data
+    config = OrmDataConfig(student=student, n_questions=4, n=3, max_new_tokens=12, shard_size=3, seed=1)
+    revive = killed_on_call(monkeypatch, orm_data, "sample_questions", 2)
+    with pytest.raises(KeyboardInterrupt):
+        make_orm_data(config, tmp_path / "orm-data", progress=False)
+    revive()
+    assert make_orm_data(config, tmp_path / "orm-data", progress=False) == records
+
+    labels = SormLabelConfig(k=2, max_new_tokens=8, shard_size=4, seed=2)
+    revive = killed_on_call(monkeypatch, rollouts, "label_solutions", 2)
+    with pytest.raises(KeyboardInterrupt):
+        make_sorm_labels(labels, student, records, tmp_path / "sorm-labels", progress=False)
+    revive()
+    make_sorm_labels(labels, student, records, tmp_path / "sorm-labels", progress=False)
+
+    for kind, prefix in (("orm-data", "sampling"), ("sorm-labels", "rollouts")):
+        straight = json.loads((folder / kind / MANIFEST).read_text())["stats"]
+        resumed = json.loads((tmp_path / kind / MANIFEST).read_text())["stats"]
+        assert resumed[f"{prefix}/samples"] > 0
+        assert {k: resumed[f"{prefix}/{k}"] for k in COST_KEYS} == {k: straight[f"{prefix}/{k}"] for k in COST_KEYS}
 
 
 def test_reuse_or_sample_reuses_a_folder_or_samples_as_a_child_stage(stage_data, tmp_path):

@@ -28,7 +28,7 @@ from glore_engine.labelling.rollouts import (
     rollout_cost,
     solutions_of,
 )
-from glore_engine.labelling.shards import read_jsonl, run_sharded, write_jsonl_atomic
+from glore_engine.labelling.shards import job_cost, read_jsonl, run_sharded, write_jsonl_atomic
 from glore_engine.records import GradedSample, LabelledSolution, PrefixRollouts, QuestionSamples
 from glore_engine.tasks.steps import split_steps
 
@@ -124,7 +124,7 @@ def test_build_orm_data_resumes_from_its_shards(tmp_path):
     probs = problems(5)
     backend = FakeBackend(lambda p, n: ["a = 1\n#### 1"] * n)
     first = build_orm_data(backend, probs, tmp_path, n=2, shard_size=2, seed=3)
-    assert len(backend.calls) == 3 and sorted(f.name for f in tmp_path.iterdir()) == [
+    assert len(backend.calls) == 3 and sorted(f.name for f in tmp_path.glob("shard-*.jsonl")) == [
         "shard-00000.jsonl",
         "shard-00001.jsonl",
         "shard-00002.jsonl",
@@ -159,6 +159,84 @@ def test_run_sharded_reports_progress_and_cached_shards(tmp_path):
         == out
     )
     assert seen == [(1, 3, True), (2, 3, False), (3, 3, True)]
+
+
+def tag(items, k):
+    return [{"k": k, "x": x} for x in items]
+
+
+def folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_run_sharded_refuses_shards_another_job_made(tmp_path):
+    """Shards are reused only by the job that made them: another config, shard size or items is refused."""
+    run_sharded(list(range(5)), 2, tmp_path, tag, config={"k": 4, "seed": 0})
+    (tmp_path / "shard-00002.jsonl").unlink()  # a job killed before its last shard
+    before = folder_bytes(tmp_path)
+    refused = {
+        r"k 4 -> 2;.*shard_size 2 -> 3": (list(range(5)), 3, {"k": 2, "seed": 0}),
+        r"\(k 4 -> 2\)": (list(range(5)), 2, {"k": 2, "seed": 0}),
+        r"\(items ": (list(range(6)), 2, {"k": 4, "seed": 0}),
+        r"\(seed 0 -> \(unset\)\)": (list(range(5)), 2, {"k": 4}),
+    }
+    for message, (items, size, config) in refused.items():
+        with pytest.raises(DataError, match=message):
+            run_sharded(items, size, tmp_path, lambda *a: pytest.fail("a refused job processed a shard"), config=config)
+        assert folder_bytes(tmp_path) == before  # nothing written, nothing overwritten
+    same = run_sharded(list(range(5)), 2, tmp_path, tag, config={"k": 4, "seed": 0})
+    assert [r["x"] for r in same] == [0, 1, 2, 3, 4]
+
+
+def test_shards_without_a_record_of_their_job_are_refused(tmp_path):
+    write_jsonl_atomic(tmp_path / "shard-00000.jsonl", [{"x": 0}])  # left by a version that kept no job.json
+    with pytest.raises(DataError, match="carry no record of the config that made them"):
+        run_sharded([0, 1], 1, tmp_path, tag)
+
+
+class CountingBackend(FakeBackend):
+    """A FakeBackend that counts what it generates, as real backends do in `stats`."""
+
+    def __init__(self, respond):
+        from glore_engine.generation.base import GenerationStats
+
+        super().__init__(respond)
+        self.stats = GenerationStats()
+
+    def generate(self, prompts, n=1, **kwargs):
+        out = super().generate(prompts, n=n, **kwargs)
+        self.stats.prompts += len(prompts)
+        self.stats.samples += sum(len(r) for r in out)
+        self.stats.generated_tokens += sum(s.n_tokens for r in out for s in r)
+        return out
+
+
+def test_the_cost_of_a_resumed_job_counts_every_shard(tmp_path):
+    """Each shard keeps its own cost: a job resumed after a kill costs what an uninterrupted one does."""
+    import shutil
+
+    probs = problems(5)
+    respond = lambda p, n: ["a = 1\n#### 1"] * n  # noqa: E731
+    build_orm_data(CountingBackend(respond), probs, tmp_path / "straight", n=2, shard_size=2)
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    for k in (1, 2):  # killed in shard 1: only shard 0 had finished
+        (tmp_path / "resumed" / f"shard-0000{k}.jsonl").unlink()
+        (tmp_path / "resumed" / f"shard-0000{k}.cost.json").unlink()
+    backend = CountingBackend(respond)
+    build_orm_data(backend, probs, tmp_path / "resumed", n=2, shard_size=2)
+    assert backend.stats.samples == 6  # this run sampled shards 1 and 2 only
+    straight, _ = job_cost(tmp_path / "straight")
+    total, wall = job_cost(tmp_path / "resumed")
+    assert (
+        (total.prompts, total.samples, total.generated_tokens)
+        == (5, 10, 50)
+        == (
+            straight.prompts,
+            straight.samples,
+            straight.generated_tokens,
+        )
+    )
+    assert wall > 0
 
 
 def test_read_jsonl_names_the_bad_line(tmp_path):
