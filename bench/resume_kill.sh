@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a resume after `kill -9` guarantees, checked with the real CLI on a tiny random family (CPU,
-# about 5 minutes on a quiet 2-core machine). Prints one line per check; exits 1 if one fails.
+# about 3 minutes on a quiet 2-core machine). Prints one line per check; exits 1 if one fails.
 #
 #   1. SORM labelling killed after its third shard (k=4, 16 solutions a shard), resumed with k=2 and
 #      32 a shard: refused, exit 1, one line naming the differing keys, the folder unchanged.
