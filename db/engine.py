@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from .errors import StoreError
@@ -158,4 +158,11 @@ def readable_errors(url: str | URL) -> Iterator[None]:
             ) from exc
         if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered:
             raise StoreError(f"cannot write run store {display_url(url)}: {text}") from exc
+        raise
+    except DatabaseError as exc:  # "file is not a database": --db names some other file
+        text = str(exc.orig if exc.orig is not None else exc)
+        if "not a database" in text or "malformed" in text:
+            raise StoreError(
+                f"run store {display_url(url)} is not a SQLite database ({text}); pass --db another file"
+            ) from exc
         raise

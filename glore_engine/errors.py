@@ -14,4 +14,14 @@ class CheckpointError(GloreError):
 
 
 class ConfigError(GloreError):
-    """Unknown config keys, bad values, incompatible settings."""
+    """Unknown config keys, bad values, incompatible settings; `key` names the offending field if one does."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message: libraries' multi-line advice would break the one-line rule."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

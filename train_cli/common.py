@@ -5,6 +5,7 @@ Heavy libraries (torch, transformers) are imported inside commands, so `--help` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
@@ -12,6 +13,8 @@ import typing
 from pathlib import Path
 
 import click
+
+from .knobs import knob_help
 
 _FLAG_TYPES = {int: int, float: float, str: str, bool: bool}
 
@@ -35,12 +38,13 @@ def config_options(cls, skip: tuple[str, ...] = (), prefix: str = "", with_file:
                 continue
             kind = _click_type(hints[f.name])
             default = f.default if f.default is not dataclasses.MISSING else "required"
+            default = "none" if default == "" else default
             name = (prefix + "-" if prefix else "") + f.name.replace("_", "-")
             dest = dest_prefix + f.name
             decl = f"--{name}/--no-{name}" if kind is bool else f"--{name}"
-            fn = click.option(
-                decl, dest, type=None if kind is bool else kind, default=None, help=f"default: {default}"
-            )(fn)
+            about = knob_help(cls, f.name)
+            shown = f"{about} (default: {default})" if about else f"default: {default}"
+            fn = click.option(decl, dest, type=None if kind is bool else kind, default=None, help=shown)(fn)
         if with_file:
             fn = click.option(
                 "--config",
@@ -62,6 +66,7 @@ def resolve_config(
     and the main config skips the names in `sections`.
     """
     from glore_engine.config import build, read_yaml
+    from glore_engine.errors import ConfigError
 
     data = read_yaml(config_file)
     data = {k: v for k, v in data.items() if k not in sections}
@@ -69,11 +74,36 @@ def resolve_config(
         data = read_yaml(config_file)
         data = data.get(section) or {}
         if not isinstance(data, dict):
-            from glore_engine.errors import ConfigError
-
             raise ConfigError(f"config section {section!r} must be a mapping")
     names = {f.name for f in dataclasses.fields(cls)}
-    return build(cls, extra, data, {k: v for k, v in flags.items() if k in names})
+    given = {k: v for k, v in flags.items() if k in names}
+    try:
+        return build(cls, extra, data, given)
+    except ConfigError as exc:
+        in_file = given.get(exc.key) is None and exc.key in data
+        raise usage_error(exc, section, from_file=config_file if in_file else None) from None
+
+
+def usage_error(exc, section: str | None = None, from_file: str | None = None) -> click.UsageError:
+    """A config value out of bounds as Click's usage error (exit 2), naming the flag or the file key."""
+    key = getattr(exc, "key", None)
+    if key is None:
+        return click.UsageError(str(exc))
+    flag = "--" + (f"{section}-" if section else "") + key.replace("_", "-")
+    hint = f"'{section + '.' if section else ''}{key}' in {from_file}" if from_file else f"'{flag}'"
+    message = str(exc).removeprefix(f"{key} ")  # "must be at least 1, got 0"
+    return click.BadParameter(message, param_hint=hint)
+
+
+@contextlib.contextmanager
+def flag_errors(section: str | None = None) -> typing.Iterator[None]:
+    """Configs built from flags alone: an out-of-bounds value is a usage error naming the flag."""
+    from glore_engine.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise usage_error(exc, section) from None
 
 
 def pop_config_flags(cls, kwargs: dict, prefix: str = "") -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from glore_engine.evaluation.pipeline_eval import PipelineEvalConfig
 from glore_engine.labelling.orm_data import OrmDataConfig
 from glore_engine.labelling.rollouts import SormLabelConfig
 from glore_engine.training.refiner import RefinerConfig
@@ -19,7 +20,7 @@ from .reward import SECTIONS, data_configs
 @click.option("--samples", "samples_path", help="global: reuse an ORM data folder for (incorrect -> correct) pairs")
 @click.option("--labels", "labels_path", help="local: reuse a SORM labels folder for [BAD]-marked triples")
 @click.option("--out", help="output folder (default: <GLORE_HOME>/runs/<id>-refine)")
-@click.option("--resume", is_flag=True)
+@click.option("--resume", is_flag=True, help="continue sampling, labelling and training saved in --out")
 @click.pass_context
 @friendly_errors
 def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) -> None:
@@ -49,26 +50,20 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
 
 @click.command("eval")
 @click.option("--family", help="folder with student/ orm/ sorm/ refiner-global/ refiner-local/ (default: bundled)")
-@click.option("--student")
-@click.option("--orm")
-@click.option("--sorm")
-@click.option("--global-refiner")
-@click.option("--local-refiner")
-@click.option("--data", default="synthetic", show_default=True, help="synthetic, a GSM8K .jsonl path or a hub id")
-@click.option("--split", default="test", show_default=True)
-@click.option("--limit", default=500, show_default=True, help="problems")
-@click.option("--data-seed", default=0, show_default=True)
-@click.option("--threshold", default=0.5, show_default=True, help="SORM score below which a step is the first error")
-@click.option("--best-of", default=3, show_default=True, help="student samples for the best-of-N baseline")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--student", help="the policy that drafts (a model folder); with the other four instead of --family")
+@click.option("--orm", help="the ORM folder: decides when to refine and picks among candidates")
+@click.option("--sorm", help="the SORM folder: marks the first error for the local refiner")
+@click.option("--global-refiner", help="the global refiner folder (rewrites the whole draft)")
+@click.option("--local-refiner", help="the local refiner folder (fixes from the marked first error)")
+@config_options(PipelineEvalConfig)
 @click.pass_context
 @friendly_errors
-def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, **settings) -> None:
+def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, config_file, **flags) -> None:
     """Tables T2 and T3 (greedy, best-of-3, draft+global, draft+local, GLoRe, oracle); every case stored."""
     from glore_engine.config import to_dict
-    from glore_engine.evaluation.pipeline_eval import PipelineEvalConfig, run_pipeline_eval
+    from glore_engine.evaluation.pipeline_eval import run_pipeline_eval
 
-    config = PipelineEvalConfig(**settings)
+    config = resolve_config(PipelineEvalConfig, config_file, pop_config_flags(PipelineEvalConfig, flags))
     engine_ready()
     models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
     with open_store(ctx).run("eval", name=config.data, config={"models": paths, **to_dict(config)}) as run:

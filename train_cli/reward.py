@@ -8,7 +8,16 @@ from glore_engine.labelling.orm_data import OrmDataConfig
 from glore_engine.labelling.rollouts import SormLabelConfig
 from glore_engine.training.reward import RewardConfig
 
-from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
+from .common import (
+    config_options,
+    engine_ready,
+    flag_errors,
+    friendly_errors,
+    open_store,
+    pop_config_flags,
+    resolve_config,
+    run_dir,
+)
 
 SECTIONS = ("sample", "label")
 
@@ -84,8 +93,18 @@ sorm = _reward_command("sorm", "Train the SORM: K rollouts from every step prefi
 @click.option("--student", help="the policy that samples held-out solutions (not needed with --labels)")
 @click.option("--labels", "labels_path", help="held-out SORM labels folder (else built now from test samples)")
 @click.option("--threshold", default=0.5, show_default=True, help="step score below which a step is an error")
-@click.option("--consistency/--no-consistency", default=True, show_default=True)
-@click.option("--propagate/--no-propagate", default=True, show_default=True)
+@click.option(
+    "--consistency/--no-consistency",
+    default=True,
+    show_default=True,
+    help="held-out labels: a rollout verifies a step only if it uses that step's result",
+)
+@click.option(
+    "--propagate/--no-propagate",
+    default=True,
+    show_default=True,
+    help="held-out labels: a good step makes every earlier step good",
+)
 @config_options(OrmDataConfig, skip=("student",), prefix="sample")
 @config_options(SormLabelConfig, prefix="label", with_file=False)
 @click.pass_context
@@ -107,7 +126,8 @@ def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, c
     label = resolve_config(
         SormLabelConfig, config_file, pop_config_flags(SormLabelConfig, flags, "label"), section="label"
     )
-    evaluation = RewardEvalConfig(threshold=threshold, consistency=consistency, propagate=propagate)
+    with flag_errors():
+        evaluation = RewardEvalConfig(threshold=threshold, consistency=consistency, propagate=propagate)
     if not labels_path and not student:
         raise click.UsageError("pass --student (to sample held-out solutions) or --labels (to reuse them)")
     engine_ready()
@@ -146,7 +166,7 @@ def _parse_named(spec: str) -> tuple[str, str]:
     required=True,
     help="labels: trl | processbench | math-shepherd; annotations: trl | processbench | prm800k | csv",
 )
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="file to write")
 @click.option("--annotator", help="annotations: only this annotator's")
 @click.pass_context
 @friendly_errors

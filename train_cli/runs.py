@@ -16,8 +16,10 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @click.option("--kind", help="only runs of this kind (sft, sample, orm, ...)")
-@click.option("--status", type=click.Choice(["RUNNING", "FINISHED", "FAILED", "INTERRUPTED"]))
-@click.option("--limit", default=50, show_default=True)
+@click.option(
+    "--status", type=click.Choice(["RUNNING", "FINISHED", "FAILED", "INTERRUPTED"]), help="only runs that ended so"
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="newest runs to list")
 @click.pass_context
 @friendly_errors
 def list_runs(ctx, kind, status, limit) -> None:

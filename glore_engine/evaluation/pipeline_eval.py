@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..config import NON_NEGATIVE, POSITIVE, UNIT, check_bounds
 from ..pipeline import GloreResult
 from ..tracking import Tracker, ensure, log_numbers, progress_bar
 from .metrics import fmt, markdown_table
@@ -22,6 +23,9 @@ class PipelineEvalConfig:
     threshold: float = 0.5  # SORM score below which a step is the first error
     best_of: int = 3  # student samples for the best-of-N baseline
     seed: int = 0
+
+    def __post_init__(self):
+        check_bounds(self, limit=POSITIVE, best_of=POSITIVE, threshold=UNIT, data_seed=NON_NEGATIVE, seed=NON_NEGATIVE)
 
 
 # Paper anchors (GSM8K, LLaMA-2 13B EI student); ~ marks secondary sources (docs/method.md section 4).

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import NON_NEGATIVE, UNIT, check_bounds
 from ..labelling.postprocess import LabelRules, apply_rules, first_error
 from ..records import LabelledSolution
 from ..tracking import Tracker, ensure, log_numbers
@@ -50,6 +51,9 @@ class RewardEvalConfig:
     consistency: bool = True  # label rules for the held-out V* labels (balancing is always on)
     propagate: bool = True
     seed: int = 0  # balancing's seeded downsampling
+
+    def __post_init__(self):
+        check_bounds(self, threshold=UNIT, seed=NON_NEGATIVE)
 
     def rules(self) -> LabelRules:
         return LabelRules(consistency=self.consistency, propagate=self.propagate, balance=True, seed=self.seed)

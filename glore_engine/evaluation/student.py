@@ -6,7 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from math import comb
 
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice
 from ..formats import student_prompt
+from ..generation import BACKENDS
 from ..tasks.answers import is_correct
 from ..tracking import Tracker, ensure, log_numbers
 
@@ -26,6 +28,19 @@ class EvalStudentConfig:
     backend: str = "auto"  # vllm on a GPU where installed, else transformers
     calculator: bool = False
     device: str = ""
+
+    def __post_init__(self):
+        check_bounds(
+            self,
+            limit=POSITIVE,
+            k=POSITIVE,
+            data_seed=NON_NEGATIVE,
+            batch_size=POSITIVE,
+            max_new_tokens=POSITIVE,
+            temperature=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
+        check_choice(self, "backend", BACKENDS)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import to_dict
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice, to_dict
 from ..formats import student_prompt
+from ..generation import BACKENDS
 from ..records import GradedSample, QuestionSamples, samples_from_json
 from ..tasks.answers import extract_answer, is_correct
 from ..tasks.steps import split_steps
@@ -39,6 +40,20 @@ class OrmDataConfig:
     backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
     mix: str = ""  # another source whose whole `split` is spread through the questions (e.g. "svamp")
 
+    def __post_init__(self):
+        check_bounds(
+            self,
+            n_questions=POSITIVE,
+            n=POSITIVE,
+            shard_size=POSITIVE,
+            data_seed=NON_NEGATIVE,
+            batch_size=POSITIVE,
+            max_new_tokens=POSITIVE,
+            temperature=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
+        check_choice(self, "backend", BACKENDS)
+
 
 @dataclass
 class SampleConfig:
@@ -55,6 +70,19 @@ class SampleConfig:
     backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
     calculator: bool = False  # GSM8K-paper calculator: the engine writes the result of <<expr=
     device: str = ""  # "" picks cuda when present
+
+    def __post_init__(self):
+        check_bounds(
+            self,
+            limit=POSITIVE,
+            n=POSITIVE,
+            data_seed=NON_NEGATIVE,
+            batch_size=POSITIVE,
+            max_new_tokens=POSITIVE,
+            temperature=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
+        check_choice(self, "backend", BACKENDS)
 
 
 def dedup_samples(samples, gold: str) -> list[GradedSample]:

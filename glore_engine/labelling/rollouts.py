@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import to_dict
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice, to_dict
 from ..errors import DataError
 from ..formats import join_steps, student_prompt
+from ..generation import BACKENDS
 from ..records import LabelledSolution, PrefixRollouts, QuestionSamples, solutions_from_json
 from ..tasks.answers import is_correct
 from ..tasks.steps import step_result, step_uses_result
@@ -43,6 +44,19 @@ class SormLabelConfig:
     n_questions: int = 0  # label the samples of the first n questions (0: all)
     calculator: bool = False
     backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
+
+    def __post_init__(self):
+        check_bounds(
+            self,
+            k=POSITIVE,
+            shard_size=POSITIVE,
+            n_questions=NON_NEGATIVE,
+            batch_size=POSITIVE,
+            max_new_tokens=POSITIVE,
+            temperature=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
+        check_choice(self, "backend", BACKENDS)
 
 
 def prefix_prompt(question: str, steps: list[str], i: int) -> str:

@@ -6,8 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError
-from .checkpoint import POLICY_ROLES, Card, atomic_save, check_role, looks_local, read_card, require_folder, write_card
+from ..errors import CheckpointError, one_line
+from .checkpoint import (
+    POLICY_ROLES,
+    Card,
+    atomic_save,
+    check_role,
+    looks_local,
+    read_card,
+    require_folder,
+    unreadable_weights,
+    write_card,
+)
 from .tokenizer import fingerprint, prepare_tokenizer
 
 
@@ -67,7 +77,7 @@ def load_tokenizer(name_or_path: str):
     try:
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"could not load a tokenizer from {name_or_path}: {exc}") from exc
+        raise CheckpointError(f"could not load a tokenizer from {name_or_path}: {one_line(exc)}") from exc
     return prepare_tokenizer(tok)
 
 
@@ -86,9 +96,13 @@ def load_causal_lm(name_or_path: str | Path, roles=POLICY_ROLES, device: str = "
     tokenizer = load_tokenizer(name)
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+    except unreadable_weights() as exc:
+        raise CheckpointError(
+            f"cannot read the weights in {name}: {one_line(exc)} (a truncated or corrupt file?)"
+        ) from exc
     except (OSError, ValueError) as exc:
         hint = "" if looks_local(name) else " (no hub access here? pass a local model folder)"
-        raise CheckpointError(f"could not load a causal LM from {name}: {exc}{hint}") from exc
+        raise CheckpointError(f"could not load a causal LM from {name}: {one_line(exc)}{hint}") from exc
     model.to(device).eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer, card

@@ -66,21 +66,57 @@ def check_role(folder: str | Path, expected: tuple[str, ...] | str) -> Card | No
     return card
 
 
+WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
+SUPPORTED = "a Hugging Face model folder: config.json, tokenizer files and model.safetensors (or pytorch_model.bin)"
+
+
 def looks_local(name_or_path: str) -> bool:
-    """A path (exists, or is spelled like one) rather than a hub id such as 'org/model'."""
+    """A path (exists, or is spelled like one) rather than a hub id such as 'org/model'.
+
+    Hub ids are 'name' or 'org/name'; 'runs/student' is taken for a path when a folder 'runs' is here,
+    so a typo fails at once instead of being tried on the hub.
+    """
     p = Path(name_or_path)
-    return p.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    return (
+        p.exists()
+        or name_or_path.startswith((".", "/", "~"))
+        or "\\" in name_or_path
+        or name_or_path.count("/") > 1
+        or name_or_path.lower().endswith(WEIGHT_FILES)
+        or ("/" in name_or_path and Path(name_or_path.split("/", 1)[0]).is_dir())
+    )
 
 
 def require_folder(path: str | Path, what: str = "model") -> Path:
     path = Path(path).expanduser()
     if not path.exists():
-        raise CheckpointError(f"{what} not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}{_near_miss(path)}")
     if not path.is_dir():
-        raise CheckpointError(f"{what} path is not a folder: {path}")
+        raise CheckpointError(f"{what} path {path} is a file; pass its folder ({SUPPORTED})")
     if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path} is not a Hugging Face model folder (no config.json)")
+        raise CheckpointError(f"{path} is not a Hugging Face model folder (no config.json); expected {SUPPORTED}")
     return path
+
+
+def _near_miss(path: Path) -> str:
+    """' (did you mean runs/student?)' when a sibling's name is close: the usual cause is a typo."""
+    import difflib
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return ""
+    names = [p.name for p in parent.iterdir() if p.is_dir()]
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f" (did you mean {parent / close[0]}?)" if close else ""
+
+
+def unreadable_weights() -> tuple[type[BaseException], ...]:
+    """What from_pretrained raises on a truncated or corrupt weights file (safetensors; torch.load for .bin)."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    return (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError)
 
 
 def atomic_save(folder: str | Path, save) -> Path:

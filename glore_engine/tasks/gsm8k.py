@@ -23,13 +23,17 @@ def load_jsonl(path: str | Path, limit: int | None = None, split_name: str | Non
         raise DataError(f"{path}: no such file")
     split = split_name or path.stem
     problems: list[Problem] = []
-    with path.open(encoding="utf-8") as f:
-        for index, line in enumerate(f):
+    with path.open("rb") as f:  # bytes: a line that is not UTF-8 is named, not a traceback
+        for index, raw in enumerate(f):
             if limit is not None and len(problems) >= limit:
                 break
+            where = f"{path}:{index + 1}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
             if not line.strip():
                 continue
-            where = f"{path}:{index + 1}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import to_dict
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice, to_dict
 from ..errors import ConfigError, DataError
 from ..formats import student_prompt
+from ..generation import BACKENDS
 from ..records import QuestionSamples
 from ..tracking import Tracker, ensure
 from .loop import OptimConfig, clear_state
@@ -62,8 +63,22 @@ class EIConfig(OptimConfig):
         super().__post_init__()
         if self.init not in INITS:
             raise ConfigError(f"ei init must be one of {list(INITS)}, not {self.init!r}")
-        if self.rounds < 1 or self.k < 1 or self.n_questions < 1:
-            raise ConfigError("ei rounds, k and n_questions must be positive")
+        check_bounds(
+            self,
+            rounds=POSITIVE,
+            k=POSITIVE,
+            n_questions=POSITIVE,
+            max_new_tokens=POSITIVE,
+            sample_batch_size=POSITIVE,
+            shard_size=POSITIVE,
+            eval_limit=POSITIVE,
+            eval_k=POSITIVE,
+            max_length=POSITIVE,
+            temperature=NON_NEGATIVE,
+            data_seed=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
+        check_choice(self, "backend", BACKENDS)
 
 
 @dataclass

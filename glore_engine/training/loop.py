@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import NON_NEGATIVE, POSITIVE, UNIT, check_bounds, check_choice
 from ..errors import CheckpointError, ConfigError
 from ..tracking import Tracker, ensure
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16", "fp8")  # "auto" or one of accelerate's
 
 
 @dataclass
@@ -35,10 +38,21 @@ class OptimConfig:
     mixed_precision: str = "auto"  # "auto": bf16 on a GPU that supports it, else fp32
 
     def __post_init__(self):
-        if self.max_steps < 1 or self.batch_size < 1:
-            raise ConfigError("max_steps and batch_size must be positive")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("min_lr_ratio must be within [0, 1]")
+        check_bounds(
+            self,
+            max_steps=POSITIVE,
+            batch_size=POSITIVE,
+            save_every=POSITIVE,
+            log_every=POSITIVE,
+            warmup_steps=NON_NEGATIVE,
+            lr=NON_NEGATIVE,  # 0 freezes (the reward models' backbone)
+            weight_decay=NON_NEGATIVE,
+            grad_clip=NON_NEGATIVE,  # 0: no clipping
+            min_lr_ratio=UNIT,
+            beta1=UNIT,
+            beta2=UNIT,
+        )
+        check_choice(self, "mixed_precision", MIXED_PRECISION)
 
 
 def index_stream(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from ..config import to_dict
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, to_dict
 from ..errors import ConfigError, DataError
 from ..models.causal_lm import load_causal_lm, save_causal_lm
 from ..models.checkpoint import Card
@@ -32,6 +32,7 @@ class RefinerConfig(OptimConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        check_bounds(self, max_length=POSITIVE, seed=NON_NEGATIVE)
         if self.kind not in ("global", "local"):
             raise ConfigError(f"refiner kind must be 'global' or 'local', not {self.kind!r}")
 

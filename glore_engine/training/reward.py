@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from ..config import to_dict
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, to_dict
 from ..errors import ConfigError, DataError
 from ..labelling.postprocess import LabelRules, apply_rules
 from ..models.checkpoint import Card
@@ -48,6 +48,7 @@ class RewardConfig(OptimConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        check_bounds(self, head_lr=NON_NEGATIVE, feature_lr=NON_NEGATIVE, max_length=POSITIVE, seed=NON_NEGATIVE)
         if self.role not in ("orm", "sorm"):
             raise ConfigError(f"role must be 'orm' or 'sorm', not {self.role!r}")
         if self.pairwise_weight < 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import to_dict
+from ..config import NON_NEGATIVE, POSITIVE, check_bounds, to_dict
 from ..formats import student_prompt
 from ..models.causal_lm import ARCH_PRESETS, count_parameters, create_policy, is_preset, load_causal_lm, load_tokenizer
 from ..models.checkpoint import Card
@@ -29,6 +29,18 @@ class StudentConfig(OptimConfig):
     max_count: int = 20
     max_multiplier: int = 5
     max_price: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_bounds(
+            self,
+            n_train=POSITIVE,
+            mix_repeat=POSITIVE,
+            max_length=POSITIVE,
+            tokenizer_vocab=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
+        task_config(self)  # the task knobs' own rules, now rather than after the tokenizer is trained
 
 
 def task_config(config: StudentConfig):
