@@ -68,16 +68,16 @@ def resolve_config(
     from glore_engine.config import build, read_yaml
     from glore_engine.errors import ConfigError
 
-    data = read_yaml(config_file)
-    data = {k: v for k, v in data.items() if k not in sections}
-    if section is not None:
-        data = read_yaml(config_file)
-        data = data.get(section) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping")
     names = {f.name for f in dataclasses.fields(cls)}
     given = {k: v for k, v in flags.items() if k in names}
-    try:
+    data: dict = {}
+    try:  # everything wrong with a config, in the file or in a flag, is a usage error (exit 2)
+        data = read_yaml(config_file)
+        data = {k: v for k, v in data.items() if k not in sections}
+        if section is not None:
+            data = read_yaml(config_file).get(section) or {}
+            if not isinstance(data, dict):
+                raise ConfigError(f"config section {section!r} must be a mapping")
         return build(cls, extra, data, given)
     except ConfigError as exc:
         in_file = given.get(exc.key) is None and exc.key in data

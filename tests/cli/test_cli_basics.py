@@ -74,7 +74,7 @@ def test_help_does_not_import_torch():
 def test_an_unknown_yaml_key_fails_with_a_clear_message(cli, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("max_steps: 3\nlearning_rate: 0.1\n")
-    result = cli("sft", "--config", config, code=1)
+    result = cli("sft", "--config", config, code=2)
     assert "unknown config key 'learning_rate' for StudentConfig" in result.output
     assert "max_steps" in result.output  # the known keys are listed
     assert "Traceback" not in result.output
@@ -84,7 +84,7 @@ def test_an_unknown_yaml_key_fails_with_a_clear_message(cli, tmp_path):
 def test_an_unknown_key_in_a_section_fails_too(cli, tmp_path, student):
     config = tmp_path / "c.yaml"
     config.write_text(f"base: {student}\nsample:\n  n_questions: 2\n  temprature: 0.5\n")
-    result = cli("orm", "--config", config, code=1)
+    result = cli("orm", "--config", config, code=2)
     assert "unknown config key 'temprature' for OrmDataConfig" in result.output
 
 
@@ -101,18 +101,18 @@ def test_an_unknown_key_in_a_section_fails_too(cli, tmp_path, student):
 def test_bad_yaml_files_fail_with_a_clear_message(cli, tmp_path, text, message):
     config = tmp_path / "c.yaml"
     config.write_text(text)
-    assert message in cli("sft", "--config", config, code=1).output
+    assert message in cli("sft", "--config", config, code=2).output  # a usage error, like a bad flag
 
 
 def test_a_quoted_boolean_in_yaml_is_not_silently_true(cli, tmp_path, student):
     config = tmp_path / "c.yaml"
     config.write_text(f"model: {student}\ncalculator: 'no'\n")
-    assert "config key 'calculator' must be true or false, got 'no'" in cli("sample", "--config", config, code=1).output
+    assert "config key 'calculator' must be true or false, got 'no'" in cli("sample", "--config", config, code=2).output
     assert cli.runs() == []
 
 
 def test_a_missing_config_file_is_an_error(cli, tmp_path):
-    assert "config file not found" in cli("sft", "--config", tmp_path / "nope.yaml", code=1).output
+    assert "config file not found" in cli("sft", "--config", tmp_path / "nope.yaml", code=2).output
 
 
 def test_flags_override_yaml_which_overrides_defaults(cli, tmp_path, student):
@@ -238,8 +238,8 @@ def test_an_unknown_backend_and_a_missing_gpu_are_clear_errors(cli, student):
     import torch
 
     assert (
-        "unknown generation backend 'tgi'"
-        in cli("sample", "--model", student, "--limit", 1, "--backend", "tgi", code=1).output
+        "must be one of auto, transformers, vllm; got 'tgi'"
+        in cli("sample", "--model", student, "--limit", 1, "--backend", "tgi", code=2).output
     )
     if not torch.cuda.is_available():
         assert (

@@ -34,6 +34,6 @@ def test_ei_records_a_run_per_round_and_resumes(cli, student):
 
 
 def test_ei_bad_config_is_one_line(cli, student):
-    result = cli("ei", "--student", student, "--init", "scratch", code=1)
+    result = cli("ei", "--student", student, "--init", "scratch", code=2)
     assert "init must be one of ['sft', 'previous']" in result.output
     assert "needs --out" in cli("ei", "--student", student, "--resume", code=2).output

@@ -63,7 +63,7 @@ def test_refine_local_from_reused_labels(cli, crafted, student, tmp_path):
 
 
 def test_refine_with_a_bad_kind_is_a_clear_error(cli, crafted, student):
-    result = cli("refine", "--kind", "both", "--base", student, "--samples", crafted / "orm-data", code=1)
+    result = cli("refine", "--kind", "both", "--base", student, "--samples", crafted / "orm-data", code=2)
     assert "refiner kind must be 'global' or 'local'" in result.output and cli.runs() == []
 
 
