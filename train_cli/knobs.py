@@ -15,7 +15,7 @@ KNOBS = {
     "beta1": "AdamW beta1",
     "beta2": "AdamW beta2",
     "grad_clip": "clip the gradient norm to this (0: no clipping)",
-    "save_every": "save the training state every N steps (and on Ctrl-C)",
+    "save_every": "save the training state every N steps (0: only at the end; always on Ctrl-C)",
     "log_every": "log loss and learning rate every N steps",
     "mixed_precision": "auto (bf16 on a GPU that has it, else fp32), no, bf16, fp16 or fp8",
     "max_length": "longest training text in tokens (longer ones are cut)",

@@ -92,7 +92,7 @@ def require_folder(path: str | Path, what: str = "model") -> Path:
     if not path.exists():
         raise CheckpointError(f"{what} not found: {path}{_near_miss(path)}")
     if not path.is_dir():
-        raise CheckpointError(f"{what} path {path} is a file; pass its folder ({SUPPORTED})")
+        raise CheckpointError(f"{what} path {path} is a file, not a folder: pass its folder ({SUPPORTED})")
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} is not a Hugging Face model folder (no config.json); expected {SUPPORTED}")
     return path

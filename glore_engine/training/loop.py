@@ -42,7 +42,7 @@ class OptimConfig:
             self,
             max_steps=POSITIVE,
             batch_size=POSITIVE,
-            save_every=POSITIVE,
+            save_every=NON_NEGATIVE,  # 0: only at the end and on Ctrl-C
             log_every=POSITIVE,
             warmup_steps=NON_NEGATIVE,
             lr=NON_NEGATIVE,  # 0 freezes (the reward models' backbone)

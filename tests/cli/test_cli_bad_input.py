@@ -105,7 +105,7 @@ def test_a_weights_file_for_a_folder_says_what_is_supported(cli, tmp_path):
     weights = tmp_path / "pytorch_model.bin"
     weights.write_bytes(b"\0" * 64)
     line = _one_line_error(cli("sample", "--model", weights, "--limit", 1, "--n", 1, code=1))
-    assert "is a file; pass its folder" in line and "model.safetensors" in line
+    assert "is a file, not a folder" in line and "model.safetensors" in line
 
 
 def test_a_store_that_is_not_sqlite_is_one_line(cli, tmp_path):

@@ -116,7 +116,7 @@ def test_pairs_are_gold_plus_kept_once_each():
 def test_config_is_checked():
     with pytest.raises(ConfigError, match="init must be one of"):
         EIConfig(init="pretrained")
-    with pytest.raises(ConfigError, match="positive"):
+    with pytest.raises(ConfigError, match="rounds must be at least 1"):
         EIConfig(rounds=0)
     with pytest.raises(ConfigError, match="needs --student"):
         expert_iteration(EIConfig(), "unused")
