@@ -192,5 +192,12 @@ def echo_metrics(title: str, metrics: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, show_number(value))
     Console().print(table)
+
+
+def show_number(value) -> str:
+    """A metric for the terminal; an undefined one (None, NaN: an AUC over one class) is "-", never 0."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

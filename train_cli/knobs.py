@@ -74,7 +74,7 @@ KNOBS = {
     "OrmDataConfig.data_seed": "synthetic: which draw of questions (1: ones the student did not train on)",
     "OrmDataConfig.batch_size": "rows per generation pass (questions x n)",
     "SampleConfig.batch_size": "rows per generation pass (problems x n)",
-    "EvalStudentConfig.k": "temperature samples per problem for pass@k",
+    "EvalStudentConfig.k": "temperature samples per problem for pass@k (0: greedy accuracy only)",
     "EvalStudentConfig.batch_size": "rows per generation pass",
     "SormLabelConfig.k": "verifying rollouts per step prefix",
     "SormLabelConfig.n_questions": "label the samples of the first N questions (0: all)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from glore_engine.errors import DataError
 from glore_engine.labelling.orm_data import OrmDataConfig
 from glore_engine.labelling.rollouts import SormLabelConfig
 from glore_engine.training.reward import RewardConfig
@@ -185,22 +186,41 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
             f"{fmt!r} is not a format for {what} (choose from {', '.join(known)})", param_hint="'--format'"
         )
     store = open_store(ctx)
+    rows: list[dict] = []
     if run_id is not None:
         try:
             store.get_run(run_id)
         except KeyError as exc:
             raise click.BadParameter(str(exc.args[0]), param_hint="'--run'") from None
+        rows = [row.record() for row in store.annotated_cases(run_id, annotator=annotator)]
+        if not rows:
+            raise DataError(nothing_annotated(store, run_id, annotator, ctx.obj.get("db")))
     with store.run("export", name=fmt, config={"labels": labels_path, "run": run_id, "format": fmt}) as run:
         if labels_path:
             from glore_engine.labelling.rollouts import load_sorm_labels
 
             n = export_labels(load_sorm_labels(labels_path), fmt, out_path)
         else:
-            rows = [row.record() for row in store.annotated_cases(run_id, annotator=annotator)]
             n = export_annotations(rows, fmt, out_path)
         run.log_metric("rows", n)
         run.log_artifact("export", out_path, {"format": fmt})
     click.echo(f"wrote {n} rows to {out_path}")
+
+
+def nothing_annotated(store, run_id: int, annotator: str | None, db: str | None) -> str:
+    """Why an export of run_id would be empty, and what to do, instead of writing an empty file."""
+    n_cases = store.count_cases(run_id)
+    if not n_cases:
+        return (
+            f"run {run_id} ({store.get_run(run_id).kind}) has no cases: export --run takes an evaluation run "
+            "(glore-train eval) whose cases were annotated"
+        )
+    who = f" by {annotator}" if annotator else ""
+    app = "glore-app" + (f" --db {db}" if db else "")
+    return (
+        f"run {run_id} has {n_cases} cases, none annotated{who}: nothing to export. "
+        f"Annotate them in the app's Annotate tab ({app}), then export again"
+    )
 
 
 COMMANDS = [orm, sorm, eval_rm, export]

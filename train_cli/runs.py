@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import friendly_errors, open_store
+from .common import friendly_errors, open_store, show_number
 
 
 @click.group("runs")
@@ -87,7 +87,7 @@ def show_run(ctx, run_id, as_json) -> None:
             click.echo(f"{key:12} {info[key]}")
     click.echo("config       " + json.dumps(run.config, default=str))
     for key, value in sorted(last.items()):
-        click.echo(f"  {key:40} {value:.4f}")
+        click.echo(f"  {key:40} {show_number(value)}")
     for a in artifacts:
         click.echo(f"  artifact {a['kind']:10} {a['path']}  ({a['bytes']} bytes, sha256 {str(a['sha256'])[:12]})")
     for c in children:

@@ -61,12 +61,17 @@ def predicted_first_error(step_scores: list[float], threshold: float = 0.5) -> i
 
 
 def processbench(predicted: list[int], gold: list[int]) -> dict:
-    """ProcessBench: error-acc on wrong solutions (gold >= 0), correct-acc on right ones, harmonic mean."""
+    """ProcessBench: error-acc on wrong solutions (gold >= 0), correct-acc on right ones, harmonic mean.
+
+    An accuracy over no solutions is undefined (None, printed "-"), and so is an F1 that needs it.
+    """
     wrong = [(p, g) for p, g in zip(predicted, gold) if g >= 0]
     right = [(p, g) for p, g in zip(predicted, gold) if g < 0]
-    error_acc = sum(p == g for p, g in wrong) / len(wrong) if wrong else 0.0
-    correct_acc = sum(p < 0 for p, _ in right) / len(right) if right else 0.0
-    f1 = 2 * error_acc * correct_acc / (error_acc + correct_acc) if error_acc + correct_acc else 0.0
+    error_acc = sum(p == g for p, g in wrong) / len(wrong) if wrong else None
+    correct_acc = sum(p < 0 for p, _ in right) / len(right) if right else None
+    f1 = None
+    if error_acc is not None and correct_acc is not None:
+        f1 = 2 * error_acc * correct_acc / (error_acc + correct_acc) if error_acc + correct_acc else 0.0
     return {"error_acc": error_acc, "correct_acc": correct_acc, "f1": f1, "n_wrong": len(wrong), "n_right": len(right)}
 
 

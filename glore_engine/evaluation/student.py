@@ -20,7 +20,7 @@ class EvalStudentConfig:
     split: str = "test"
     limit: int = 500
     data_seed: int = 0
-    k: int = 8  # temperature samples per problem for pass@k
+    k: int = 8  # temperature samples per problem for pass@k (0: greedy accuracy only)
     temperature: float = 1.0
     max_new_tokens: int = 256
     seed: int = 0
@@ -33,7 +33,7 @@ class EvalStudentConfig:
         check_bounds(
             self,
             limit=POSITIVE,
-            k=POSITIVE,
+            k=NON_NEGATIVE,  # 0: greedy accuracy only
             data_seed=NON_NEGATIVE,
             batch_size=POSITIVE,
             max_new_tokens=POSITIVE,

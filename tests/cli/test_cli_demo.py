@@ -110,3 +110,11 @@ def test_a_rerun_needs_resume_and_resume_skips_every_stage(demo):
         assert store.children(run.id) == []  # nothing ran again
     assert set(run.summary["tables_md"]) == {"EI", "T1", "T2", "T3"}
     assert {p: p.read_text() for p in out.glob("*/done.json")} == before
+
+
+@pytest.mark.e2e
+def test_the_tiny_demo_says_it_is_a_smoke_test_and_how_to_open_its_family(demo):
+    cli, _, bundle, first = demo
+    assert "tiny: a smoke test" in first.output
+    assert f"glore-app --models {bundle.resolve()} --db {cli.url}" in first.output
+    assert f"The family is in {bundle.resolve()}; its evaluated cases are run" in first.output

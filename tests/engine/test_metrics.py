@@ -98,9 +98,9 @@ def test_processbench_definition():
 
 def test_processbench_edge_cases():
     assert processbench([-1, -1], [-1, -1]) == {
-        "error_acc": 0.0,
+        "error_acc": None,  # no wrong solutions: undefined, not 0
         "correct_acc": 1.0,
-        "f1": 0.0,
+        "f1": None,
         "n_wrong": 0,
         "n_right": 2,
     }
