@@ -50,3 +50,21 @@ def test_export_of_a_run_with_no_annotations_says_so_and_writes_nothing(cli, tmp
     assert "none annotated by ana" in by
     no_cases = cli("export", "--run", other.id, "--format", "csv", "--out", out, code=1).output
     assert f"run {other.id} (sft) has no cases" in no_cases
+
+
+def test_gitignore_covers_the_store_and_what_readmes_examples_write():
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    readme = (root / "README.md").read_text()
+    written = {m for m in re.findall(r"--out (\S+)", readme) if not m.startswith(("/", "$", "DIR", "FOLDER"))}
+    paths = ["glore-runs/glore.db", *(p + ("/x" if "." not in Path(p).name else "") for p in written)]
+    out = subprocess.run(["git", "check-ignore", "--stdin"], input="\n".join(paths), cwd=root, text=True, capture_output=True)
+    assert set(out.stdout.split()) == set(paths), f"not ignored: {set(paths) - set(out.stdout.split())}"
