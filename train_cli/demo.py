@@ -58,7 +58,13 @@ def _stage_printer(order: list[str]):
 @click.option("--out", help="working folder (default: <GLORE_HOME>/demo-<recipe>)")
 @click.option("--resume", is_flag=True, help="skip finished stages and continue the unfinished one")
 @click.option("--bundle-dir", help="install the fp16 family here when done (glore_engine/bundled ships it)")
-@click.option("--seed", default=0, show_default=True, help="seed of every stage (the bundled family: 0)")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="seed of every stage (the bundled family: 0)",
+)
 @click.pass_context
 @friendly_errors
 def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
