@@ -9,7 +9,12 @@ from .common import friendly_errors, open_store
 
 @click.command("when")
 @click.option("--run", "run_id", type=int, help="evaluation run (default: the newest eval run)")
-@click.option("--thresholds", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", show_default=True)
+@click.option(
+    "--thresholds",
+    default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+    show_default=True,
+    help="ORM thresholds to try, comma-separated, each in 0..1",
+)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write the curve to this CSV file")
 @click.pass_context
 @friendly_errors
