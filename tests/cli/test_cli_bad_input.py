@@ -77,7 +77,8 @@ def test_export_of_a_run_that_does_not_exist_names_it(cli, tmp_path):
 
 def _one_line_error(result) -> str:
     assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    # the only other line is the notice of which store is open
+    lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith("store: ")]
     assert len(lines) == 1, result.output
     assert lines[0].startswith("error: ")
     return lines[0]
