@@ -102,10 +102,15 @@ class ImportReport:
 
 
 # ---- reading ------------------------------------------------------------------------------------
-def _first(record: dict, keys: tuple[str, ...]) -> tuple[str | None, Any]:
+def _first(record: dict, keys: tuple[str, ...], empty_ok: bool = False) -> tuple[str | None, Any]:
+    """The first of `keys` with a value; empty_ok: else the first present but empty (an "empty" row)."""
     for key in keys:
-        if key in record and record[key] is not None and record[key] != "":
+        if record.get(key) not in (None, ""):
             return key, record[key]
+    if empty_ok:
+        for key in keys:
+            if record.get(key) is not None:
+                return key, record[key]
     return None, None
 
 
@@ -123,8 +128,8 @@ def parse_row(record: Any, line: int) -> DraftRow:
     """One record -> DraftRow, or DataError with the reason (no line number: the caller adds it)."""
     if not isinstance(record, dict):
         raise DataError("expected an object with 'question' and 'draft'")
-    q_key, question = _first(record, QUESTION_KEYS)
-    d_key, draft = _first(record, DRAFT_KEYS)
+    q_key, question = _first(record, QUESTION_KEYS, empty_ok=True)
+    d_key, draft = _first(record, DRAFT_KEYS, empty_ok=True)
     g_key, gold = _first(record, GOLD_KEYS)
     if d_key is None and record.get("answer") not in (None, ""):
         # GSM8K: `answer` is a gold solution ending "#### n": the draft, and its answer the gold

@@ -90,7 +90,14 @@ sorm = _reward_command("sorm", "Train the SORM: K rollouts from every step prefi
 
 
 @click.command("eval-rm")
-@click.option("--rm", "rms", multiple=True, required=True, help="NAME=PATH of a reward model (repeatable)")
+@click.option(
+    "--rm",
+    "rms",
+    multiple=True,
+    help="NAME=PATH of a reward model (repeatable; with --processbench/--run default: the bundled ORM and SORM)",
+)
+@click.option("--processbench", "processbench_path", help="ProcessBench JSONL of first-error labels to score against")
+@click.option("--run", "run_id", type=int, help="an annotated case set: its human first errors are the labels")
 @click.option("--student", help="the policy that samples held-out solutions (not needed with --labels)")
 @click.option("--labels", "labels_path", help="held-out SORM labels folder (else built now from test samples)")
 @click.option("--threshold", default=0.5, show_default=True, help="step score below which a step is an error")
@@ -110,8 +117,20 @@ sorm = _reward_command("sorm", "Train the SORM: K rollouts from every step prefi
 @config_options(SormLabelConfig, prefix="label", with_file=False)
 @click.pass_context
 @friendly_errors
-def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, config_file, **flags) -> None:
-    """Table T1: step-level and final-answer accuracy, AUC (pooled and within question), best-of-N, first-error F1."""
+def eval_rm(
+    ctx, rms, processbench_path, run_id, student, labels_path, threshold, consistency, propagate, config_file, **flags
+) -> None:
+    """Table T1: step-level and final-answer accuracy, AUC (pooled and within question), best-of-N, first-error F1.
+
+    With --processbench FILE or --run ID: ProcessBench's metrics of each reward model's first error
+    against first-error labels (a file, or the human labels of an annotated case set), with agreement."""
+    if processbench_path or run_id is not None:
+        if labels_path or student:
+            raise click.UsageError("--processbench/--run score labelled drafts: drop --labels and --student")
+        _eval_processbench(ctx, rms, processbench_path, run_id, threshold)
+        return
+    if not rms:
+        raise click.UsageError("pass --rm NAME=PATH (repeatable), or --processbench FILE / --run ID")
     from glore_engine.config import to_dict
     from glore_engine.evaluation.reward import HELD_OUT, RewardEvalConfig, run_reward_eval
     from glore_engine.labelling.rollouts import reuse_or_label
@@ -147,6 +166,47 @@ def eval_rm(ctx, rms, student, labels_path, threshold, consistency, propagate, c
         labelled = reuse_or_label(label, sample, folder, run, labels_path)
         _rows, table = run_reward_eval(named, labelled, evaluation, run)
     click.echo(table)
+
+
+def _eval_processbench(ctx, rms, path, run_id, threshold) -> None:
+    """eval-rm against first-error labels: a ProcessBench file, or the human labels of a case set."""
+    from glore_engine.evaluation.processbench import (
+        case_scores,
+        from_annotations,
+        read_processbench,
+        run_processbench_eval,
+    )
+
+    if bool(path) == (run_id is not None):
+        raise click.UsageError("pass one of --processbench FILE or --run ID")
+    named = dict(_parse_named(r) for r in rms) if rms else _bundled_reward_models()
+    store = open_store(ctx)
+    if run_id is not None:
+        try:
+            store.get_run(run_id)
+        except KeyError as exc:
+            raise click.BadParameter(str(exc.args[0]), param_hint="'--run'") from None
+        records = [{**ac.record(), **case_scores(ac.case.data)} for ac in store.annotated_cases(run_id)]
+        drafts = from_annotations(records)
+        if not drafts:
+            raise click.UsageError(
+                f"run {run_id} has no human first-error labels yet: mark first errors in glore-app's Annotate tab"
+            )
+    else:
+        drafts = read_processbench(path)
+    engine_ready()
+    config = {"models": named, "threshold": threshold, "processbench": path, "run": run_id}
+    with store.run("eval-rm", name="processbench:" + ",".join(named), config=config) as run:
+        _rows, table = run_processbench_eval(named, drafts, threshold, run)
+    click.echo(table)
+
+
+def _bundled_reward_models() -> dict[str, str]:
+    from glore_engine.bundled import BUNDLE_DIR, has_bundle
+
+    if not has_bundle():
+        raise click.UsageError("no bundled family here: pass --rm NAME=PATH")
+    return {"ORM": str(BUNDLE_DIR / "orm"), "SORM": str(BUNDLE_DIR / "sorm")}
 
 
 def _parse_named(spec: str) -> tuple[str, str]:

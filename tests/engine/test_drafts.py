@@ -69,7 +69,7 @@ def test_gsm8k_rows_and_csv(tmp_path):
     )
     good, bad = read_drafts(csv_path)
     assert [(r.line, r.gold, r.model) for r in good] == [(2, "7", "m")]
-    assert [(b.line, b.reason) for b in bad] == [(4, "missing 'question'")]
+    assert [(b.line, b.reason) for b in bad] == [(4, "empty 'question'")]
     with pytest.raises(DataError, match="jsonl or .csv"):
         read_drafts(write_lines(tmp_path / "d.txt", ["x"]))
 
