@@ -63,7 +63,7 @@ def create_app(
     offline_env()
     import gradio as gr
 
-    from . import annotate_tab, api, export_tab, inspect_tab, results_tab, runs_tab
+    from . import annotate_tab, api, export_tab, import_tab, inspect_tab, results_tab, runs_tab
     from .state import Workbench, resolve_models, sqlite_url
     from .ui import annotator_name, one_line_input_errors
 
@@ -79,6 +79,8 @@ def create_app(
                 results = results_tab.build(bench, inspect, tabs)
             with gr.Tab("Annotate", id="annotate"):
                 annotate = annotate_tab.build(bench)
+            with gr.Tab("Import", id="import"):
+                import_tab.build(bench, [results.run, annotate.run])
             with gr.Tab("Runs", id="runs"):
                 runs = runs_tab.build(bench)
             with gr.Tab("Export", id="export"):

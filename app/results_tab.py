@@ -117,6 +117,8 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
         if run_id is None:
             return [], pick_run_text(bench.store())
         store, flt = bench.store(), case_filters(selected, tag_text)
+        if flt.pop("disagreement", None):
+            flt["case_ids"] = bench.disagreeing_cases(run_id)
         page_no = max(as_int(page_no) or 1, 1)
         total = store.count_cases(run_id, flt)
         cases = store.cases(run_id, flt, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
@@ -146,6 +148,17 @@ def build(bench: Workbench, inspect: InspectTab, tabs: gr.Tabs) -> ResultsTab:
         if as_int(case_id) is None:
             raise ValueError("pick a case first (click a row or type its id)")
         case = bench.store().get_case(as_int(case_id))
+        if case.data.get("source") == "import":  # a draft from elsewhere: nothing refined yet
+            return (
+                *("" for _ in inspect.view),
+                None,
+                gr.update(),
+                f"Case {case.id} of run {case.run_id}: an imported draft, not yet through GLoRe. "
+                "Press **Run GLoRe** to score it and refine it.",
+                *inspect_boxes(case),
+                gr.Tabs(selected="inspect"),
+                "",
+            )
         result = stored_result(case)
         return (
             *view_values(result, result.threshold),

@@ -144,6 +144,41 @@ class Workbench:
         if self._store is not None:
             self._store.close()
 
+    def import_drafts(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        score: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        """A drafts file (JSONL or CSV) stored as a case set; scored by the loaded family when asked.
+
+        Returns (run id, glore_engine.drafts.ImportReport). Scoring holds the model lock: one model worker.
+        """
+        from glore_engine.drafts import file_kind, import_drafts
+
+        path = Path(path)
+        file_kind(path)
+        store = self.store()
+        config = {"file": path.name, "scored_by": str(self.models_folder) if score else None}
+        config["threshold"] = self.threshold
+        run_name = (name or "").strip() or path.name
+        if not score:
+            with store.run("import", name=run_name, config=config) as run:
+                return run.id, import_drafts(path, run, None, self.threshold, progress)
+        with self._model_lock:
+            models = self.pipeline().models
+            with store.run("import", name=run_name, config=config) as run:
+                report = import_drafts(path, run, (models.orm, models.sorm), self.threshold, progress)
+        return run.id, report
+
+    def disagreeing_cases(self, run_id: int) -> list[int]:
+        """Cases whose stored SORM first error is not the human's: the rule eval-rm --run scores with."""
+        from glore_engine.evaluation.processbench import case_scores, disagreeing_cases
+
+        store = self.store()
+        return disagreeing_cases({**ac.record(), **case_scores(ac.case.data)} for ac in store.annotated_cases(run_id))
+
     def update_annotation(self, case_id: int, annotator: str, change: Callable[[dict], dict]):
         """Read-modify-write of one annotation in one store transaction, so two tabs (or two app
         processes) never overwrite each other's step ratings; `change` maps current fields to new ones."""

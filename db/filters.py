@@ -20,6 +20,7 @@ FILTERS = (
     "tag",
     "annotated",
     "unannotated",
+    "case_ids",
 )
 
 
@@ -32,7 +33,10 @@ def _annotated_by(value: Any) -> ColumnElement[bool]:
 
 
 def _disagreement(value: Any) -> ColumnElement[bool]:
-    """The SORM's first error (data["first_error"], missing = -1 = none) differs from the human's."""
+    """The SORM's first error (data["first_error"], missing = -1 = none) differs from the human's mark.
+
+    The Results tab uses glore_engine.evaluation.processbench's rule instead (through case_ids): it
+    also reads a first error from the step ratings and leaves unscored cases out."""
     sorm_first = func.coalesce(EvalCase.data["first_error"].as_integer(), -1)
     cond = and_(
         Annotation.case_id == EvalCase.id,
@@ -68,15 +72,18 @@ def _condition(name: str, value: Any) -> ColumnElement[bool]:
         return _has_tag(value)
     if name == "annotated":
         return _annotated_by(value)
+    if name == "case_ids":  # cases picked by a rule computed outside SQL (glore_engine's first-error rule)
+        return EvalCase.id.in_([int(i) for i in value])
     return ~_annotated_by(value)  # "unannotated"
 
 
 def case_conditions(filters: Mapping[str, Any] | None) -> list[ColumnElement[bool]]:
-    """SQL conditions for a filter dict; a falsy value switches its filter off."""
+    """SQL conditions for a filter dict; a falsy value switches its filter off (but case_ids=[] matches none)."""
     unknown = sorted(set(filters or {}) - set(FILTERS))
     if unknown:
         raise ValueError(f"unknown case filter(s) {unknown}; known: {', '.join(FILTERS)}")
-    return [_condition(name, value) for name, value in (filters or {}).items() if value]
+    items = (filters or {}).items()
+    return [_condition(n, v) for n, v in items if v or (n == "case_ids" and v is not None)]
 
 
 def is_failure() -> ColumnElement[bool]:

@@ -103,6 +103,37 @@ def test_results_filter_and_open_case_in_inspect(app_server, client):
     assert status.startswith("Done in") and step_categories(rerun_table) == step_categories(draft_table)
 
 
+def test_import_drafts_from_the_app(app_server, client, tmp_path):
+    import html
+
+    from gradio_client import handle_file
+
+    rows = [
+        {"id": "x1", "question": "Ann has 3 apples and buys 4 more. How many?", "draft": "3+4=7\n#### 7", "gold": 7},
+        {"id": "x2", "question": "Tom has 5 pens and loses 2. How many?", "draft": "5-2=4\n#### 4", "gold": "3"},
+        {"question": "No draft here"},
+    ]
+    path = tmp_path / "other-model.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    status, results_run, annotate_run = client.predict(handle_file(str(path)), "", True, api_name="/import_drafts")
+    status = html.unescape(status)
+    assert "imported 2 of 3 rows from other-model.jsonl" in status and "line 3: missing 'draft'" in status
+    assert results_run == annotate_run  # both tabs switched to the new case set
+    run_id = results_run["value"] if isinstance(results_run, dict) else results_run
+    try:
+        table, summary = client.predict(run_id, [], "", 1, api_name="/cases")
+        assert "**2** case(s)" in summary and [row[2] for row in table["data"]] == ["✓", "✗"]
+        with Store(app_server["db_url"]) as store:
+            run = store.get_run(run_id)
+            cases = store.cases(run.id)
+        assert run.kind == "import" and all(c.data["draft"]["sorm_steps"] for c in cases)  # scored by the family
+        out = client.predict(cases[1].id, api_name="/open_case")
+        assert "imported draft" in out[7] and list(out[8:11]) == [cases[1].question, cases[1].draft, "3"]
+    finally:  # the other tests of this shared app expect its eval run to be the newest with cases
+        with Store(app_server["db_url"]) as store:
+            store.delete_run(run_id)
+
+
 def test_annotation_api_saves_at_once_and_resumes(app_server, client):
     run_id, who = app_server["run_id"], "client-a"
     queue = client.predict(run_id, who, api_name="/review_queue")

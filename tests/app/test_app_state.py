@@ -185,3 +185,29 @@ def test_help_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().endswith("[]"), out.stdout + out.stderr
+
+
+def test_disagreement_filter_uses_the_engine_rule(tmp_path):
+    """Results' "SORM ≠ human": the human's first error from a mark or from ratings; unscored cases left out."""
+    from glore_app.state import Workbench
+    from glore_db import Store
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+
+    def case(i, sorm):
+        data = {"steps": ["a", "b"], "threshold": 0.5}
+        if sorm is not None:
+            data["draft"] = {"sorm_steps": sorm}
+        return {"index": i, "question": f"q{i}", "draft": "a\nb", "data": data}
+
+    with Store(url) as store:
+        run_id = store.start_run("import")
+        store.add_cases(run_id, [case(0, [0.9, 0.1]), case(1, [0.9, 0.1]), case(2, [0.9, 0.9]), case(3, None)])
+        ids = [c.id for c in store.cases(run_id)]
+        store.save_annotation(ids[0], first_error_step=1)  # agrees
+        store.save_annotation(ids[1], first_error_step=0)  # SORM says 1
+        store.save_annotation(ids[2], step_ratings=[{"rating": 1}, {"rating": -1}])  # human 1 (ratings), SORM none
+        store.save_annotation(ids[3], first_error_step=0)  # no scores: no disagreement to show
+    bench = Workbench(db_url=url)
+    assert bench.disagreeing_cases(run_id) == [ids[1], ids[2]]
+    bench.close()

@@ -209,3 +209,10 @@ def test_update_annotation_is_a_read_modify_write_across_processes(tmp_path):
     with Store(url) as store:
         ratings = store.get_annotation(case_id).step_ratings
     assert [r["rating"] for r in ratings] == [1, 1, 1, 1]
+
+
+def test_case_ids_filter_and_an_empty_list_matches_none(store, eval_run):
+    run_id, ids = eval_run
+    assert _indexes(store, run_id, case_ids=[ids[3], ids[1]]) == [1, 3]
+    assert _indexes(store, run_id, case_ids=[]) == []
+    assert store.count_cases(run_id, {"case_ids": [ids[0]], "draft_wrong": True}) == 0
