@@ -74,7 +74,7 @@ def build(bench: Workbench, run_dropdowns: list) -> ImportTab:
         [upload, name, score],
         [status, *run_dropdowns],
         api_name="import_drafts",
-        concurrency_id="model",
+        concurrency_id="import",  # scoring takes the Workbench's model lock; unscored imports wait for no model
         concurrency_limit=1,
     )
     return ImportTab(upload, status)

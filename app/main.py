@@ -64,6 +64,7 @@ def create_app(
     import gradio as gr
 
     from . import annotate_tab, api, export_tab, import_tab, inspect_tab, results_tab, runs_tab
+    from .render import plain_text
     from .state import Workbench, resolve_models, sqlite_url
     from .ui import annotator_name, one_line_input_errors
 
@@ -72,6 +73,17 @@ def create_app(
     )
     with gr.Blocks(title="GLoRe workbench", analytics_enabled=False, delete_cache=EXPORT_CACHE) as demo:
         gr.Markdown("## GLoRe workbench · *when, where and how* to refine a maths draft")
+        task = bench.task()
+        if task:
+            with gr.Accordion("What these models know (and an example problem to copy)", open=True):
+                gr.Markdown(f"**Trained task:** {plain_text(task['description'])}.", elem_id="app-task")
+                gr.Textbox(
+                    value=task["example_problem"],
+                    label="Example problem (copy it into Inspect)",
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="app-example-problem",
+                )
         with gr.Tabs() as tabs:
             with gr.Tab("Inspect", id="inspect"):
                 inspect = inspect_tab.build(bench)

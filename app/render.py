@@ -367,6 +367,18 @@ def rerank_card(result) -> str:
 
 
 # ---- the whole Inspect view -------------------------------------------------------------------
+def warning_box(warnings: list[str]) -> str:
+    """Plain words, before the scores, on why they may mean little for this problem or draft."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{plain_text(w.replace('`', ''))}</li>" for w in warnings)
+    return (
+        '<div class="glore-warning" style="border-left:6px solid #D55E00;background:#fdf0e8;padding:.4em .8em">'
+        "<strong>⚠️ Unreliable scores: outside what these models were trained on.</strong>"
+        f'<ul style="margin:.2em 0">{items}</ul></div>'
+    )
+
+
 @dataclass(frozen=True)
 class InspectView:
     """Everything the Inspect tab shows for one result at one threshold."""
@@ -397,13 +409,18 @@ def inspect_view(result, threshold: float | None = None) -> InspectView:
             ],
         )
     )
+    warnings = list(getattr(result, "warnings", None) or [])
+    if warnings:
+        verdict = (
+            "**The scores below are unreliable here, not a verdict** (see the warning above the steps).\n\n" + verdict
+        )
     question = f'<div class="glore-question"><strong>Question.</strong> {math_text(result.question)}'
     if result.gold is not None:
         question += f"<br><strong>Gold answer:</strong> {plain_text(result.gold)}"
     question += "</div>"
     return InspectView(
         question=question,
-        draft_table=legend() + steps_table(rows),
+        draft_table=warning_box(warnings) + legend() + steps_table(rows),
         verdict=verdict,
         global_card=candidate_card(result.global_refinement, draft, result.gold),
         local_card=candidate_card(result.local_refinement, draft, result.gold, result.first_error),

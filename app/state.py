@@ -76,6 +76,14 @@ class Workbench:
             return f"Models folder `{self.models_folder}` lacks {', '.join(missing)}. " + GET_MODELS
         return None
 
+    def task(self) -> dict | None:
+        """What the family's models were trained on, with an example problem (None without models)."""
+        if self.models_message is not None or self.models_folder is None:
+            return None
+        from glore_engine.tasks.model_task import task_card
+
+        return task_card(self.models_folder / "student")
+
     @property
     def models_loaded(self) -> bool:
         return self._pipeline is not None

@@ -53,6 +53,8 @@ class GloreResult:
     timings: dict = field(default_factory=dict)
     local_orm_critique: Candidate | None = None  # evaluation only
     samples: list[Candidate] = field(default_factory=list)  # evaluation only: best-of-3 baseline
+    # Why the scores may mean little here (problem or draft unlike the training data): familiarity.py
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -104,6 +106,7 @@ class GlorePipeline:
         self.threshold = threshold
         self.when_threshold = when_threshold
         self.max_new_tokens = max_new_tokens
+        self._reference: dict | None = None  # the student's range on its test split, measured on first use
 
     def run(
         self, question: str, gold: str | None = None, draft: str | None = None, threshold: float | None = None
@@ -112,7 +115,20 @@ class GlorePipeline:
         question = check_question(question)
         if draft is not None and not split_steps(draft):
             raise DataError("the draft has no steps: write one reasoning step per line")
-        return self.run_batch([question], [gold], drafts=[draft] if draft is not None else None, threshold=threshold)[0]
+        result = self.run_batch([question], [gold], drafts=[draft] if draft is not None else None, threshold=threshold)
+        result[0].warnings = self.familiarity(question, result[0].draft.steps).warnings
+        return result[0]
+
+    def familiarity(self, question: str, steps: list[str]):
+        """How far the problem and draft are from the family's training data (familiarity.check)."""
+        from .familiarity import check, family_range
+
+        student = self.models.student
+        model, tokenizer = getattr(student, "model", None), getattr(student, "tokenizer", None)
+        folder = self.models.paths.get("student")
+        if self._reference is None and model is not None and folder:
+            self._reference = family_range(folder, model, tokenizer)
+        return check(question, steps, model, tokenizer, self._reference)
 
     def run_batch(
         self,

@@ -427,7 +427,10 @@ class RecipeRunner:
         assert bundle is not None, "install runs only with a bundle_dir"
 
         def work(tracker, folder):
-            card = bundle_card(self.outputs, self.recipe.seed, self.command, self.commit)
+            from .tasks.model_task import task_card
+
+            task = task_card(family / "student")
+            card = bundle_card(self.outputs, self.recipe.seed, self.command, self.commit, task)
             return {"bundle_dir": str(bundle), "bytes": install_bundle(family, bundle, card)}
 
         self._stage("install", {"bundle_dir": str(bundle)}, work)

@@ -18,9 +18,11 @@ def folder_bytes(folder: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
-def bundle_card(outputs: dict, seed: int, command: str = "", commit: str = "") -> dict:
-    """The card of a recipe run from its stages' outputs (what each stage's done.json holds)."""
+def bundle_card(outputs: dict, seed: int, command: str = "", commit: str = "", task: dict | None = None) -> dict:
+    """The card of a recipe run from its stages' outputs (what each stage's done.json holds);
+    task: what the models were trained on (tasks.model_task.task_card)."""
     return {
+        "task": task,
         "command": command,
         "commit": commit,
         "seed": seed,
@@ -51,6 +53,12 @@ def bundle_markdown(card: dict) -> str:
     lines += [
         f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in card["student"].items() if "/" not in k
     ]
+    task = card.get("task")
+    if task:
+        lines += ["", "## The task these models know", "", f"Trained on {task['description']}.", ""]
+        lines += ["An example problem to copy (from the test split):", "", "```", task["example_problem"], "```"]
+        lines += ["", "Its gold solution, in the format the models read and write:", ""]
+        lines += ["```", task["example_solution"], "```"]
     titles = {"EI": "Student: SFT, then Expert Iteration (round 0 = SFT; synthetic test split)"}
     for key in ("EI", "T1", "T2", "T3", "SVAMP T1", "SVAMP T2", "SVAMP T3"):
         if card.get(key):

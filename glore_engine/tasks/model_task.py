@@ -39,6 +39,31 @@ def task_dict(config) -> dict:
     }
 
 
+def task_description(config) -> str:
+    """The synthetic task at a TaskConfig's difficulty, in words for people (card, app header)."""
+    return (
+        f"synthetic GSM8K-format arithmetic word problems of {config.min_steps}-{config.max_steps} steps "
+        f"(counts up to {config.max_count}, multipliers up to {config.max_multiplier}, prices up to "
+        f"${config.max_price}), solved one step per line with calculator annotations like <<3+4=7>> and a "
+        "final '#### n' line. Other problems (real GSM8K ones included) and drafts in other formats are "
+        "outside what these models know: their drafts and scores there mean little"
+    )
+
+
+def task_card(model_path: str | Path | None) -> dict:
+    """What the models of a family were trained on, with one test problem and its solution to copy."""
+    from .synthetic import generate
+
+    config = task_config_from_card(model_path)
+    example = generate("test", 1, seed=0, config=config)[0]
+    return {
+        "description": task_description(config),
+        "example_problem": example.question,
+        "example_solution": example.solution,
+        **task_dict(config),
+    }
+
+
 def load_eval_problems(data: str, split: str, limit: int | None, seed: int = 0, model_path=None):
     """Problems for evaluation or sampling: synthetic (at the model's difficulty), a JSONL path or a hub id."""
     from ..errors import DataError

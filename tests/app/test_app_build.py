@@ -26,7 +26,7 @@ def test_tabs_and_no_models_message(demo_without_models):
     import gradio as gr
 
     tabs = [b.label for b in demo_without_models.blocks.values() if isinstance(b, gr.Tab)]
-    assert tabs == ["Inspect", "Results", "Annotate", "Runs", "Export"]
+    assert tabs == ["Inspect", "Results", "Annotate", "Import", "Runs", "Export"]
     text = " ".join(markdown_texts(demo_without_models))
     assert "glore-train demo" in text and "--models FOLDER" in text
 
@@ -57,3 +57,18 @@ def test_guarded_turns_store_errors_into_a_status_line():
 
     _first, _second, status = locked()
     assert "locked" in status and status.startswith("⚠️")
+
+
+def test_header_names_the_trained_task_with_an_example(tiny_family):
+    import gradio as gr
+
+    from glore_app.main import create_app
+
+    demo = create_app(tiny_family, "sqlite://")
+    try:
+        text = " ".join(markdown_texts(demo))
+        examples = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "app-example-problem"]
+        assert "Trained task:" in text and "synthetic GSM8K-format" in text
+        assert isinstance(examples[0], gr.Textbox) and "?" in examples[0].value
+    finally:
+        demo.workbench.close()

@@ -220,3 +220,14 @@ def test_run_names_are_shown_as_text():
     now = datetime.now(timezone.utc)
     run = RunInfo(1, "eval", evil, {}, "FAILED", now, now, evil, None, evil, 1, "h")
     no_markup_from_user(run_header(run))
+
+
+def test_warnings_come_before_the_scores_and_mark_them_unreliable():
+    plain = render.inspect_view(result())
+    assert "glore-warning" not in plain.draft_table and "unreliable" not in plain.verdict
+    r = result()
+    r.warnings = ["This problem is unlike the ones these models were trained on: <b>x</b> `<<3+4=7>>`"]
+    view = render.inspect_view(r)
+    assert view.draft_table.index("glore-warning") < view.draft_table.index("glore-steps")  # before the scores
+    assert "unlike the ones" in view.draft_table and "<b>x</b>" not in view.draft_table  # shown as text
+    assert view.verdict.startswith("**The scores below are unreliable here, not a verdict**")

@@ -211,3 +211,13 @@ def test_disagreement_filter_uses_the_engine_rule(tmp_path):
     bench = Workbench(db_url=url)
     assert bench.disagreeing_cases(run_id) == [ids[1], ids[2]]
     bench.close()
+
+
+def test_the_task_the_models_know_with_an_example(tiny_family):
+    from glore_app.state import Workbench
+    from glore_engine.tasks.synthetic import generate
+
+    task = Workbench(tiny_family).task()
+    assert "synthetic GSM8K-format arithmetic" in task["description"] and "<<3+4=7>>" in task["description"]
+    assert task["example_problem"] == generate("test", 1, seed=0)[0].question
+    assert Workbench(None).task() is None
