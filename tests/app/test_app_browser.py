@@ -195,3 +195,45 @@ def test_a_case_from_results_opens_in_inspect_and_runs_again(app_server, page):
     assert "empty" not in page.inner_text("#inspect-status")
     page.wait_for_selector("#inspect-rerank .glore-card-rerank", state="visible")
     assert page.hosts <= {"127.0.0.1"}, f"requests left this machine: {page.hosts}"
+
+
+def test_import_drafts_then_results_and_annotate_in_the_browser(app_server, page, tmp_path):
+    """A small JSONL from another model uploaded in the Import tab: its cases show in Results and Annotate."""
+    rows = [
+        {"id": "other-1", "question": "Mia has 6 shells and finds 5 more. How many shells?", "draft": "6+5=11\n#### 11"},
+        {"id": "other-2", "question": "Leo has 9 cards and gives 4 away. How many cards?", "draft": "9-4=6\n#### 6"},
+        {"question": "A row without a draft"},
+    ]
+    for row, gold in zip(rows, ("11", "5")):
+        row["gold"] = gold
+    path = tmp_path / "other-model.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    page.goto(app_server["url"])
+    page.get_by_role("tab", name="Import").click()
+    page.set_input_files("#import-file input[type=file]", str(path))
+    page.wait_for_selector("#import-file :text('other-model.jsonl')")
+    page.click("#import-run")
+    page.wait_for_selector("#import-status :text('imported 2 of 3 rows')")
+    assert "line 3" in page.inner_text("#import-status")
+    with Store(app_server["db_url"]) as store:
+        run = store.list_runs(kind="import", limit=1)[0]
+    try:
+        page.get_by_role("tab", name="Results").click()
+        page.wait_for_selector("#results-cases :text('Leo has 9 cards')")
+        assert "2 case(s)" in page.inner_text("#results-status")
+        page.get_by_role("tab", name="Annotate").click()
+        # the review queue puts the wrong draft (Leo's) first; mark its step 1 as the first error
+        page.wait_for_selector("#ann-header :text('Leo has 9 cards')")
+        page.click("#ann-progress")
+        page.keyboard.press("f")
+        leo = next(c for c in store_cases(app_server["db_url"], run.id) if c.problem_id == "other-2")
+        saved = wait_for_annotation(app_server["db_url"], leo.id, "default", lambda r: r.first_error_step == 0)
+        assert saved is not None and saved.first_error_step == 0
+    finally:  # the shared app's other tests expect its eval run to be the newest with cases
+        with Store(app_server["db_url"]) as store:
+            store.delete_run(run.id)
+
+
+def store_cases(db_url: str, run_id: int):
+    with Store(db_url) as store:
+        return store.cases(run_id)

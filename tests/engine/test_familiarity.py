@@ -28,6 +28,7 @@ def test_range_outside_it_and_inside_it():
         "draft_logprob": {"low": -0.2, "median": -0.02},
     }
     assert familiarity.likelihood_warnings(3.2, -0.1, reference) == []
+    assert familiarity.likelihood_warnings(2.9, -0.22, reference) == []  # just below the lowest: the margin
     warned = familiarity.likelihood_warnings(2.1, -1.9, reference)
     assert "problem is unlike" in warned[0] and "2.1 characters" in warned[0]
     assert "draft is unlike" in warned[1] and "-1.90" in warned[1]
