@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from glore_engine.tasks.steps import split_steps  # noqa: E402
+from glore_engine.tasks.steps import split_steps
 
 
 def slipped(step: str) -> str:

@@ -197,7 +197,7 @@ def _csv_records(handle: io.TextIOBase) -> Iterator[tuple[int, Any]]:
             start = reader.line_num + 1
             continue
         if None in record:
-            yield start, DataError(f"{len(record[None])} more cell(s) than the header has")  # type: ignore[index]
+            yield start, DataError(f"{len(record[None])} more cell(s) than the header has")
         elif any(v is not None and v.strip() for v in record.values()):
             yield start, {k: v for k, v in record.items() if v is not None}
         start = reader.line_num + 1

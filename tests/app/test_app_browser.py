@@ -200,7 +200,11 @@ def test_a_case_from_results_opens_in_inspect_and_runs_again(app_server, page):
 def test_import_drafts_then_results_and_annotate_in_the_browser(app_server, page, tmp_path):
     """A small JSONL from another model uploaded in the Import tab: its cases show in Results and Annotate."""
     rows = [
-        {"id": "other-1", "question": "Mia has 6 shells and finds 5 more. How many shells?", "draft": "6+5=11\n#### 11"},
+        {
+            "id": "other-1",
+            "question": "Mia has 6 shells and finds 5 more. How many shells?",
+            "draft": "6+5=11\n#### 11",
+        },
         {"id": "other-2", "question": "Leo has 9 cards and gives 4 away. How many cards?", "draft": "9-4=6\n#### 6"},
         {"question": "A row without a draft"},
     ]
