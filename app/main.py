@@ -25,6 +25,7 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "DO_NOT_TRACK": "1",
 }
+THREADS_BESIDE_BATCH = 40  # gradio's default handler threads, kept for everything but Inspect
 EXPORT_CACHE = (3600, 3600)  # gradio's copies of downloads: checked hourly, removed after an hour
 CONFIG_KEYS = ("host", "port", "db", "models", "data", "auth", "threshold", "max_new_tokens", "browser")
 DEFAULTS = {
@@ -144,6 +145,7 @@ def launch_app(
         enable_monitoring=False,
         show_error=False,
         footer_links=["api", "settings"],
+        max_threads=THREADS_BESIDE_BATCH + demo.workbench.max_batch,  # a full Inspect batch waits, the rest runs
         app_kwargs={"middleware": [Middleware(LoginThrottleMiddleware)]} if auth else None,
     )
 
@@ -251,6 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from glore_engine.errors import ConfigError
+    from glore_engine.runtime import configure
+
+    try:
+        configure()  # torch threads from the idle cores (or GLORE_THREADS), before any model loads
+    except ConfigError as exc:
+        print(f"glore-app: error: {exc}", file=sys.stderr)
+        return 2
     demo = create_app(
         opts["models"],
         opts["db"],

@@ -3,11 +3,99 @@
 from __future__ import annotations
 
 import ctypes
+import logging
+import math
 import os
 import random
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
-_CONFIGURED = False
+THREADS_ENV = "GLORE_THREADS"
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+log = logging.getLogger("glore.runtime")
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many intra-op threads torch runs, and why (shown in logs and the README's figures)."""
+
+    threads: int
+    reason: str
+
+
+_THREADS: ThreadChoice | None = None  # set by configure(), once per process
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota if one is set."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, math.floor(quota))) if quota else cores
+
+
+def cgroup_cpu_quota(path: Path = CGROUP_CPU_MAX) -> float | None:
+    """CPUs granted by cgroup v2's cpu.max ("200000 100000" -> 2.0); None when unlimited or absent."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def idle_cores(cores: int, load: float, online: int | None = None) -> int:
+    """Cores not taken by other runnable processes, at least 1.
+
+    The load average counts the whole machine; when this process may use only some of its CPUs, its
+    share of the load is taken as proportional.
+    """
+    online = max(online or cores, cores)
+    busy = load * cores / online
+    return max(1, min(cores, round(cores - busy)))
+
+
+def choose_threads(
+    env: Mapping[str, str] | None = None, cores: int | None = None, load: float | None = None
+) -> ThreadChoice:
+    """GLORE_THREADS if set, else the user's OMP_NUM_THREADS, else the cores idle right now.
+
+    Why: on a shared machine torch's default (one thread per core) oversubscribes the cores a busy
+    neighbour already runs on, and its spinning OpenMP workers then cost several times the work itself
+    (README, "Busy machine").
+    """
+    if env is None:
+        env = os.environ
+    given = env.get(THREADS_ENV, "").strip()
+    if given:
+        return ThreadChoice(_thread_count(given), f"{THREADS_ENV}={given}")
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return ThreadChoice(int(omp), f"OMP_NUM_THREADS={omp}")
+    cores = usable_cores() if cores is None else cores
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average here: use every core
+            return ThreadChoice(cores, f"{cores} cores, no load average")
+    idle = idle_cores(cores, load, os.cpu_count())
+    return ThreadChoice(idle, f"{cores} cores, 1-min load {load:.1f}: {idle} idle ({THREADS_ENV} overrides)")
+
+
+def _thread_count(text: str) -> int:
+    from .errors import ConfigError
+
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{THREADS_ENV} must be a whole number of threads, 1 or more; got {text!r}")
+    return int(text)
+
+
+def thread_choice() -> ThreadChoice | None:
+    """What configure() chose, or None before it ran."""
+    return _THREADS
 
 
 def tune_malloc() -> bool:
@@ -29,19 +117,25 @@ def tune_malloc() -> bool:
     return bool(ok)
 
 
-def configure(threads: int | None = None) -> None:
-    """Call once before heavy torch work (CLI commands, the app, benchmarks)."""
-    global _CONFIGURED
-    if _CONFIGURED:
-        return
-    _CONFIGURED = True
+def configure(threads: int | None = None) -> ThreadChoice:
+    """Call once at start, before heavy torch work (CLI commands, the app, benchmarks).
+
+    threads: torch's intra-op threads; None or 0: choose_threads() (GLORE_THREADS, else idle cores).
+    A bad GLORE_THREADS raises ConfigError. Later calls return the first call's choice.
+    """
+    global _THREADS
+    if _THREADS is not None:
+        return _THREADS
+    choice = ThreadChoice(threads, "asked for") if threads else choose_threads()
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     tune_malloc()
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(choice.threads)
+    _THREADS = choice
+    log.info("torch threads: %d (%s)", choice.threads, choice.reason)
+    return choice
 
 
 def seed_everything(seed: int) -> None:

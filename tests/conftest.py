@@ -17,6 +17,7 @@ for key, value in {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
     "TOKENIZERS_PARALLELISM": "false",
+    "GLORE_THREADS": "1",  # what configure() picks in CLI/app tests, as the _one_thread fixture below
 }.items():
     os.environ.setdefault(key, value)
 

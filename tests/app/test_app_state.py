@@ -221,3 +221,14 @@ def test_the_task_the_models_know_with_an_example(tiny_family):
     assert "synthetic GSM8K-format arithmetic" in task["description"] and "<<3+4=7>>" in task["description"]
     assert task["example_problem"] == generate("test", 1, seed=0)[0].question
     assert Workbench(None).task() is None
+
+
+def test_bad_glore_threads_is_one_line_and_exit_2(monkeypatch, capsys):
+    from glore_app.main import main
+    from glore_engine import runtime
+
+    monkeypatch.setattr(runtime, "_THREADS", None)  # as in a fresh process
+    monkeypatch.setenv("GLORE_THREADS", "lots")
+    assert main(["--no-browser"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("glore-app: error: GLORE_THREADS must be a whole number") and "\n" not in err

@@ -53,3 +53,52 @@ def test_null_tracker_children_are_trackers_of_their_own():
         child.log_metric("data/questions", 3)
     assert root.children == [("orm-data", child)] and root.metrics == []
     assert child.last("data/questions") == 3 and run_id_of(child) is None
+
+
+# ---- threads on a shared machine ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "online", "idle"),
+    [(2, 0.1, 2, 2), (2, 1.0, 2, 1), (2, 8.0, 2, 1), (16, 4.2, 16, 12), (4, 32.0, 64, 2), (1, 0.0, 1, 1)],
+)
+def test_idle_cores_leave_the_busy_ones_to_their_owners(cores, load, online, idle):
+    from glore_engine.runtime import idle_cores
+
+    assert idle_cores(cores, load, online) == idle
+
+
+def test_threads_follow_the_load_unless_glore_threads_says_otherwise():
+    from glore_engine.runtime import choose_threads
+
+    assert choose_threads({}, cores=2, load=1.0).threads == 1  # one busy neighbour on two cores
+    assert choose_threads({}, cores=2, load=0.0).threads == 2
+    assert choose_threads({"GLORE_THREADS": "3"}, cores=2, load=9.0).threads == 3
+    assert choose_threads({"OMP_NUM_THREADS": "2"}, cores=2, load=9.0).threads == 2
+    assert choose_threads({"GLORE_THREADS": "1", "OMP_NUM_THREADS": "2"}, cores=2, load=0).threads == 1
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(ConfigError, match="GLORE_THREADS must be a whole number"):
+            choose_threads({"GLORE_THREADS": bad}, cores=2, load=0)
+
+
+def test_cgroup_quota(tmp_path):
+    from glore_engine.runtime import cgroup_cpu_quota
+
+    limit = tmp_path / "cpu.max"
+    limit.write_text("150000 100000\n")
+    assert cgroup_cpu_quota(limit) == 1.5
+    limit.write_text("max 100000\n")
+    assert cgroup_cpu_quota(limit) is None
+    assert cgroup_cpu_quota(tmp_path / "absent") is None
+
+
+def test_configure_applies_the_choice_to_torch():
+    """In a fresh process (the choice is made once per process): GLORE_THREADS reaches torch."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from glore_engine.runtime import configure; import torch; c = configure(); print(c.threads, torch.get_num_threads())"
+    env = {**os.environ, "GLORE_THREADS": "3"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["3", "3"]
