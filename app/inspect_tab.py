@@ -157,7 +157,7 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
         [tab.status, *tab.view, tab.result],
         api_name="inspect",
         concurrency_id="model",
-        concurrency_limit=1,
+        concurrency_limit=bench.max_batch,  # all wait in the model worker, which batches them
     )
     tab.question.submit(
         run,
@@ -165,7 +165,7 @@ def wire(tab: InspectTab, bench: Workbench) -> None:
         [tab.status, *tab.view, tab.result],
         api_visibility="private",
         concurrency_id="model",
-        concurrency_limit=1,
+        concurrency_limit=bench.max_batch,  # all wait in the model worker, which batches them
     )
 
     @guarded(6, status_at=2)
@@ -184,7 +184,10 @@ def _status(result) -> str:
     t = result.timings or {}
     steps = len(result.draft.steps)
     note = "" if steps else " The draft has no steps: the critique has nothing to mark."
+    batch = t.get("batch", 1)
+    shared = f", in a batch of {batch} requests" if batch > 1 else ""
     return (
         f"Done in {t.get('total_s', 0):.1f} s (draft {t.get('draft_s', 0):.1f} s, refinements "
-        f"{t.get('refine_s', 0):.1f} s, rerank {t.get('rerank_s', 0):.1f} s); draft of {steps} step(s).{note}"
+        f"{t.get('refine_s', 0):.1f} s, rerank {t.get('rerank_s', 0):.1f} s{shared}); "
+        f"draft of {steps} step(s).{note}"
     )

@@ -15,6 +15,8 @@ from glore_db.annotations import editable_fields as annotation_fields  # noqa: F
 from glore_engine.errors import CheckpointError, DataError
 from glore_engine.family import MEMBER_FOLDERS, missing_members
 
+from .batching import MAX_BATCH, BatchWorker, InspectRequest
+
 SYNTHETIC_TEST_N = 50
 DATA_LIMIT = 500
 GET_MODELS = (
@@ -57,11 +59,14 @@ class Workbench:
     max_new_tokens: int = 256
     threshold: float = 0.5
     busy_timeout_s: float = 5.0  # a locked store answers within seconds, not the CLI's 30
+    max_batch: int = MAX_BATCH  # Inspect requests served together by the model worker
     _pipeline: Any = field(default=None, repr=False)
+    _worker: BatchWorker | None = field(default=None, repr=False)
     _store: Any = field(default=None, repr=False)
     _problems: list | None = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _worker_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ---- models -------------------------------------------------------------------------------
     @property
@@ -117,20 +122,46 @@ class Workbench:
         threshold: float = 0.5,
         on_stage: Callable[[str], None] | None = None,
     ):
-        """One question through draft -> critique -> refinements -> rerank, one request at a time.
+        """One question through draft -> critique -> refinements -> rerank.
 
-        draft None: the student writes it; an empty-but-given draft is refused by the engine.
+        The call joins the model worker's queue and runs in one pipeline batch with every other request
+        waiting there (app/batching.py); it returns this question's own result or raises its own error.
+        draft None: the student writes it; a draft without steps is refused here.
         """
         from glore_engine.pipeline import check_question
+        from glore_engine.tasks.steps import split_steps
 
         question = check_question(question)  # before loading anything: empty and huge problems fail fast
+        if draft is not None and not split_steps(draft):
+            raise DataError("the draft has no steps: write one reasoning step per line")
         gold = (gold or "").strip() or None
+        request = InspectRequest(question, draft, gold, float(threshold), on_stage)
+        return self.worker().submit(request).result()
+
+    def worker(self) -> BatchWorker:
+        """The model worker, started on first use."""
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = BatchWorker(self.run_batch, self.max_batch)
+            return self._worker
+
+    def run_batch(self, requests: list[InspectRequest]) -> list:
+        """The worker's call: requests sharing a threshold through one pipeline batch."""
         with self._model_lock:
-            if on_stage and not self.models_loaded:
-                on_stage("loading models")
+            if not self.models_loaded:
+                for request in requests:
+                    request.report("loading models")
             pipeline = self.pipeline()
-            with _stage_reports(pipeline.models, on_stage):
-                return pipeline.run(question, gold=gold, draft=draft, threshold=threshold)
+            with _stage_reports(pipeline.models, lambda text: [r.report(text) for r in requests]):
+                results = pipeline.run_batch(
+                    [r.question for r in requests],
+                    [r.gold for r in requests],
+                    drafts=[r.draft for r in requests],
+                    threshold=requests[0].threshold,
+                )
+        for result in results:
+            result.timings["batch"] = len(requests)  # the timings are the whole batch's
+        return results
 
     # ---- store --------------------------------------------------------------------------------
     def store(self):
@@ -149,6 +180,9 @@ class Workbench:
         return display_url(resolve_url(self.db_url))
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         if self._store is not None:
             self._store.close()
 
