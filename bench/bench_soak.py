@@ -1,0 +1,169 @@
+"""glore-app under a burst: N concurrent Inspect requests through gradio_client against a server of its own.
+
+    python bench/bench_soak.py [MODELS_FOLDER] [--requests 50] [--rounds 1] [--timeout 300] [--tiny]
+
+Starts `glore-app` on 127.0.0.1 and a free port (its own store and GLORE_HOME in a temporary folder),
+waits until it answers, runs one warm-up request, then fires the burst: every request at once, each
+a different synthetic problem. Prints the median, p95 and max latency, the errors (a failed call or
+a warning status), the batch sizes the server reports, and the server's RSS before and after.
+Bounded: the whole run stops after --timeout seconds (unanswered requests count as timed out), and
+the server is stopped by its PID whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from bench_app import free_port, models_folder  # noqa: E402  (after the path set-up above)
+
+BATCH_NOTE = re.compile(r"in a batch of (\d+) requests")
+
+
+@dataclass
+class Outcome:
+    seconds: float | None  # None: no answer before the deadline
+    error: str | None = None
+    batch: int = 1
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(folder: Path, scratch: Path, max_new_tokens: int, deadline: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "glore_app.main", "--no-browser", "--port", str(port), "--models", str(folder)]
+    cmd += ["--db", str(scratch / "soak.db"), "--max-new-tokens", str(max_new_tokens)]
+    env = {**os.environ, "GLORE_HOME": str(scratch / "home")}
+    log = open(scratch / "server.log", "wb")  # noqa: SIM115  (closed with the process)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"glore-app exited with status {proc.returncode}; see {scratch / 'server.log'}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    stop(proc)
+    raise SystemExit("glore-app did not answer before the deadline")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop our server by its PID: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def ask(client, problem, deadline: float, fire: threading.Event) -> Outcome:
+    """One Inspect call (the student writes the draft); its latency from submission to answer."""
+    fire.wait()
+    start = time.perf_counter()
+    try:
+        job = client.submit(problem.question, problem.answer, "", 0.5, api_name="/inspect")
+        outputs = job.result(timeout=max(0.1, deadline - time.monotonic()))
+    except TimeoutError:
+        return Outcome(None, "timed out")
+    except Exception as exc:
+        return Outcome(time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - start
+    status = outputs[0] if isinstance(outputs, (list, tuple)) else str(outputs)
+    if not str(status).startswith("Done in"):
+        return Outcome(seconds, f"status: {str(status)[:120]}")
+    batch = BATCH_NOTE.search(status)
+    return Outcome(seconds, None, int(batch.group(1)) if batch else 1)
+
+
+def burst(client, problems, deadline: float) -> tuple[list[Outcome], float]:
+    fire = threading.Event()
+    with ThreadPoolExecutor(len(problems)) as pool:
+        futures = [pool.submit(ask, client, p, deadline, fire) for p in problems]
+        time.sleep(0.5)  # every thread waiting at the gate
+        start = time.perf_counter()
+        fire.set()
+        outcomes = [f.result() for f in futures]
+    return outcomes, time.perf_counter() - start
+
+
+def report(outcomes: list[Outcome], wall: float) -> None:
+    times = sorted(o.seconds for o in outcomes if o.seconds is not None and o.error is None)
+    errors = [o.error for o in outcomes if o.error]
+    if times:
+        p95 = times[math.ceil(0.95 * len(times)) - 1]
+        print(
+            f"  latency: median {statistics.median(times):.2f} s, p95 {p95:.2f} s, max {times[-1]:.2f} s "
+            f"({len(times)} answered, burst over in {wall:.1f} s)"
+        )
+    print(f"  errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+    batches = sorted({o.batch for o in outcomes if o.error is None}, reverse=True)
+    print(f"  batch sizes the server reported: {batches}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="?", help="model family folder (default: the bundled demo family)")
+    p.add_argument("--requests", type=int, default=50, help="concurrent Inspect requests per burst")
+    p.add_argument("--rounds", type=int, default=1, help="bursts, one after the other (memory growth)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run, start to stop")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--tiny", action="store_true", help="a random tiny family (for a smoke run)")
+    args = p.parse_args()
+    if args.requests < 1 or args.rounds < 1 or args.timeout <= 0:
+        p.error("--requests, --rounds and --timeout must be positive")
+    deadline = time.monotonic() + args.timeout
+    from gradio_client import Client
+
+    from glore_engine.tasks import generate
+
+    with tempfile.TemporaryDirectory(prefix="glore-soak-") as tmp:
+        scratch = Path(tmp)
+        folder = models_folder(args, scratch)
+        proc, url = start_server(folder, scratch, args.max_new_tokens, deadline)
+        try:
+            print(f"glore-app pid {proc.pid} at {url} ({folder}); {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+            print(f"server RSS after start: {rss_mb(proc.pid):.0f} MB")
+            client = Client(url, verbose=False, max_workers=args.requests + 4, download_files=False)
+            warm = burst(client, generate("test", 1, seed=99), deadline)
+            print(f"warm-up request (loads the models): {warm[1]:.1f} s, errors {sum(bool(o.error) for o in warm[0])}")
+            print(f"server RSS before the burst: {rss_mb(proc.pid):.0f} MB")
+            for round_ in range(args.rounds):
+                problems = generate("test", args.requests, seed=round_)
+                print(f"round {round_ + 1}: {args.requests} concurrent Inspect requests")
+                report(*burst(client, problems, deadline))
+                print(f"  server RSS after: {rss_mb(proc.pid):.0f} MB; load {os.getloadavg()[0]:.1f}")
+            client.close()
+        finally:
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
