@@ -1,7 +1,7 @@
 """glore-app timings: a full Inspect (draft, scores, two refinements, rerank, rendering) over synthetic
 problems, and how long `glore-app` takes until it answers HTTP.
 
-    python bench/bench_app.py [MODELS_FOLDER] [--n 20] [--tiny]
+    python bench/bench_app.py [MODELS_FOLDER] [--n 20] [--tiny] [--batch 50]
 
 MODELS_FOLDER defaults to the bundled demo family; --tiny builds a random tiny family instead (the
 test fixture: gibberish text, real shapes). Prints measured figures only.
@@ -74,6 +74,29 @@ def bench_inspect(folder: Path, n: int, max_new_tokens: int) -> None:
     )
 
 
+def bench_batch(folder: Path, n: int, max_new_tokens: int) -> None:
+    """The same n problems one at a time and as one pipeline batch (what the app's worker runs for n
+    waiting requests)."""
+    from glore_app.state import Workbench
+    from glore_engine.tasks import generate
+
+    bench = Workbench(folder, max_new_tokens=max_new_tokens)
+    bench.preload()
+    pipeline = bench.pipeline()
+    problems = generate("test", n, seed=1)
+    start = time.perf_counter()
+    for p in problems:
+        pipeline.run_batch([p.question], [p.answer])
+    alone = time.perf_counter() - start
+    start = time.perf_counter()
+    pipeline.run_batch([p.question for p in problems], [p.answer for p in problems])
+    batched = time.perf_counter() - start
+    print(f"{n} problems one at a time         {alone:6.2f} s  ({alone / n:.2f} s a problem)")
+    print(
+        f"{n} problems as one batch          {batched:6.2f} s  ({batched / n:.2f} s a problem, x{alone / batched:.1f})"
+    )
+
+
 def bench_startup(folder: Path, scratch: Path, timeout_s: float = 120.0) -> None:
     """Seconds from starting `glore-app` until its page answers HTTP 200 (the process is ours: stopped by PID)."""
     port = free_port()
@@ -118,13 +141,19 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--tiny", action="store_true", help="a random tiny family (for a smoke run)")
     p.add_argument("--skip-startup", action="store_true")
+    p.add_argument("--batch", type=int, default=0, help="also time one pipeline batch of this many problems")
     args = p.parse_args()
+    from glore_engine.runtime import configure
+
+    print(f"torch threads: {configure()}")  # as glore-app chooses them
     with tempfile.TemporaryDirectory(prefix="glore-bench-app-") as tmp:
         scratch = Path(tmp)
         folder = models_folder(args, scratch)
         if not args.skip_startup:
             bench_startup(folder, scratch)
         bench_inspect(folder, args.n, args.max_new_tokens)
+        if args.batch:
+            bench_batch(folder, args.batch, args.max_new_tokens)
 
 
 if __name__ == "__main__":
