@@ -23,12 +23,12 @@ def step_categories(table_html: str) -> list[str]:
 
 
 def counting_runs(demo, monkeypatch) -> list:
-    """Count pipeline runs of the app's (already loaded) pipeline."""
+    """Count pipeline batches of the app's (already loaded) pipeline (the model worker runs batches)."""
     with demo.workbench._model_lock:
         pipeline = demo.workbench.pipeline()
     calls = []
-    original = pipeline.run
-    monkeypatch.setattr(pipeline, "run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = pipeline.run_batch
+    monkeypatch.setattr(pipeline, "run_batch", lambda *a, **k: calls.append(1) or original(*a, **k))
     return calls
 
 
