@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import sys
 import typing
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -126,6 +127,44 @@ def open_store(ctx: click.Context):
         obj["store"] = Store(obj.get("db"))
         click.echo(f"store: {display_url(obj['store'].url)}", err=True)
     return obj["store"]
+
+
+@contextmanager
+def open_run(ctx: click.Context, kind: str, name: str | None = None, config: dict | None = None, **kwargs):
+    """The store's run on rank 0; on the other ranks of a multi-process launch, a follower with the
+    same id that records nothing (one run per job, and the store is opened by one process only)."""
+    from glore_engine import distributed
+
+    if distributed.is_main():
+        with open_store(ctx).run(kind, name=name, config=config, **kwargs) as run:
+            distributed.broadcast(run.id)
+            yield run
+    else:
+        yield FollowerRun(distributed.broadcast(None))
+
+
+class FollowerRun:
+    """A non-main rank's run handle: the main rank's run id; metrics, artifacts and children go nowhere."""
+
+    def __init__(self, run_id: int):
+        from glore_engine.tracking import NullTracker
+
+        self.id = run_id
+        self._null = NullTracker()
+
+    def __getattr__(self, name: str):
+        return getattr(self._null, name)  # log_metric, log_artifact, set_summary, log_cases, child
+
+    def set_output_dir(self, path) -> None:
+        pass
+
+
+def echo(message: str, **style) -> None:
+    """click.echo (secho with style) on the main process only: one line per job, not per rank."""
+    from glore_engine import distributed
+
+    if distributed.is_main():
+        click.secho(message, **style)
 
 
 def run_dir(run_id: int, kind: str, out: str | None) -> Path:

@@ -9,7 +9,16 @@ from glore_engine.labelling.orm_data import OrmDataConfig
 from glore_engine.labelling.rollouts import SormLabelConfig
 from glore_engine.training.refiner import RefinerConfig
 
-from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
+from .common import (
+    config_options,
+    echo,
+    engine_ready,
+    friendly_errors,
+    open_run,
+    pop_config_flags,
+    resolve_config,
+    run_dir,
+)
 from .reward import SECTIONS, data_configs
 
 
@@ -35,9 +44,7 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
     if resume and not out:
         raise click.UsageError("--resume needs --out")
     engine_ready()
-    with open_store(ctx).run(
-        "refine", name=config.kind, config={"train": to_dict(config), "sample": to_dict(sample)}
-    ) as run:
+    with open_run(ctx, "refine", name=config.kind, config={"train": to_dict(config), "sample": to_dict(sample)}) as run:
         folder = run_dir(run.id, f"refine-{config.kind}", out)
         run.set_output_dir(str(folder))
         if config.kind == "global":
@@ -45,7 +52,7 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
         else:
             data = reuse_or_label(label, sample, folder, run, labels_path, samples_path, resume=resume)
         model_dir, result, n = train_refiner_from(config, data, folder, tracker=run, resume=resume)
-    click.echo(f"{config.kind} refiner saved to {model_dir} ({n} examples, loss {result.final_loss:.4f})")
+    echo(f"{config.kind} refiner saved to {model_dir} ({n} examples, loss {result.final_loss:.4f})")
 
 
 @click.command("eval")
@@ -66,12 +73,12 @@ def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, con
     config = resolve_config(PipelineEvalConfig, config_file, pop_config_flags(PipelineEvalConfig, flags))
     engine_ready()
     models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
-    with open_store(ctx).run("eval", name=config.data, config={"models": paths, **to_dict(config)}) as run:
+    with open_run(ctx, "eval", name=config.data, config={"models": paths, **to_dict(config)}) as run:
         run.set_output_dir(str(run_dir(run.id, "eval", None)))
         results, tables = run_pipeline_eval(models, config, tracker=run)
-    click.echo(tables["T2"] + "\n\n" + tables["T3"])
-    click.echo(f"\n{len(results)} cases stored in run {run.id} (browse them in glore-app)")
-    click.echo(f"when to refine, as a curve of the ORM threshold: glore-train when --run {run.id}")
+    echo(tables["T2"] + "\n\n" + tables["T3"])
+    echo(f"\n{len(results)} cases stored in run {run.id} (browse them in glore-app)")
+    echo(f"when to refine, as a curve of the ORM threshold: glore-train when --run {run.id}")
 
 
 def _load_family(family, student, orm, sorm, global_refiner, local_refiner):

@@ -11,9 +11,11 @@ from glore_engine.training.reward import RewardConfig
 
 from .common import (
     config_options,
+    echo,
     engine_ready,
     flag_errors,
     friendly_errors,
+    open_run,
     open_store,
     pop_config_flags,
     resolve_config,
@@ -67,7 +69,7 @@ def _reward_command(role: str, doc: str):
             raise click.UsageError("--labels is for the SORM; the ORM learns from --samples")
         engine_ready()
         config = {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
-        with open_store(ctx).run(role, name=train.base, config=config) as run:
+        with open_run(ctx, role, name=train.base, config=config) as run:
             folder = run_dir(run.id, role, out)
             run.set_output_dir(str(folder))
             if role == "orm":
@@ -75,7 +77,7 @@ def _reward_command(role: str, doc: str):
             else:
                 data = reuse_or_label(label, sample, folder, run, labels_path, samples_path, resume=resume)
             model_dir, result = train_reward_model(train, data, folder, tracker=run, resume=resume)
-        click.echo(
+        echo(
             f"{role.upper()} saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
             f"{result.seconds / 60:.1f} min)"
         )
@@ -160,12 +162,12 @@ def eval_rm(
         "consistency": consistency,
         "propagate": propagate,
     }
-    with open_store(ctx).run("eval-rm", name=",".join(named), config=config) as run:
+    with open_run(ctx, "eval-rm", name=",".join(named), config=config) as run:
         folder = run_dir(run.id, "eval-rm", None)
         run.set_output_dir(str(folder))
         labelled = reuse_or_label(label, sample, folder, run, labels_path)
         _rows, table = run_reward_eval(named, labelled, evaluation, run)
-    click.echo(table)
+    echo(table)
 
 
 def _eval_processbench(ctx, rms, path, run_id, threshold) -> None:
@@ -264,7 +266,7 @@ def export(ctx, labels_path, run_id, fmt, out_path, annotator) -> None:
             n = export_annotations(rows, fmt, out_path)
         run.log_metric("rows", n)
         run.log_artifact("export", out_path, {"format": fmt})
-    click.echo(f"wrote {n} rows to {out_path}")
+    echo(f"wrote {n} rows to {out_path}")
 
 
 def nothing_annotated(store, run_id: int, annotator: str | None, db: str | None) -> str:

@@ -12,10 +12,11 @@ from glore_engine.training.student import StudentConfig
 
 from .common import (
     config_options,
+    echo,
     echo_metrics,
     engine_ready,
     friendly_errors,
-    open_store,
+    open_run,
     pop_config_flags,
     resolve_config,
     run_dir,
@@ -37,11 +38,11 @@ def sft(ctx, config_file, out, resume, **flags) -> None:
     if resume and not out:
         raise click.UsageError("--resume needs --out (the folder of the run to continue)")
     engine_ready()
-    with open_store(ctx).run("sft", name=config.base, config=to_dict(config)) as run:
+    with open_run(ctx, "sft", name=config.base, config=to_dict(config)) as run:
         folder = run_dir(run.id, "sft", out)
         run.set_output_dir(folder)
         model_dir, result = train_student(config, folder, tracker=run, resume=resume)
-    click.echo(
+    echo(
         f"student saved to {model_dir} (run {run.id}, loss {result.final_loss:.4f}, "
         f"{result.tokens / max(result.seconds, 1e-9):,.0f} tokens/s)"
     )
@@ -59,7 +60,7 @@ def sample(ctx, config_file, out_file, **flags) -> None:
 
     config = resolve_config(SampleConfig, config_file, pop_config_flags(SampleConfig, flags))
     engine_ready()
-    with open_store(ctx).run("sample", name=config.model, config=to_dict(config)) as run:
+    with open_run(ctx, "sample", name=config.model, config=to_dict(config)) as run:
         path = Path(out_file) if out_file else run_dir(run.id, "sample", None) / "samples.jsonl"
         run.set_output_dir(str(path.resolve().parent))
         records, metrics = sample_to_file(config, path, tracker=run)
@@ -77,7 +78,7 @@ def eval_student(ctx, config_file, **flags) -> None:
 
     config = resolve_config(EvalStudentConfig, config_file, pop_config_flags(EvalStudentConfig, flags))
     engine_ready()
-    with open_store(ctx).run("eval-student", name=config.model, config=to_dict(config)) as run:
+    with open_run(ctx, "eval-student", name=config.model, config=to_dict(config)) as run:
         _, metrics = run_student_eval(config, tracker=run)
     echo_metrics(f"run {run.id}: {config.model} on {config.data}/{config.split}", metrics)
 

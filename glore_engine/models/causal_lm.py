@@ -108,8 +108,11 @@ def load_causal_lm(name_or_path: str | Path, roles=POLICY_ROLES, device: str = "
     return model, tokenizer, card
 
 
-def save_causal_lm(model, tokenizer, folder: str | Path, card: Card, dtype=None) -> Path:
-    """Save an HF folder (safetensors) + card atomically; dtype (e.g. float16) casts a copy for shipping."""
+def save_causal_lm(model, tokenizer, folder: str | Path, card: Card, dtype=None, state_dict=None) -> Path:
+    """Save an HF folder (safetensors) + card atomically; dtype (e.g. float16) casts a copy for shipping.
+
+    state_dict: the weights to write instead of model's own (gathered from FSDP / ZeRO-3 shards).
+    """
     card.tokenizer = card.tokenizer or fingerprint(tokenizer)
 
     def save(tmp: Path) -> None:
@@ -118,7 +121,7 @@ def save_causal_lm(model, tokenizer, folder: str | Path, card: Card, dtype=None)
             import copy
 
             to_save = copy.deepcopy(model).to(dtype)
-        to_save.save_pretrained(tmp, safe_serialization=True)
+        to_save.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         write_card(tmp, card)
 

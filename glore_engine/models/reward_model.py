@@ -208,7 +208,11 @@ def reward_model_from_policy(policy_path: str, likelihood_features: bool = True,
     return model, tokenizer
 
 
-def save_reward_model(model: RewardModel, tokenizer, folder: str | Path, card: Card, dtype=None) -> Path:
+def save_reward_model(
+    model: RewardModel, tokenizer, folder: str | Path, card: Card, dtype=None, state_dict: dict | None = None
+) -> Path:
+    """The backbone as an HF folder, the heads in their own file, the card; state_dict: the whole
+    model's weights to write instead of its own (gathered from FSDP / ZeRO-3 shards)."""
     from safetensors.torch import save_file
 
     if card.role not in REWARD_ROLES:
@@ -221,11 +225,19 @@ def save_reward_model(model: RewardModel, tokenizer, folder: str | Path, card: C
 
         import torch
 
+        state = (
+            state_dict
+            if state_dict is not None
+            else {
+                **{f"head.{k}": v for k, v in model.head.state_dict().items()},
+                **{f"feature_head.{k}": v for k, v in model.feature_head.state_dict().items()},
+            }
+        )
+        lm_state = {k[3:]: v for k, v in state.items() if k.startswith("lm.")} if state_dict is not None else None
         lm = copy.deepcopy(model.lm).to(dtype) if dtype is not None else model.lm
-        lm.save_pretrained(tmp, safe_serialization=True)
+        lm.save_pretrained(tmp, safe_serialization=True, state_dict=lm_state)
         tokenizer.save_pretrained(tmp)
-        head = {f"head.{k}": v for k, v in model.head.state_dict().items()}
-        head.update({f"feature_head.{k}": v for k, v in model.feature_head.state_dict().items()})
+        head = {k: v for k, v in state.items() if k.startswith(("head.", "feature_head."))}
         head = {k: (v.to(dtype) if dtype is not None else v).contiguous() for k, v in head.items()}
         head["digit_tokens"] = model.digit_tokens.to(torch.uint8).contiguous()  # features read exactly these
         save_file(head, str(tmp / HEAD_FILE))

@@ -1,8 +1,12 @@
 """One training loop for every GLoRe model (student SFT, refiners, reward models), on accelerate.
 
-The same code runs on CPU, one GPU or several (`accelerate launch`). Batches are a pure function of
-the step number, so `resume` continues exactly where a killed run stopped. Ctrl-C saves a
-checkpoint before it leaves.
+The same code runs on CPU, one GPU or several (`torchrun`, `accelerate launch`). Batches are a pure
+function of the step number, so `resume` continues exactly where a killed run stopped. Ctrl-C saves
+a checkpoint before it leaves (one process; with several, the last periodic checkpoint holds).
+
+With several processes each rank takes every world-th example of the step's global batch, and
+the loss functions divide by the global batch's normaliser (`batch["loss_norm"]`), so the
+averaged gradient, and the logged loss, are those of one process on the whole batch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, UNIT, check_bounds, check_choice
 from ..errors import CheckpointError, ConfigError
 from ..tracking import Tracker, ensure
@@ -96,6 +101,7 @@ class TrainResult:
     tokens: int
     seconds: float
     interrupted: bool = False
+    state_dict: dict | None = None  # sharded training (FSDP, ZeRO-3): the gathered weights, on rank 0
 
 
 def train(
@@ -116,13 +122,22 @@ def train(
     loss_fn(model, batch) -> (loss, n_tokens).
     """
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
     from tqdm.auto import tqdm
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     tracker = ensure(tracker)
     workdir = Path(workdir)
-    accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(config.mixed_precision),
+        cpu=distributed.cpu_only(),
+        # ranks split one global batch (make_batch), so the schedule takes one step per step, not one per rank
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+    if accelerator.num_processes != distributed.world_size():
+        raise ConfigError(
+            f"{distributed.world_size()} processes launched but accelerate sees {accelerator.num_processes}"
+        )
     optimizer = torch.optim.AdamW(
         _param_groups(model, config.weight_decay, extra_param_groups),
         lr=config.lr,
@@ -157,11 +172,11 @@ def train(
             scheduler.step()
             done = step + 1  # from here on a Ctrl-C (while logging or saving) must not replay this step
             optimizer.zero_grad(set_to_none=True)
-            value = float(loss.detach())
+            value = float(accelerator.reduce(loss.detach(), "mean"))  # the global batch's loss
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss became {value} at step {step + 1}; lower the learning rate")
             loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
-            tokens += int(n_tokens)
+            tokens += int(accelerator.reduce(torch.tensor(int(n_tokens), device=accelerator.device), "sum"))
             rate = tokens / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{loss_ema:.4f}", tok_s=f"{rate:,.0f}", refresh=False)
             bar.update(1)
@@ -173,14 +188,34 @@ def train(
                 _save_state(accelerator, workdir, step + 1, loss_ema)
     except KeyboardInterrupt:
         bar.close()
-        _save_state(accelerator, workdir, done, loss_ema)  # `done` steps are complete; resume redoes none of them
+        if accelerator.num_processes == 1:  # ranks interrupted at different steps cannot save together
+            _save_state(accelerator, workdir, done, loss_ema)  # `done` steps are complete; resume redoes none of them
         raise
     bar.close()
     seconds = time.perf_counter() - t0
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.eval()
+    state_dict = _full_state_dict(accelerator, model)
+    accelerator.unwrap_model(model).eval()
     final_loss = loss_ema if loss_ema is not None else float("nan")
-    return TrainResult(steps=config.max_steps, final_loss=final_loss, tokens=tokens, seconds=seconds)
+    return TrainResult(
+        steps=config.max_steps,
+        final_loss=final_loss,
+        tokens=tokens,
+        seconds=seconds,
+        state_dict=state_dict,
+    )
+
+
+def _full_state_dict(accelerator, model) -> dict | None:
+    """FSDP and ZeRO-3 hold a shard of every weight per rank: gather the whole state dict (on rank 0).
+
+    None where the unwrapped model already holds full weights (one process, DDP, ZeRO-1/2).
+    """
+    from accelerate.utils import DistributedType
+
+    sharded = accelerator.distributed_type == DistributedType.FSDP or (
+        accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3
+    )
+    return accelerator.get_state_dict(model) if sharded else None
 
 
 def _state_dir(workdir: Path) -> Path:
@@ -195,15 +230,23 @@ def _save_state(accelerator, workdir: Path, step: int, loss_ema: float | None = 
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     final = _state_dir(workdir)
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # every rank writes its RNG state (and its shard, when sharded) into tmp; rank 0 alone clears
+    # and renames, between barriers, so no rank writes into a folder another is removing
+    distributed.on_main(lambda: shutil.rmtree(tmp, ignore_errors=True))
     try:
         accelerator.save_state(str(tmp), safe_serialization=True)
-        (tmp / "step.json").write_text(json.dumps({"step": step, "loss_ema": loss_ema}))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / "step.json").write_text(json.dumps({"step": step, "loss_ema": loss_ema}))
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not save training state to {final}: {exc.strerror or exc}") from exc
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+
+    def publish() -> None:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+    distributed.on_main(publish)
 
 
 def _maybe_resume(accelerator, workdir: Path, resume: bool, max_steps: int) -> tuple[int, float | None]:
@@ -231,4 +274,5 @@ def _maybe_resume(accelerator, workdir: Path, resume: bool, max_steps: int) -> t
 
 
 def clear_state(workdir: str | Path) -> None:
-    shutil.rmtree(_state_dir(Path(workdir)), ignore_errors=True)
+    """Drop the training state once the model is saved (rank 0; the others wait for it)."""
+    distributed.on_main(lambda: shutil.rmtree(_state_dir(Path(workdir)), ignore_errors=True))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, check_bounds, to_dict
 from ..errors import ConfigError, DataError
 from ..models.causal_lm import load_causal_lm, save_causal_lm
@@ -75,7 +76,9 @@ def train_refiner(
         config={**to_dict(config), **(extra_card or {})},
         metrics={"train_loss": result.final_loss, "examples": len(pairs)},
     )
-    folder = save_causal_lm(model, tokenizer, Path(output_dir) / "model", card)
+    folder = distributed.on_main(
+        lambda: save_causal_lm(model, tokenizer, Path(output_dir) / "model", card, state_dict=result.state_dict)
+    )
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)
     tracker.log_artifact("model", str(folder), {"role": card.role})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, check_bounds, to_dict
 from ..errors import ConfigError, DataError
 from ..labelling.postprocess import LabelRules, apply_rules
@@ -148,15 +149,28 @@ def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
     }
 
 
+def global_norms(groups: list[list[RMItem]], world: int) -> dict:
+    """The step batch's label weight and correct/incorrect pair count, over world.
+
+    Each rank takes whole questions (groups), so pairs never straddle ranks; dividing each rank's
+    sums by these makes DDP's mean of gradients the one-process loss on the whole batch.
+    """
+    weight = sum(item.weight * sum(item.mask) for group in groups for item in group)
+    pairs = 0
+    for group in groups:
+        n_pos = sum(item.correct for item in group)
+        pairs += n_pos * (len(group) - n_pos)
+    return {"weight_norm": max(weight, 1e-6) / world, "pair_norm": max(pairs, 1) / world}
+
+
 def reward_loss(pairwise_weight: float):
     def loss_fn(model, batch):
         import torch.nn.functional as F
 
         logits = model(batch["input_ids"], batch["attention_mask"], batch["solution_mask"]).float()
         w = batch["weights"]
-        bce = F.binary_cross_entropy_with_logits(logits, batch["targets"], weight=w, reduction="sum") / w.sum().clamp(
-            min=1e-6
-        )
+        bce_norm = batch.get("weight_norm", w.sum().clamp(min=1e-6))  # global over world, see global_norms
+        bce = F.binary_cross_entropy_with_logits(logits, batch["targets"], weight=w, reduction="sum") / bce_norm
         loss = bce
         if pairwise_weight:
             final = logits.gather(1, batch["final_pos"][:, None]).squeeze(1)
@@ -164,7 +178,8 @@ def reward_loss(pairwise_weight: float):
             better = batch["correct"][:, None] & ~batch["correct"][None, :] & same
             if better.any():
                 margin = final[:, None] - final[None, :]
-                loss = loss + pairwise_weight * F.softplus(-margin)[better].mean()
+                pairs = batch.get("pair_norm", better.sum())
+                loss = loss + pairwise_weight * F.softplus(-margin)[better].sum() / pairs
         return loss, int(batch["attention_mask"].sum())
 
     return loss_fn
@@ -199,8 +214,9 @@ def train_reward_model(
     tracker.log_metric("data/solutions", sum(len(g) for g in groups))
 
     def make_batch(step: int, rank: int = 0, world: int = 1) -> dict:
-        idx = index_stream(len(groups), config.batch_size, step, config.seed)[rank::world]
-        return _batch([groups[i] for i in idx], tokenizer.pad_token_id)
+        idx = index_stream(len(groups), config.batch_size, step, config.seed)
+        batch = _batch([groups[i] for i in idx[rank::world]], tokenizer.pad_token_id)
+        return {**batch, **global_norms([groups[i] for i in idx], world)}
 
     head_params = list(model.head.parameters())
     feature_params = list(model.feature_head.parameters())
@@ -227,7 +243,9 @@ def train_reward_model(
         config={**to_dict(config), **(extra_card or {})},
         metrics={"train_loss": result.final_loss, "train_seconds": round(result.seconds, 1)},
     )
-    folder = save_reward_model(model, tokenizer, Path(output_dir) / "model", card)
+    folder = distributed.on_main(
+        lambda: save_reward_model(model, tokenizer, Path(output_dir) / "model", card, state_dict=result.state_dict)
+    )
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)
     tracker.log_artifact("model", str(folder), {"role": config.role})

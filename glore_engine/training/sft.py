@@ -52,15 +52,32 @@ def collate(examples: list[TokenizedExample], pad_id: int) -> dict:
 
 
 def lm_loss(model, batch: dict):
-    """Mean next-token loss over completion tokens; n_tokens counts every real token processed."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-    return out.loss, int(batch["attention_mask"].sum())
+    """Next-token loss summed over completion tokens, divided by batch["loss_norm"] (default: their
+    count, the mean); n_tokens counts every real token processed."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    total = F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    norm = batch.get("loss_norm", (labels != -100).sum().clamp(min=1))
+    return total / norm, int(batch["attention_mask"].sum())
 
 
 def batch_maker(examples: list[TokenizedExample], pad_id: int, batch_size: int, seed: int):
+    """make_batch(step, rank, world): rank's share (every world-th example) of the step's global batch.
+
+    loss_norm is the global batch's completion-token count over world: DDP averages the ranks'
+    gradients, so the result is the one-process mean over the whole batch, not a mean of means.
+    """
+
     def make_batch(step: int, rank: int = 0, world: int = 1) -> dict:
-        idx = index_stream(len(examples), batch_size, step, seed)[rank::world]
-        return collate([examples[i] for i in idx], pad_id)
+        idx = index_stream(len(examples), batch_size, step, seed)
+        targets = sum(len(examples[i].ids) - max(examples[i].n_prompt, 1) for i in idx)  # shifted labels
+        batch = collate([examples[i] for i in idx[rank::world]], pad_id)
+        batch["loss_norm"] = max(targets, 1) / world
+        return batch
 
     return make_batch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, check_bounds, to_dict
 from ..formats import student_prompt
 from ..models.causal_lm import ARCH_PRESETS, count_parameters, create_policy, is_preset, load_causal_lm, load_tokenizer
@@ -88,13 +89,16 @@ def _preset_model(config: StudentConfig, problems, workdir: Path, resume: bool =
     from ..models.tokenizer import train_tokenizer
 
     tok_dir = workdir / "tokenizer"
-    if resume and (tok_dir / "tokenizer.json").is_file():
-        tokenizer = load_tokenizer(str(tok_dir))
-    else:
-        arch = ARCH_PRESETS[config.base]
-        tokenizer = train_tokenizer(tokenizer_corpus(problems), config.tokenizer_vocab or arch.vocab_size)
-        tokenizer.save_pretrained(tok_dir)
-        tokenizer = load_tokenizer(str(tok_dir))
+
+    def make_tokenizer() -> None:  # rank 0 trains it; every rank reads the same files
+        if not (resume and (tok_dir / "tokenizer.json").is_file()):
+            arch = ARCH_PRESETS[config.base]
+            train_tokenizer(tokenizer_corpus(problems), config.tokenizer_vocab or arch.vocab_size).save_pretrained(
+                tok_dir
+            )
+
+    distributed.on_main(make_tokenizer)
+    tokenizer = load_tokenizer(str(tok_dir))
     torch.manual_seed(config.seed)
     return create_policy(config.base, tokenizer), tokenizer
 
@@ -145,7 +149,9 @@ def train_student(
             "train_seconds": round(result.seconds, 1),
         },
     )
-    folder = save_causal_lm(model, tokenizer, output_dir / "model", card)
+    folder = distributed.on_main(
+        lambda: save_causal_lm(model, tokenizer, output_dir / "model", card, state_dict=result.state_dict)
+    )
     clear_state(output_dir)
     tracker.log_metric("train/seconds", result.seconds)
     tracker.log_metric("train/total_tokens", result.tokens)

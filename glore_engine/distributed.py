@@ -1,0 +1,74 @@
+"""Several processes, one result: who owns the store and the files, and how the others wait.
+
+A job started by `torchrun --nproc_per_node N` (or `accelerate launch` with a working multi-process
+backend) has RANK / WORLD_SIZE in its environment. Rank 0 is the main process: it records the run,
+writes checkpoints and merged data; the other ranks compute their share and wait at a barrier
+where rank 0 writes. Without those variables every helper here is a no-op, so one-process code
+never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def cpu_only() -> bool:
+    """Several processes and no GPU: accelerate opens a gloo group only when told cpu=True (without
+    it each torchrun rank would train alone, as DistributedType.NO)."""
+    import torch
+
+    return world_size() > 1 and not torch.cuda.is_available()
+
+
+def _state():
+    """accelerate's process state: it opens the process group (gloo on CPU, nccl on GPUs) once."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=cpu_only())
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        _state().wait_for_everyone()
+
+
+def broadcast(value: T) -> T:
+    """Rank 0's value on every rank (a picklable object: a run id, a path, a list of records)."""
+    if world_size() == 1:
+        return value
+    import torch.distributed as dist
+
+    _state()
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def on_main(write: Callable[[], T]) -> T:
+    """Run `write` (a save, a merge) on rank 0 only; every rank waits for it and gets its result."""
+    result = write() if is_main() else None
+    barrier()
+    return broadcast(result)  # type: ignore[return-value]
+
+
+def my_shards(n_shards: int, index: int = 0, count: int = 1) -> list[int]:
+    """The shards this process takes: part `index` of `count` (machines), then rank r of the
+    processes on it takes every world-th of those (r, r + world, ...)."""
+    mine = list(range(index, n_shards, count))
+    return mine[rank() :: world_size()]
