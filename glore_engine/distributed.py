@@ -38,9 +38,13 @@ def cpu_only() -> bool:
 
 def _state():
     """accelerate's process state: it opens the process group (gloo on CPU, nccl on GPUs) once."""
+    from datetime import timedelta
+
     from accelerate import PartialState
 
-    return PartialState(cpu=cpu_only())
+    # a data stage's ranks meet at a barrier only when all their shards are done: allow hours, not
+    # the 30 minutes of torch's default
+    return PartialState(cpu=cpu_only(), timeout=timedelta(hours=12))
 
 
 def barrier() -> None:
@@ -67,8 +71,6 @@ def on_main(write: Callable[[], T]) -> T:
     return broadcast(result)  # type: ignore[return-value]
 
 
-def my_shards(n_shards: int, index: int = 0, count: int = 1) -> list[int]:
-    """The shards this process takes: part `index` of `count` (machines), then rank r of the
-    processes on it takes every world-th of those (r, r + world, ...)."""
-    mine = list(range(index, n_shards, count))
-    return mine[rank() :: world_size()]
+def my_share(items: list[T]) -> list[T]:
+    """This rank's share of a list every rank holds alike: elements r, r + world, ..."""
+    return items[rank() :: world_size()]

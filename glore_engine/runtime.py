@@ -157,4 +157,9 @@ def pick_device(requested: str | None = None) -> str:
 
             raise ConfigError(f"device {requested!r} requested but CUDA is not available")
         return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    from .distributed import world_size
+
+    # one GPU per process of a launch (torchrun sets LOCAL_RANK): rank r of a machine samples on cuda:r
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if world_size() > 1 else "cuda"

@@ -96,7 +96,9 @@ def log_generation_cost(tracker: Tracker, prefix: str, stats, seconds: float) ->
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True):
-    """A tqdm bar, or a silent one (tests, notebooks, `progress=False`)."""
+    """A tqdm bar, or a silent one (tests, notebooks, `progress=False`, ranks other than the main one)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True)
+    from .distributed import is_main
+
+    return tqdm(total=total, desc=desc, disable=not enabled or not is_main(), dynamic_ncols=True)

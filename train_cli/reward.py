@@ -7,6 +7,7 @@ import click
 from glore_engine.errors import DataError
 from glore_engine.labelling.orm_data import OrmDataConfig
 from glore_engine.labelling.rollouts import SormLabelConfig
+from glore_engine.labelling.shards import Part
 from glore_engine.training.reward import RewardConfig
 
 from .common import (
@@ -49,9 +50,16 @@ def _reward_command(role: str, doc: str):
     @click.option("--labels", "labels_path", help="sorm: reuse a SORM labels folder")
     @click.option("--out", help="output folder (default: <GLORE_HOME>/runs/<id>-<role>)")
     @click.option("--resume", is_flag=True, help="continue sampling, labelling and training saved in --out")
+    @click.option("--shard-index", default=0, show_default=True, help="the part of the data stage this job runs")
+    @click.option(
+        "--num-shards",
+        default=1,
+        show_default=True,
+        help="split the data stage into parts run apart (a SLURM array); `glore-train merge` joins them",
+    )
     @click.pass_context
     @friendly_errors
-    def command(ctx, config_file, samples_path, labels_path, out, resume, **flags):
+    def command(ctx, config_file, samples_path, labels_path, out, resume, shard_index, num_shards, **flags):
         from glore_engine.config import to_dict
         from glore_engine.labelling.orm_data import reuse_or_sample
         from glore_engine.labelling.rollouts import reuse_or_label
@@ -67,9 +75,21 @@ def _reward_command(role: str, doc: str):
             raise click.UsageError("--resume needs --out (the folder of the run to continue)")
         if role == "orm" and labels_path:
             raise click.UsageError("--labels is for the SORM; the ORM learns from --samples")
+        part = Part(shard_index, num_shards)
+        if not part.whole:
+            _check_part(role, out, samples_path, labels_path)
         engine_ready()
         config = {"train": to_dict(train), "sample": to_dict(sample), "label": to_dict(label)}
+        if not part.whole:
+            config["part"] = {"index": part.index, "count": part.count}
         with open_run(ctx, role, name=train.base, config=config) as run:
+            if not part.whole:
+                stage = run_part(role, sample, label, run_dir(run.id, role, out), run, samples_path, part)
+                echo(
+                    f"part {part.index} of {part.count} written to {stage / 'shards'} (run {run.id}); "
+                    f"once every part is done: glore-train merge {stage}"
+                )
+                return
             folder = run_dir(run.id, role, out)
             run.set_output_dir(str(folder))
             if role == "orm":
@@ -209,6 +229,37 @@ def _bundled_reward_models() -> dict[str, str]:
     if not has_bundle():
         raise click.UsageError("no bundled family here: pass --rm NAME=PATH")
     return {"ORM": str(BUNDLE_DIR / "orm"), "SORM": str(BUNDLE_DIR / "sorm")}
+
+
+def _check_part(role: str, out: str | None, samples_path: str | None, labels_path: str | None) -> None:
+    if not out:
+        raise click.UsageError("--num-shards needs --out: the folder every part writes its shards into")
+    if labels_path or (role == "orm" and samples_path):
+        raise click.UsageError("--num-shards splits a data stage; with reused data there is none to split")
+    if role == "sorm" and not samples_path:
+        raise click.UsageError(
+            "sorm --num-shards labels merged samples: pass --samples (sample them first with orm --num-shards, "
+            "then glore-train merge)"
+        )
+
+
+def run_part(role: str, sample, label, folder, run, samples_path: str | None, part: Part):
+    """One part of the data stage: the ORM samples (orm) or the SORM labels of --samples (sorm)."""
+    from pathlib import Path
+
+    from glore_engine.labelling.manifest import load_records
+    from glore_engine.labelling.orm_data import KIND as ORM_KIND
+    from glore_engine.labelling.orm_data import make_orm_data
+    from glore_engine.labelling.rollouts import KIND as SORM_KIND
+    from glore_engine.labelling.rollouts import make_sorm_labels
+
+    run.set_output_dir(str(folder))
+    if role == "orm":
+        make_orm_data(sample, Path(folder) / ORM_KIND, run, part=part)
+        return Path(folder) / ORM_KIND
+    records = load_records(samples_path, ORM_KIND, base=sample.student)
+    make_sorm_labels(label, sample.student, records, Path(folder) / SORM_KIND, run, part=part)
+    return Path(folder) / SORM_KIND
 
 
 def _parse_named(spec: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice, to_dict
 from ..formats import student_prompt
 from ..generation import BACKENDS
@@ -18,7 +19,7 @@ from ..records import GradedSample, QuestionSamples, samples_from_json
 from ..tasks.answers import extract_answer, is_correct
 from ..tasks.steps import split_steps
 from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
-from .shards import clear_shards, job_cost, run_sharded, shard_seed
+from .shards import WHOLE, Part, clear_shards, job_cost, run_sharded, shard_seed
 
 KIND = "orm-data"  # the stage's name, its folder and its records file (orm-data.jsonl)
 
@@ -133,8 +134,9 @@ def build_orm_data(
     calculator: bool = False,
     on_shard: Callable | None = None,
     job: dict | None = None,
+    part: Part = WHOLE,
 ) -> list[QuestionSamples]:
-    """Sample and grade in resumable shards under folder; returns one record per problem.
+    """Sample and grade in resumable shards under folder; returns one record per problem ([] for a part).
 
     `job`: settings beyond these that also decide the samples (the policy, its batch size); shards
     made with other settings are refused rather than reused.
@@ -147,7 +149,7 @@ def build_orm_data(
     sampling = {"n": n, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
     config = {**sampling, "calculator": calculator, **(job or {})}
     stats = getattr(backend, "stats", None)
-    return samples_from_json(run_sharded(problems, shard_size, folder, process, on_shard, config, stats))
+    return samples_from_json(run_sharded(problems, shard_size, folder, process, on_shard, config, stats, part))
 
 
 def orm_stats(records: list[QuestionSamples]) -> dict:
@@ -171,17 +173,20 @@ def make_orm_data(
     tracker: Tracker | None = None,
     progress: bool = True,
     resume: bool = True,
+    part: Part = WHOLE,
 ) -> list[QuestionSamples]:
     """N samples per training question, graded and deduplicated, in folder/orm-data.jsonl.
 
     resume=False discards shards an earlier run left in folder (they may come from another config).
+    With several processes each takes its share of the shards and rank 0 writes the records; a
+    `part` of the job writes only its shards and returns [] (`merge.merge_stage` joins the parts).
     """
     from ..generation.loading import open_policy_backend
     from ..tasks.model_task import load_eval_problems
     from .manifest import write_records
 
     tracker, folder = ensure(tracker), Path(folder)
-    if not resume:
+    if not resume and part.whole:  # a part never clears: the folder holds the other parts' shards
         clear_shards(folder)
     problems = load_eval_problems(config.data, config.split, config.n_questions, config.data_seed, config.student)
     if config.mix:
@@ -205,15 +210,19 @@ def make_orm_data(
             shard_size=config.shard_size,
             calculator=config.calculator,
             on_shard=on_shard,
-            job=to_dict(config),
+            job={"kind": KIND, **to_dict(config)},
+            part=part,
         )
+    if not part.whole:
+        return []
     cost = log_generation_cost(tracker, "sampling", *job_cost(folder / "shards"))  # every shard, resumed or not
     stats = {**orm_stats(records), **cost}
     log_numbers(
         tracker,
         {f"data/{k}": stats[k] for k in ("questions", "distinct_samples", "sample_accuracy", "mixed_questions")},
     )
-    path = write_records(folder, KIND, [r.to_json() for r in records], config.student, config, stats)
+    rows = [r.to_json() for r in records]
+    path = distributed.on_main(lambda: write_records(folder, KIND, rows, config.student, config, stats))
     tracker.log_artifact(KIND, str(path), {"questions": len(records)})
     return records
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice, to_dict
 from ..errors import DataError
 from ..formats import join_steps, student_prompt
@@ -25,7 +26,7 @@ from ..records import LabelledSolution, PrefixRollouts, QuestionSamples, solutio
 from ..tasks.answers import is_correct
 from ..tasks.steps import step_result, step_uses_result
 from ..tracking import Tracker, ensure, log_generation_cost, log_numbers, progress_bar
-from .shards import check_job, clear_shards, job_cost, run_sharded, shard_seed
+from .shards import WHOLE, Part, check_job, clear_shards, job_cost, run_sharded, shard_seed
 
 if TYPE_CHECKING:
     from .orm_data import OrmDataConfig
@@ -136,8 +137,9 @@ def build_sorm_labels(
     calculator: bool = False,
     on_shard: Callable | None = None,
     job: dict | None = None,
+    part: Part = WHOLE,
 ) -> list[LabelledSolution]:
-    """Label every distinct sample of `records` (ORM data) in resumable shards of solutions.
+    """Label every distinct sample of `records` (ORM data) in resumable shards of solutions ([] for a part).
 
     `job`: settings beyond these that also decide the labels (see `shard_job`); shards made with
     other settings, or from other samples, are refused rather than reused.
@@ -153,12 +155,12 @@ def build_sorm_labels(
     sampling = {"k": k, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
     config = {**sampling, "calculator": calculator, **(job or {})}
     stats = getattr(backend, "stats", None)
-    return solutions_from_json(run_sharded(solutions, shard_size, Path(folder), process, on_shard, config, stats))
+    return solutions_from_json(run_sharded(solutions, shard_size, Path(folder), process, on_shard, config, stats, part))
 
 
 def shard_job(config: SormLabelConfig, student: str) -> dict:
     """What decides a labelling job's shards besides the samples: its config and the policy that rolls out."""
-    return {"student": str(student), **to_dict(config)}
+    return {"kind": KIND, "student": str(student), **to_dict(config)}
 
 
 def rollout_cost(labelled: list[LabelledSolution]) -> dict:
@@ -178,8 +180,11 @@ def make_sorm_labels(
     tracker: Tracker | None = None,
     progress: bool = True,
     resume: bool = True,
+    part: Part = WHOLE,
 ) -> list[LabelledSolution]:
-    """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable)."""
+    """K rollouts per step prefix of every distinct sample, in folder/sorm-labels.jsonl (resumable).
+
+    Several processes and parts split the shards as in `make_orm_data`."""
     from ..generation.loading import open_policy_backend
     from .manifest import write_records
     from .postprocess import LabelRules, apply_rules, label_stats
@@ -189,7 +194,7 @@ def make_sorm_labels(
     n_solutions = len(solutions_of(records))
     if not n_solutions:
         raise DataError("no sampled solutions with steps to label")
-    if not resume:
+    if not resume and part.whole:
         clear_shards(folder)
     backend, _, _ = open_policy_backend(student, config.backend, batch_size=config.batch_size)
     with progress_bar(n_solutions, "SORM rollouts", progress) as bar:
@@ -210,11 +215,15 @@ def make_sorm_labels(
             calculator=config.calculator,
             on_shard=on_shard,
             job=shard_job(config, student),
+            part=part,
         )
+    if not part.whole:
+        return []
     cost = log_generation_cost(tracker, "rollouts", *job_cost(folder / "shards"))  # every shard, resumed or not
     stats = {**rollout_cost(labelled), **cost, **label_stats(apply_rules(labelled, LabelRules()))}
     log_numbers(tracker, {"data/solutions": stats["solutions"], "data/prefixes": stats["prefixes"]})
-    path = write_records(folder, KIND, [r.to_json() for r in labelled], student, config, stats)
+    rows = [r.to_json() for r in labelled]
+    path = distributed.on_main(lambda: write_records(folder, KIND, rows, student, config, stats))
     tracker.log_artifact(KIND, str(path), {"solutions": len(labelled)})
     return labelled
 

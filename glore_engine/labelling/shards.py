@@ -8,6 +8,11 @@ holds the job's config and a fingerprint of its items, written before the first 
 job with another config or other items is refused instead of reusing shards that are not its
 own. Beside each shard, `shard-k.cost.json` holds what generating it cost, so a resumed job's
 cost is the whole job's, not only the part done after the resume.
+
+The same property splits a job: the processes of a launch (rank r of n takes every n-th shard still
+to do) and the parts of a job spread over machines (`Part(index, count)`: part i takes shards i,
+i + count, ...) write their shards into one folder, and any set of them adds up to the one-process
+result; `labelling.merge` joins the parts.
 """
 
 from __future__ import annotations
@@ -18,15 +23,37 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from .. import distributed
+from ..errors import ConfigError, DataError
 from ..generation.base import GenerationStats
 
 SHARD_SEED_STRIDE = 7919  # (seed, shard) -> distinct seeds while a job has fewer than 7,919 shards
 JOB = "job.json"
+LAYOUT = "layout.json"  # how many items and shards the job has (implied by job.json; read by a merge)
 ITEMS_KEY = "items"  # the job key that stands for the items' fingerprint
 COUNTED = ("prompts", "samples", "prompt_tokens", "generated_tokens", "seconds")
+
+
+@dataclass(frozen=True)
+class Part:
+    """Part `index` of `count` of a sharded job (a SLURM array task); Part() is the whole job."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ConfigError(f"--shard-index must be within [0, {self.count}) and --num-shards positive")
+
+    @property
+    def whole(self) -> bool:
+        return self.count == 1
+
+
+WHOLE = Part()
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -38,7 +65,21 @@ def clear_shards(folder: str | Path) -> None:
     """Discard the shards an earlier run left in folder/shards (they may come from another config)."""
     import shutil
 
-    shutil.rmtree(Path(folder) / "shards", ignore_errors=True)
+    distributed.on_main(lambda: shutil.rmtree(Path(folder) / "shards", ignore_errors=True))
+
+
+def shard_path(folder: Path, k: int) -> Path:
+    return folder / f"shard-{k:05d}.jsonl"
+
+
+def read_shards(folder: str | Path, n_shards: int) -> list[dict]:
+    """The records of shards 0..n_shards-1 in order; a missing shard is named."""
+    folder = Path(folder)
+    missing = [k for k in range(n_shards) if not shard_path(folder, k).is_file()]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise DataError(f"{folder} lacks {len(missing)} of {n_shards} shards ({shown}): run their parts first")
+    return [r for k in range(n_shards) for r in read_jsonl(shard_path(folder, k))]
 
 
 def items_fingerprint(items: list) -> str:
@@ -97,7 +138,7 @@ def _start_job(folder: Path, config: dict, items: list) -> None:
 
 
 def _write_json_atomic(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # parts on other machines may write it too
     tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
     os.replace(tmp, path)
 
@@ -161,24 +202,39 @@ def run_sharded(
     on_shard: Callable[[int, int, bool], None] | None = None,
     config: dict | None = None,
     stats: GenerationStats | None = None,
+    part: Part = WHOLE,
 ) -> list[dict]:
     """Process items shard by shard into folder/shard-00000.jsonl...; returns all records in order.
 
     `config` is what, besides the items, decides the records (a DataError if the folder's shards
     were made with another); `stats` (the backend's running counts) gives each shard its cost.
-    on_shard(done_shards, total_shards, was_cached) reports progress.
+    This process takes its share of the shards (of `part`, then of the launch's ranks) and waits for
+    the others; a whole job returns every record, a part returns [] (merge the parts later).
+    on_shard(done_shards, total_shards, was_cached) reports progress over the cached shards and
+    this process's own.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _start_job(folder, {"shard_size": shard_size, **(config or {})}, items)
+    job = {"shard_size": shard_size, **(config or {})}
     n_shards = (len(items) + shard_size - 1) // shard_size
-    records: list[dict] = []
-    for k in range(n_shards):
-        path = folder / f"shard-{k:05d}.jsonl"
-        cached = path.is_file()
-        if not cached:
-            _write_shard(path, process, items[k * shard_size : (k + 1) * shard_size], k, stats)
-        records.extend(read_jsonl(path))
+
+    def start() -> None:
+        _start_job(folder, job, items)
+        _write_json_atomic(folder / LAYOUT, {"items": len(items), "shards": n_shards})  # what a merge expects
+
+    distributed.on_main(start)
+    check_job(folder, job, items)  # every rank (and every part) checks the job it joins
+    # the part's shards still to do, listed by every rank before any writes, then dealt round-robin:
+    # a resumed job keeps its ranks equally busy (who runs shard k does not change its records)
+    shards = list(range(part.index, n_shards, part.count))
+    cached = {k for k in shards if shard_path(folder, k).is_file()}
+    distributed.barrier()
+    mine = set(distributed.my_share([k for k in shards if k not in cached]))
+    reported = [k for k in shards if k in cached or k in mine]
+    for done, k in enumerate(reported, 1):
+        if k in mine:
+            _write_shard(shard_path(folder, k), process, items[k * shard_size : (k + 1) * shard_size], k, stats)
         if on_shard:
-            on_shard(k + 1, n_shards, cached)
-    return records
+            on_shard(done, len(reported), k in cached)
+    distributed.barrier()
+    return read_shards(folder, n_shards) if part.whole else []
