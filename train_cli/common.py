@@ -159,6 +159,15 @@ class FollowerRun:
         pass
 
 
+def one_process(command: str) -> None:
+    """Commands that do not split their work yet: refused under a multi-process launch (each rank
+    would do the whole job) rather than run n times."""
+    from glore_engine import distributed
+
+    if distributed.world_size() > 1:
+        raise click.UsageError(f"{command} runs in one process: launch it without torchrun / accelerate launch")
+
+
 def echo(message: str, **style) -> None:
     """click.echo (secho with style) on the main process only: one line per job, not per rank."""
     from glore_engine import distributed

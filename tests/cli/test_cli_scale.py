@@ -63,3 +63,9 @@ def test_part_flags_are_checked(cli, student, tmp_path):
     assert "--shard-index must be within [0, 2)" in bad
     out = cli("sorm", "--base", student, "--num-shards", 2, "--out", tmp_path, code=2).output
     assert "pass --samples" in out
+
+
+def test_commands_that_do_not_split_refuse_a_multi_process_launch(cli, student, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for args in (("eval-student", "--model", student), ("sample", "--model", student), ("eval",)):
+        assert "runs in one process" in cli(*args, code=2).output
