@@ -247,9 +247,8 @@ def run_part(role: str, sample, label, folder, run, samples_path: str | None, pa
     """One part of the data stage: the ORM samples (orm) or the SORM labels of --samples (sorm)."""
     from pathlib import Path
 
-    from glore_engine.labelling.manifest import load_records
     from glore_engine.labelling.orm_data import KIND as ORM_KIND
-    from glore_engine.labelling.orm_data import make_orm_data
+    from glore_engine.labelling.orm_data import load_orm_data, make_orm_data
     from glore_engine.labelling.rollouts import KIND as SORM_KIND
     from glore_engine.labelling.rollouts import make_sorm_labels
 
@@ -257,7 +256,7 @@ def run_part(role: str, sample, label, folder, run, samples_path: str | None, pa
     if role == "orm":
         make_orm_data(sample, Path(folder) / ORM_KIND, run, part=part)
         return Path(folder) / ORM_KIND
-    records = load_records(samples_path, ORM_KIND, base=sample.student)
+    records = load_orm_data(samples_path, base=sample.student)
     make_sorm_labels(label, sample.student, records, Path(folder) / SORM_KIND, run, part=part)
     return Path(folder) / SORM_KIND
 
