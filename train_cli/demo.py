@@ -11,7 +11,7 @@ import click
 
 from glore_engine.recipe import RECIPES
 
-from .common import engine_ready, friendly_errors, open_store
+from .common import engine_ready, friendly_errors, one_process, open_store
 
 
 def _commit() -> str:
@@ -81,6 +81,7 @@ def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
     if folder.exists() and any(folder.glob("*/done.json")) and not resume:
         raise click.UsageError(f"{folder} holds an earlier demo: pass --resume to continue it, or another --out")
     steps = recipe(name, seed)
+    one_process("demo")
     if name == "tiny":
         click.secho(SMOKE_TEST, fg="yellow", err=True)
     engine_ready()

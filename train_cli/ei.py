@@ -6,7 +6,16 @@ import click
 
 from glore_engine.training.expert_iteration import EIConfig
 
-from .common import config_options, engine_ready, friendly_errors, open_store, pop_config_flags, resolve_config, run_dir
+from .common import (
+    config_options,
+    engine_ready,
+    friendly_errors,
+    one_process,
+    open_store,
+    pop_config_flags,
+    resolve_config,
+    run_dir,
+)
 
 
 @click.command("ei")
@@ -27,6 +36,7 @@ def ei(ctx, config_file, out, resume, **flags) -> None:
         raise click.UsageError("--resume needs --out (the folder of the run to continue)")
     if out and not resume and any(Path(out).glob("round-*/done.json")):
         raise click.UsageError(f"{out} holds finished EI rounds: pass --resume to continue, or another --out")
+    one_process("ei")
     engine_ready()
     store = open_store(ctx)
     with store.run("ei", name=config.student, config=to_dict(config)) as run:
