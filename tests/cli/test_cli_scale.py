@@ -69,3 +69,27 @@ def test_commands_that_do_not_split_refuse_a_multi_process_launch(cli, student, 
     monkeypatch.setenv("WORLD_SIZE", "2")
     for args in (("eval-student", "--model", student), ("sample", "--model", student), ("eval",), ("ei",), ("demo",)):
         assert "runs in one process" in cli(*args, code=2).output
+
+
+def test_ranks_deal_the_shards_still_to_do(tmp_path, monkeypatch):
+    """Rank 1 of 2 takes every other shard of those not done yet (a resumed job keeps both busy)."""
+    import pytest
+
+    from glore_engine import distributed
+    from glore_engine.errors import DataError
+    from glore_engine.labelling.shards import run_sharded, shard_path, write_jsonl_atomic
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed, "barrier", lambda: None)  # no process group here: rank 0 is imagined
+    for k in (0, 1):
+        write_jsonl_atomic(shard_path(tmp_path, k), [{"k": k}])
+    ran = []
+
+    def process(shard, k):
+        ran.append(k)
+        return [{"k": k}]
+
+    with pytest.raises(DataError, match=r"lacks 2 of 5 shards \(2, 4\)"):  # rank 0's, never written here
+        run_sharded(list(range(5)), 1, tmp_path, process)
+    assert ran == [3]
