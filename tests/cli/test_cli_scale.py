@@ -53,7 +53,7 @@ def test_merge_refuses_missing_shards_and_other_configs(cli, student, tmp_path):
     # a part of another config into the same folder is refused before it samples
     out = cli("orm", "--base", student, *SAMPLE, *other, "--shard-index", 1, "--num-shards", 2,
               "--out", tmp_path / "a", code=1).output  # fmt: skip
-    assert "made by another job (differs in: config)" in out
+    assert "made with another config (temperature 1.0 -> 0.5)" in out
     assert "not the folder of a sharded" in cli("merge", tmp_path, code=1).output
 
 
@@ -77,11 +77,15 @@ def test_ranks_deal_the_shards_still_to_do(tmp_path, monkeypatch):
 
     from glore_engine import distributed
     from glore_engine.errors import DataError
+    from glore_engine.labelling import shards as sharding
     from glore_engine.labelling.shards import run_sharded, shard_path, write_jsonl_atomic
 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setattr(distributed, "barrier", lambda: None)  # no process group here: rank 0 is imagined
+    # no process group here: rank 0 is imagined, and what it writes is written here
+    monkeypatch.setattr(distributed, "barrier", lambda: None)
+    monkeypatch.setattr(distributed, "on_main", lambda write: write())
+    sharding._start_job(tmp_path, {"shard_size": 1}, list(range(5)))  # rank 0's job.json, before any shard
     for k in (0, 1):
         write_jsonl_atomic(shard_path(tmp_path, k), [{"k": k}])
     ran = []
