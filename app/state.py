@@ -158,6 +158,7 @@ class Workbench:
                     [r.gold for r in requests],
                     drafts=[r.draft for r in requests],
                     threshold=requests[0].threshold,
+                    warn=True,
                 )
         for result in results:
             result.timings["batch"] = len(requests)  # the timings are the whole batch's

@@ -74,16 +74,41 @@ def chars_per_token(tokenizer, question: str) -> float | None:
 
 def draft_logprob(model, tokenizer, question: str, draft: str) -> float | None:
     """Mean log-probability per token of the draft after the problem, as the student reads them."""
+    return draft_logprobs(model, tokenizer, [(question, draft)])[0]
+
+
+def draft_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> list[float | None]:
+    """draft_logprob for many (question, draft) pairs, a padded batch per forward pass."""
+    out: list[float | None] = []
+    for start in range(0, len(pairs), batch_size):
+        out += _logprob_batch(model, tokenizer, pairs[start : start + batch_size])
+    return out
+
+
+def _logprob_batch(model, tokenizer, pairs: Sequence[tuple[str, str]]) -> list[float | None]:
     import torch
 
-    prompt = student_prompt(question)
-    enc = tokenizer(prompt + draft, return_offsets_mapping=True, add_special_tokens=True, return_tensors="pt")
-    ids = enc["input_ids"].to(next(model.parameters()).device)
+    prompts = [student_prompt(q) for q, _ in pairs]
+    encs = [tokenizer(p + d, return_offsets_mapping=True, add_special_tokens=True) for p, (_, d) in zip(prompts, pairs)]
+    width = max(len(e["input_ids"]) for e in encs)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    # right padding: a causal model's logits at real positions never see the pads after them
+    ids = torch.full((len(encs), width), pad, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(encs), width), dtype=torch.long)  # (B, T)
+    for row, e in enumerate(encs):
+        ids[row, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+        mask[row, : len(e["input_ids"])] = 1
     with torch.inference_mode():
-        logits = model(input_ids=ids).logits[0, :-1].float()
-    token_lp = torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None])[:, 0].tolist()
-    offsets = enc["offset_mapping"][0, 1:].tolist()
-    return _mean([lp for lp, (a, b) in zip(token_lp, offsets) if b > a and a >= len(prompt)])
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()  # (B, T-1, V)
+    token_lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None].to(device))[..., 0].cpu()  # (B, T-1)
+    out = []
+    for row, (e, prompt) in enumerate(zip(encs, prompts)):
+        n = len(e["input_ids"]) - 1
+        offsets = e["offset_mapping"][1 : n + 1]
+        lps = token_lp[row, :n].tolist()
+        out.append(_mean([lp for lp, (a, b) in zip(lps, offsets) if b > a and a >= len(prompt)]))
+    return out
 
 
 def _mean(values: list[float]) -> float | None:
@@ -93,7 +118,7 @@ def _mean(values: list[float]) -> float | None:
 def reference_range(model, tokenizer, problems) -> dict[str, Any]:
     """The lowest and median values of both measures on (problem, gold solution) pairs."""
     pieces = [chars_per_token(tokenizer, p.question) for p in problems]
-    drafts = [draft_logprob(model, tokenizer, p.question, p.solution) for p in problems]
+    drafts = draft_logprobs(model, tokenizer, [(p.question, p.solution) for p in problems])
     return {
         "version": RANGE_VERSION,
         "n": len(problems),
@@ -174,10 +199,22 @@ def likelihood_warnings(pieces: float | None, draft_lp: float | None, reference:
 
 def check(question: str, steps: Sequence[str], model=None, tokenizer=None, reference=None) -> Familiarity:
     """Format warnings always; the other two when the student (model, tokenizer) and its range are given."""
-    warnings = format_warnings(steps)
-    pieces = lp = None
-    if model is not None and tokenizer is not None and reference is not None:
+    return check_batch([(question, steps)], model, tokenizer, reference)[0]
+
+
+def check_batch(
+    items: Sequence[tuple[str, Sequence[str]]], model=None, tokenizer=None, reference=None
+) -> list[Familiarity]:
+    """check() for many (question, steps), the drafts' log-probabilities in padded batches."""
+    if model is None or tokenizer is None or reference is None:
+        return [Familiarity(None, None, format_warnings(steps)) for _, steps in items]
+    scored = [i for i, (_, steps) in enumerate(items) if steps]
+    lps: list[float | None] = [None] * len(items)
+    values = draft_logprobs(model, tokenizer, [(items[i][0], "\n".join(items[i][1])) for i in scored])
+    for i, lp in zip(scored, values):
+        lps[i] = lp
+    out = []
+    for (question, steps), lp in zip(items, lps):
         pieces = chars_per_token(tokenizer, question)
-        lp = draft_logprob(model, tokenizer, question, "\n".join(steps)) if steps else None
-        warnings = likelihood_warnings(pieces, lp, reference) + warnings
-    return Familiarity(pieces, lp, warnings)
+        out.append(Familiarity(pieces, lp, likelihood_warnings(pieces, lp, reference) + format_warnings(steps)))
+    return out

@@ -115,20 +115,23 @@ class GlorePipeline:
         question = check_question(question)
         if draft is not None and not split_steps(draft):
             raise DataError("the draft has no steps: write one reasoning step per line")
-        result = self.run_batch([question], [gold], drafts=[draft] if draft is not None else None, threshold=threshold)
-        result[0].warnings = self.familiarity(question, result[0].draft.steps).warnings
-        return result[0]
+        drafts: list[str | None] | None = [draft] if draft is not None else None
+        return self.run_batch([question], [gold], drafts=drafts, threshold=threshold, warn=True)[0]
 
     def familiarity(self, question: str, steps: list[str]):
         """How far the problem and draft are from the family's training data (familiarity.check)."""
-        from .familiarity import check, family_range
+        return self.familiarity_batch([(question, steps)])[0]
+
+    def familiarity_batch(self, items: list[tuple[str, list[str]]]):
+        """familiarity for many (question, steps), the student's passes batched."""
+        from .familiarity import check_batch, family_range
 
         student = self.models.student
         model, tokenizer = getattr(student, "model", None), getattr(student, "tokenizer", None)
         folder = self.models.paths.get("student")
         if self._reference is None and model is not None and folder:
             self._reference = family_range(folder, model, tokenizer)
-        return check(question, steps, model, tokenizer, self._reference)
+        return check_batch(items, model, tokenizer, self._reference)
 
     def run_batch(
         self,
@@ -139,8 +142,13 @@ class GlorePipeline:
         orm_critique: bool = False,
         best_of: int = 0,
         seed: int = 0,
+        warn: bool = False,
     ) -> list[GloreResult]:
-        """Batched pipeline for evaluation; orm_critique and best_of add the ablation and baseline."""
+        """Batched pipeline; orm_critique and best_of add the ablation and baseline.
+
+        warn: also say, per result, how far its problem and draft are from the family's training data
+        (`familiarity`), as Inspect shows before the scores; evaluation on the family's own task skips it.
+        """
         threshold = self.threshold if threshold is None else threshold
         golds = golds or [None] * len(questions)
         timings: dict = {}
@@ -193,6 +201,10 @@ class GlorePipeline:
                     samples[i],
                 )
             )
+        if warn:
+            checks = self.familiarity_batch([(r.question, r.draft.steps) for r in results])
+            for result, check in zip(results, checks):
+                result.warnings = check.warnings
         return results
 
     # ---- stages ---------------------------------------------------------------------------------

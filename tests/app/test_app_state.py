@@ -232,3 +232,19 @@ def test_bad_glore_threads_is_one_line_and_exit_2(monkeypatch, capsys):
     assert main(["--no-browser"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("glore-app: error: GLORE_THREADS must be a whole number") and "\n" not in err
+
+
+def test_batched_inspect_carries_the_familiarity_warnings(tiny_family, tmp_path):
+    """Inspect goes through the model worker's batches; the warnings must come back with each result."""
+    from glore_app.state import Workbench
+    from glore_engine.tasks.synthetic import generate
+
+    problem = generate("test", 1)[0]
+    plain = "Tom has 3 apples and buys 4.\nHe has 3 + 4 = 7 apples."
+    bench = Workbench(tiny_family, f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        result = bench.inspect(problem.question, draft=plain, gold=problem.answer)
+    finally:
+        bench.close()
+    assert any("calculator annotations" in w for w in result.warnings)
+    assert any("#### answer" in w for w in result.warnings)

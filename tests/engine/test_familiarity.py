@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from glore_engine import familiarity
 from glore_engine.family import GloreModels
 from glore_engine.pipeline import GlorePipeline
@@ -65,3 +67,15 @@ def test_inspect_results_carry_the_warnings(tiny_family):
     # a random tiny student finds even its task's text unlikely; the rule is the same for a trained one
     check = pipeline.familiarity(problem.question, problem.solution.splitlines())
     assert check.chars_per_token is not None and check.draft_logprob is not None
+
+
+def test_batched_draft_logprobs_equal_one_at_a_time(tiny_family):
+    """Right padding leaves a causal model's real positions alone: a batch gives each draft's own value."""
+    models = GloreModels.from_folder(tiny_family)
+    model, tokenizer = models.student.model, models.student.tokenizer
+    problems = generate("test", 5)
+    pairs = [(p.question, p.solution) for p in problems] + [(problems[0].question, "\n".join(PLAIN_STEPS))]
+    batched = familiarity.draft_logprobs(model, tokenizer, pairs, batch_size=4)
+    alone = [familiarity.draft_logprobs(model, tokenizer, [pair])[0] for pair in pairs]
+    assert len({len(tokenizer(q + d)["input_ids"]) for q, d in pairs}) > 1  # the batch really pads
+    assert batched == pytest.approx(alone, abs=1e-4)
