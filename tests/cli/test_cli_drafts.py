@@ -79,3 +79,24 @@ def test_eval_rm_processbench_usage(cli, tmp_path):
     assert result.exit_code == 2 and "no human first-error labels yet" in result.output
     result = cli("eval-rm", ok=False)
     assert result.exit_code == 2 and "--processbench FILE / --run ID" in result.output
+
+
+def test_imported_drafts_export_in_every_annotation_format(cli, tmp_path):
+    """Labels marked on imported drafts come out as TRL, PRM800K and CSV too, with 0-based first errors."""
+    import csv
+
+    cli("import", drafts_file(tmp_path))
+    run = cli.last("import")
+    with cli.store() as store:
+        cases = store.cases(run.id)
+        store.save_annotation(cases[1].id, "ann", first_error_step=0, verdict="found_error")
+    files = {fmt: tmp_path / f"out.{fmt}" for fmt in ("trl", "prm800k", "csv")}
+    for fmt, path in files.items():
+        cli("export", "--run", run.id, "--format", fmt, "--out", path)
+    trl = [json.loads(line) for line in files["trl"].read_text().splitlines()]
+    assert len(trl) == 1 and trl[0]["labels"] == [False]  # the one step of draft b, marked wrong
+    assert "Tom has 5 pens" in json.dumps(trl[0])
+    prm = [json.loads(line) for line in files["prm800k"].read_text().splitlines()]
+    assert len(prm) == 1 and "Tom has 5 pens" in json.dumps(prm[0])
+    rows = list(csv.DictReader(files["csv"].open(encoding="utf-8")))
+    assert len(rows) == 1 and rows[0]["first_error_index"] == "0"
