@@ -74,3 +74,15 @@ def on_main(write: Callable[[], T]) -> T:
 def my_share(items: list[T]) -> list[T]:
     """This rank's share of a list every rank holds alike: elements r, r + world, ..."""
     return items[rank() :: world_size()]
+
+
+def gather(value: T) -> list[T]:
+    """Every rank's value, in rank order, on every rank (picklable objects: a share of results)."""
+    if world_size() == 1:
+        return [value]
+    import torch.distributed as dist
+
+    _state()
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, value)
+    return out

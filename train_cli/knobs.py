@@ -76,6 +76,7 @@ KNOBS = {
     "SampleConfig.batch_size": "rows per generation pass (problems x n)",
     "EvalStudentConfig.k": "temperature samples per problem for pass@k (0: greedy accuracy only)",
     "EvalStudentConfig.batch_size": "rows per generation pass",
+    "PipelineEvalConfig.batch_size": "problems per pipeline batch (a torchrun launch shares the batches out)",
     "SormLabelConfig.k": "verifying rollouts per step prefix",
     "SormLabelConfig.n_questions": "label the samples of the first N questions (0: all)",
     "SormLabelConfig.batch_size": "rollouts per generation pass",

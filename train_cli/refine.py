@@ -14,7 +14,6 @@ from .common import (
     echo,
     engine_ready,
     friendly_errors,
-    one_process,
     open_run,
     pop_config_flags,
     resolve_config,
@@ -72,7 +71,6 @@ def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, con
     from glore_engine.evaluation.pipeline_eval import run_pipeline_eval
 
     config = resolve_config(PipelineEvalConfig, config_file, pop_config_flags(PipelineEvalConfig, flags))
-    one_process("eval")
     engine_ready()
     models, paths = _load_family(family, student, orm, sorm, global_refiner, local_refiner)
     with open_run(ctx, "eval", name=config.data, config={"models": paths, **to_dict(config)}) as run:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, UNIT, check_bounds
 from ..pipeline import GloreResult
 from ..tracking import Tracker, ensure, log_numbers, progress_bar
@@ -23,9 +24,18 @@ class PipelineEvalConfig:
     threshold: float = 0.5  # SORM score below which a step is the first error
     best_of: int = 3  # student samples for the best-of-N baseline
     seed: int = 0
+    batch_size: int = 128  # problems per pipeline batch, the unit a multi-process launch shares out
 
     def __post_init__(self):
-        check_bounds(self, limit=POSITIVE, best_of=POSITIVE, threshold=UNIT, data_seed=NON_NEGATIVE, seed=NON_NEGATIVE)
+        check_bounds(
+            self,
+            limit=POSITIVE,
+            best_of=POSITIVE,
+            threshold=UNIT,
+            data_seed=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+            batch_size=POSITIVE,
+        )
 
 
 # Paper anchors (GSM8K, LLaMA-2 13B EI student); ~ marks secondary sources (docs/method.md section 4).
@@ -113,11 +123,16 @@ def evaluate_pipeline(
     batch_size: int = 128,
     progress=None,
 ) -> tuple[list[GloreResult], dict]:
-    """Run GLoRe on problems (with the ORM-critique ablation and the best-of-3 baseline); returns results, tables."""
-    results: list[GloreResult] = []
-    for start in range(0, len(problems), batch_size):
+    """Run GLoRe on problems (with the ORM-critique ablation and the best-of-3 baseline); returns results, tables.
+
+    Under a multi-process launch each rank runs batches r, r + n, ... and every rank gets all results
+    in problem order. A batch is seeded by its start, so the results equal one process's.
+    """
+    starts = distributed.my_share(list(range(0, len(problems), batch_size)))
+    mine: dict[int, list[GloreResult]] = {}
+    for start in starts:
         chunk = problems[start : start + batch_size]
-        results += pipeline.run_batch(
+        mine[start] = pipeline.run_batch(
             [p.question for p in chunk],
             [p.answer for p in chunk],
             threshold=threshold,
@@ -126,7 +141,10 @@ def evaluate_pipeline(
             seed=seed + start,
         )
         if progress:
-            progress(len(results), len(problems))
+            progress(sum(len(r) for r in mine.values()), len(problems))
+    shares = distributed.gather(mine)
+    by_start = {start: batch for share in shares for start, batch in share.items()}
+    results = [r for start in sorted(by_start) for r in by_start[start]]
     return results, refinement_tables(results)
 
 
@@ -145,6 +163,7 @@ def run_pipeline_eval(
             problems,
             best_of=config.best_of,
             seed=config.seed,
+            batch_size=config.batch_size,
             progress=lambda done, total: bar.update(done - bar.n),
         )
     tracker.log_cases([to_case(r, i, p.id).to_json() for i, (r, p) in enumerate(zip(results, problems))])

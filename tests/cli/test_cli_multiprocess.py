@@ -142,3 +142,25 @@ def test_sorm_and_refine_two_processes(launch, student, crafted):
     launch("refine", "--kind", "global", "--base", student, *TRAIN[:6], "--samples", samples, "--out", refined)
     runs = launch.runs("refine")
     assert len(runs) == 1 and runs[0].status == "FINISHED" and (refined / "model" / "model.safetensors").is_file()
+
+
+def test_eval_two_processes_share_the_batches_and_equal_one_process(launch, tiny_family):
+    """T2/T3 under torchrun: rank r runs batches r, r + 2, ...; one run, the same cases as one process."""
+    args = ("eval", "--family", tiny_family, "--limit", 7, "--batch-size", 2, "--best-of", 2)
+    one = launch(*args, procs=1)
+    two = launch(*args, procs=2)
+    runs = launch.runs("eval")
+    assert len(runs) == 2 and all(r.status == "FINISHED" for r in runs)
+    tables = [out.split("cases stored")[0] for out in (one, two)]
+    assert tables[0] == tables[1]
+    from glore_db import Store
+
+    with Store(launch.url) as store:
+        cases = [
+            [
+                (c.index, c.question, c.draft, {k: v for k, v in c.data.items() if k != "timings"})
+                for c in store.cases(r.id)
+            ]
+            for r in runs
+        ]
+    assert len(cases[0]) == 7 and cases[0] == cases[1]
