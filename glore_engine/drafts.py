@@ -355,13 +355,9 @@ def load_scorers(family: str | None = None, orm: str | None = None, sorm: str | 
         return None
     if not (orm and sorm):
         raise DataError("scoring needs both an ORM and a SORM (or a family folder)")
-    from .models.reward_model import RewardScorer, load_reward_model
+    from .models.reward_model import load_scorers
 
-    scorers = []
-    for role, checkpoint in (("orm", orm), ("sorm", sorm)):
-        model, tokenizer, _ = load_reward_model(checkpoint, roles=(role,))
-        scorers.append(RewardScorer(model, tokenizer))
-    return scorers[0], scorers[1]
+    return load_scorers({"orm": orm}, roles=("orm",))["orm"], load_scorers({"sorm": sorm}, roles=("sorm",))["sorm"]
 
 
 def write_drafts(rows: Iterable[dict[str, Any]], path: str | Path) -> int:

@@ -198,13 +198,10 @@ def run_processbench_eval(
     models: Mapping[str, str], drafts: list[LabelledDraft], threshold: float = 0.5, tracker: Tracker | None = None
 ) -> tuple[list[FirstErrorEval], str]:
     """`glore-train eval-rm --processbench/--run`: reward models given as {name: checkpoint}, logged."""
-    from ..models.reward_model import RewardScorer, load_reward_model
+    from ..models.reward_model import load_scorers
 
     tracker = ensure(tracker)
-    scorers = {}
-    for name, path in models.items():
-        model, tokenizer, _ = load_reward_model(path)
-        scorers[name] = RewardScorer(model, tokenizer)
+    scorers = load_scorers(models)
     rows, table = processbench_eval(scorers, drafts, threshold)
     for row in rows:
         log_numbers(tracker, {f"{row.name}/processbench/{k}": v for k, v in row.metrics().items()})

@@ -170,13 +170,10 @@ def run_reward_eval(
     models: dict[str, str], labelled: list[LabelledSolution], config: RewardEvalConfig, tracker: Tracker | None = None
 ) -> tuple[list[RewardEval], str]:
     """T1 for reward models given as {name: checkpoint folder}; every row's metrics logged as name/metric."""
-    from ..models.reward_model import RewardScorer, load_reward_model
+    from ..models.reward_model import load_scorers
 
     tracker = ensure(tracker)
-    scorers = {}
-    for name, path in models.items():
-        model, tokenizer, _ = load_reward_model(path)
-        scorers[name] = RewardScorer(model, tokenizer)
+    scorers = load_scorers(models)
     rows, table = evaluate_reward_models(scorers, labelled, config.rules(), config.threshold)
     for row in rows:
         log_numbers(tracker, {f"{row.name}/{key}": value for key, value in row.metrics().items()})

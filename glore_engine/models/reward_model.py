@@ -9,6 +9,7 @@ rather than which sample is wrong (docs/demo-task.md). Likelihood features are d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,3 +283,12 @@ def load_reward_model(path: str | Path, roles=REWARD_ROLES, device: str | None =
 def is_reward_checkpoint(path: str | Path) -> bool:
     card = read_card(path) if Path(path).is_dir() else None
     return card is not None and card.role in REWARD_ROLES
+
+
+def load_scorers(models: Mapping[str, str | Path], roles=REWARD_ROLES) -> dict[str, RewardScorer]:
+    """{name: checkpoint folder} -> {name: RewardScorer}, each model loaded as load_reward_model does."""
+    scorers = {}
+    for name, path in models.items():
+        model, tokenizer, _ = load_reward_model(path, roles=roles)
+        scorers[name] = RewardScorer(model, tokenizer)
+    return scorers
