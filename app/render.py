@@ -333,9 +333,14 @@ def candidate_card(candidate, draft, gold: str | None, first_error_at_run: int =
     if candidate.kind == "local":
         if candidate.unchanged:
             lines.append("*No step below the threshold: the local refiner was not run, the draft stands.*")
+        elif first_error_at_run < 0:  # nothing below the threshold: the pipeline starts at the weakest step
+            lines.append(
+                f"No step below the threshold: refined from the weakest step, {candidate.kept_steps + 1}; "
+                f"{candidate.kept_steps} step(s) before it kept."
+            )
         else:
             lines.append(
-                f"Refined from the marked step {first_error_at_run + 1}; {candidate.kept_steps} step(s) before it kept."
+                f"Refined from the marked step {candidate.kept_steps + 1}; {candidate.kept_steps} step(s) before it kept."
             )
     rows = diff_steps(draft.steps, candidate.steps, candidate.kept_steps if candidate.kind == "local" else 0)
     return _card(title, lines, diff_html(rows), candidate.kind)

@@ -22,6 +22,7 @@ class PipelineEvalConfig:
     limit: int = 500  # problems
     data_seed: int = 0
     threshold: float = 0.5  # SORM score below which a step is the first error
+    weakest: bool = True  # no step below threshold: refine locally from the weakest step (pipeline.local_mark)
     best_of: int = 3  # student samples for the best-of-N baseline
     seed: int = 0
     batch_size: int = 128  # problems per pipeline batch, the unit a multi-process launch shares out
@@ -159,7 +160,7 @@ def run_pipeline_eval(
     problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, models.paths["student"])
     with progress_bar(len(problems), "GLoRe pipeline", progress) as bar:
         results, tables = evaluate_pipeline(
-            GlorePipeline(models, threshold=config.threshold),
+            GlorePipeline(models, threshold=config.threshold, weakest=config.weakest),
             problems,
             best_of=config.best_of,
             seed=config.seed,

@@ -10,7 +10,14 @@ from engine_helpers import QUESTION, SOLUTION, problems, wrong
 from glore_engine.errors import CheckpointError, DataError
 from glore_engine.family import GloreModels
 from glore_engine.formats import join_steps, student_prompt
-from glore_engine.pipeline import MAX_QUESTION_CHARS, GlorePipeline, GloreResult, result_from_dict, to_case
+from glore_engine.pipeline import (
+    MAX_QUESTION_CHARS,
+    GlorePipeline,
+    GloreResult,
+    local_mark,
+    result_from_dict,
+    to_case,
+)
 from glore_engine.tasks.answers import is_correct
 from glore_engine.tasks.steps import split_steps
 
@@ -87,16 +94,41 @@ def test_correctness_is_graded_against_the_gold_answer(batch):
             assert r.draft.correct == (d == p.solution)
 
 
-def test_local_refinement_keeps_the_drafts_steps_before_the_error(batch):
+def test_local_refinement_keeps_the_drafts_steps_before_the_mark(batch):
+    """The mark is the first error, else (nothing below the threshold) the weakest step: every draft is refined."""
     _, _, results = batch
     for r in results:
-        e, local = r.first_error, r.local_refinement
-        if e < 0:
-            assert local.unchanged and local.text == r.draft.text and local.orm_steps == r.draft.orm_steps
-        else:
-            assert not local.unchanged and local.kept_steps == e
-            kept = join_steps(r.draft.steps[:e])
-            assert local.text.startswith(kept + "\n" if e else "")
+        e, local, scores = r.first_error, r.local_refinement, r.draft.sorm_steps
+        if not r.draft.steps:  # nothing to mark: the (empty) draft stands
+            assert r.local_mark == -1 and local.unchanged
+            continue
+        assert r.local_mark == (e if e >= 0 else scores.index(min(scores)))
+        assert not local.unchanged and local.kept_steps == r.local_mark
+        kept = join_steps(r.draft.steps[: r.local_mark])
+        assert local.text.startswith(kept + "\n" if r.local_mark else "")
+
+
+def test_without_the_weakest_fallback_an_unmarked_draft_stands(models, batch):
+    probs, drafts, _ = batch
+    strict = GlorePipeline(models, max_new_tokens=16, threshold=0.0, weakest=False)  # no score is below 0
+    results = strict.run_batch([p.question for p in probs], [p.answer for p in probs], drafts=drafts)
+    for r in results:
+        assert r.first_error == -1 and r.local_mark == -1
+        assert r.local_refinement.unchanged and r.local_refinement.text == r.draft.text
+        assert r.local_refinement.orm_steps == r.draft.orm_steps
+
+
+@pytest.mark.parametrize(
+    "scores, threshold, weakest, mark",
+    [
+        ([0.9, 0.4, 0.2], 0.5, True, 1),
+        ([0.9, 0.6, 0.7], 0.5, True, 1),
+        ([0.9, 0.6, 0.7], 0.5, False, -1),
+        ([], 0.5, True, -1),
+    ],
+)
+def test_local_mark(scores, threshold, weakest, mark):
+    assert local_mark(scores, threshold, weakest) == mark
 
 
 def test_the_samples_baseline_and_orm_critique_ablation(batch):
@@ -104,8 +136,10 @@ def test_the_samples_baseline_and_orm_critique_ablation(batch):
     for r in results:
         assert len(r.samples) == 2 and {c.kind for c in r.samples} == {"sample"}
         assert r.local_orm_critique is not None and r.local_orm_critique.kind == "local"
-        if r.first_error_orm < 0:
-            assert r.local_orm_critique.unchanged and r.local_orm_critique.orm_steps == r.draft.orm_steps
+        # the ORM's weakest step when none is below the threshold; a stepless draft stands
+        assert r.local_orm_critique.unchanged == (not r.draft.steps)
+        if r.draft.steps:
+            assert r.local_orm_critique.kept_steps == local_mark(r.draft.orm_steps, r.threshold)
     assert set(results[0].timings) >= {"draft_s", "score_s", "refine_s", "rerank_s", "total_s"}
 
 
