@@ -69,10 +69,36 @@ def local_triple(
     return RefinementExample(local_prompt(record.question, draft, e), join_steps(target[e:]), "local")
 
 
+def rollout_triples(record: LabelledSolution) -> list[RefinementExample]:
+    """Triples from the failing rollouts of a solution's verified prefixes.
+
+    A verified prefix P_i (label 1) whose stored failing rollout `neg` went wrong gives the draft
+    P_i + neg, marked at neg's first step, and the target P_i + a verifying continuation (the solution's
+    own rest when it is correct, else the prefix's stored `pos`). The mark sits at or before neg's real
+    error, as a SORM's often does at inference, and a wrong draft yields one triple per verified prefix
+    instead of one in all.
+    """
+    out = []
+    for i in range(1, len(record.steps)):
+        stats = record.rollouts[i - 1] if i - 1 < len(record.rollouts) else None
+        if stats is None or stats.neg is None or not record.labels[i - 1]:
+            continue
+        rest = record.steps[i:] if record.correct else split_steps(stats.pos or "")
+        wrong = split_steps(stats.neg)
+        if not rest or not wrong or wrong[0] == rest[0]:
+            continue
+        draft = record.steps[:i] + wrong
+        out.append(RefinementExample(local_prompt(record.question, draft, i), join_steps(rest), "local"))
+    return out
+
+
 def local_triples(
-    labelled: list[LabelledSolution], rules: LabelRules | None = None, seed: int = 0
+    labelled: list[LabelledSolution], rules: LabelRules | None = None, seed: int = 0, from_rollouts: bool = False
 ) -> list[RefinementExample]:
-    """Rollout-labelled solutions -> local refinement triples (balancing off: every label is used)."""
+    """Rollout-labelled solutions -> local refinement triples (balancing off: every label is used).
+
+    from_rollouts: also the triples of `rollout_triples` (each distinct prompt once).
+    """
     rules = rules or LabelRules(balance=False)
     rng = random.Random(seed)
     records = apply_rules(labelled, LabelRules(rules.consistency, rules.propagate, False, rules.seed))
@@ -82,4 +108,11 @@ def local_triples(
         triple = local_triple(r, correct.get(r.problem_id, []), rng)
         if triple is not None:
             out.append(triple)
+    if from_rollouts:
+        seen = {t.prompt for t in out}
+        for r in records:
+            for triple in rollout_triples(r):
+                if triple.prompt not in seen:
+                    seen.add(triple.prompt)
+                    out.append(triple)
     return out

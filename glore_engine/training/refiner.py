@@ -29,6 +29,8 @@ class RefinerConfig(OptimConfig):
     max_steps: int = 600
     warmup_steps: int = 20
     max_length: int = 512
+    # local: also train on triples from the failing rollouts of verified prefixes (pairing.rollout_triples)
+    rollout_triples: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -87,14 +89,14 @@ def train_refiner(
 
 
 def refinement_examples(
-    kind: str, data: list[QuestionSamples] | list[LabelledSolution], seed: int = 0
+    kind: str, data: list[QuestionSamples] | list[LabelledSolution], seed: int = 0, rollout_triples: bool = False
 ) -> list[RefinementExample]:
     """global: (incorrect -> correct) pairs from ORM data; local: [BAD]-marked triples from SORM labels."""
     from ..labelling.pairing import global_pairs, local_triples
 
     if kind == "global":
         return global_pairs(cast(list[QuestionSamples], data), seed=seed)
-    return local_triples(cast(list[LabelledSolution], data), seed=seed)
+    return local_triples(cast(list[LabelledSolution], data), seed=seed, from_rollouts=rollout_triples)
 
 
 def train_refiner_from(
@@ -110,7 +112,7 @@ def train_refiner_from(
     Returns the model folder, the training result and how many examples it learnt from.
     """
     tracker = ensure(tracker)
-    examples = refinement_examples(config.kind, data, config.seed)
+    examples = refinement_examples(config.kind, data, config.seed, config.rollout_triples)
     tracker.log_metric(f"data/{config.kind}_examples", len(examples))
     folder, result = train_refiner(config, examples, output_dir, tracker, resume=resume, progress=progress)
     return folder, result, len(examples)

@@ -12,7 +12,7 @@ from glore_engine.errors import DataError
 from glore_engine.formats import BAD_MARK, global_prompt, join_steps, local_prompt, student_prompt
 from glore_engine.generation.base import Sample
 from glore_engine.labelling.orm_data import build_orm_data, dedup_samples, orm_stats, sample_questions
-from glore_engine.labelling.pairing import global_pairs, local_triple, local_triples
+from glore_engine.labelling.pairing import global_pairs, local_triple, local_triples, rollout_triples
 from glore_engine.labelling.postprocess import (
     LabelRules,
     apply_rules,
@@ -440,6 +440,45 @@ def test_local_triple_marks_the_first_error_and_keeps_the_steps_before_it():
     assert ex.target == "c = b * 5 = 10\n#### 10"  # continues with the positive rollout from P_2
     full_target = split_steps(ex.prompt.split("Refinement:\n", 1)[1] + ex.target)
     assert full_target[:2] == steps[:2]
+
+
+def test_rollout_triples_mark_the_failing_rollout_of_each_verified_prefix():
+    steps = ["a = 1", "b = a + 1 = 2", "c = b * 5 = 10", "#### 10"]
+    r = record(
+        steps,
+        True,
+        [
+            rollout_stats(correct=3, neg="b = a + 2 = 3\n#### 15"),
+            rollout_stats(correct=2),
+            rollout_stats(correct=1, neg="#### 9"),
+        ],
+        question="Q?",
+    )
+    r = apply_rules([r], LabelRules(balance=False))[0]
+    triples = rollout_triples(r)
+    # P_1 failed with "b = a + 2 = 3": marked there, target the solution's own rest; P_2 has no failing rollout
+    assert [t.prompt for t in triples] == [
+        local_prompt("Q?", ["a = 1", "b = a + 2 = 3", "#### 15"], 1),
+        local_prompt("Q?", steps[:3] + ["#### 9"], 3),
+    ]
+    assert [t.target for t in triples] == ["b = a + 1 = 2\nc = b * 5 = 10\n#### 10", "#### 10"]
+
+
+def test_rollout_triples_of_a_wrong_solution_target_the_prefixes_verifying_rollout():
+    steps = ["a = 1", "b = a * 3 = 4", "#### 4"]
+    r = record(
+        steps,
+        False,
+        [rollout_stats(correct=1, pos="b = a * 3 = 3\n#### 3", neg="b = 7\n#### 7"), rollout_stats(correct=0, neg="x")],
+    )
+    r = apply_rules([r], LabelRules(balance=False))[0]
+    assert r.labels == [1, 0, 0]
+    (triple,) = rollout_triples(r)  # P_2 is not verified: no triple from it
+    assert triple.prompt == local_prompt("Q?", ["a = 1", "b = 7", "#### 7"], 1)
+    assert triple.target == "b = a * 3 = 3\n#### 3"
+    plain = local_triples([r])
+    both = local_triples([r], from_rollouts=True)
+    assert both[: len(plain)] == plain and both[len(plain) :] == [triple]
 
 
 def test_local_triple_with_an_error_at_the_first_step_targets_a_correct_sample():
