@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import demo, drafts, ei, refine, reward, runs, scale, student, when
+from . import demo, drafts, ei, refine, reward, runs, scale, student, when, where
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -19,7 +19,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.ensure_object(dict)["db"] = db
 
 
-for module in (student, ei, reward, refine, demo, drafts, runs, when, scale):
+for module in (student, ei, reward, refine, demo, drafts, runs, when, where, scale):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -125,6 +125,32 @@ def test_when_on_the_cases_eval_stored_agrees_with_t3(evaluated):
     assert f"| always | {100 * glore:.1f} | 100.0 |" in output
 
 
+def test_where_studies_the_wrong_drafts_of_an_eval_run(cli, tiny_family):
+    from glore_engine.family import GloreModels
+    from glore_engine.pipeline import GlorePipeline, to_case
+    from glore_engine.tasks.synthetic import generate
+
+    probs = generate("test", 4, seed=2)
+    drafts = [p.solution if i == 0 else p.solution.rsplit("#### ", 1)[0] + "#### 0" for i, p in enumerate(probs)]
+    pipeline = GlorePipeline(GloreModels.from_folder(tiny_family), max_new_tokens=16)
+    results = pipeline.run_batch([p.question for p in probs], [p.answer for p in probs], drafts=drafts)
+    with cli.store() as store, store.run("eval", name="synthetic") as run:
+        store.add_cases(run.id, [to_case(r, i).to_json() for i, r in enumerate(results)])
+    result = cli("where", "--run", run.id, "--family", tiny_family, "--k", 2)
+    assert f"eval run {run.id}: 3 wrong drafts, V* from 2 rollouts per prefix" in result.stdout
+    for rule in ("SORM < 0.5", "SORM < 0.5, else the weakest step", "V* (rollouts)", "(global refinement, no mark)"):
+        assert f"| {rule} |" in result.stdout
+    where = cli.last("where")
+    assert where.config["eval_run"] == run.id and where.summary["wrong_drafts"] == 3
+    assert metrics(cli, where.id)["where/vstar/exact"] == 1.0
+
+
+def test_where_without_cases_is_a_one_line_error(cli):
+    with cli.store() as store, store.run("eval", name="synthetic") as run:
+        pass
+    assert f"run {run.id} has no evaluation cases" in cli("where", "--run", run.id, code=1).output
+
+
 def test_eval_with_five_explicit_models(cli, tiny_family):
     f = tiny_family
     cli(
