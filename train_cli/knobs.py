@@ -19,6 +19,7 @@ KNOBS = {
     "log_every": "log loss and learning rate every N steps",
     "mixed_precision": "auto (bf16 on a GPU that has it, else fp32), no, bf16, fp16 or fp8",
     "max_length": "longest training text in tokens (longer ones are cut)",
+    "rollout_triples": "local refiner: also triples from failing rollouts of verified prefixes, marked at their first step",
     "seed": "random seed (0 or more)",
     # data
     "data": "synthetic, svamp, a GSM8K-format .jsonl file or a hub dataset id",
@@ -42,6 +43,7 @@ KNOBS = {
     # evaluation
     "threshold": "step score below which a step counts as an error (0..1)",
     "best_of": "student samples for the best-of-N baseline",
+    "weakest": "with no step below the threshold, refine locally from the lowest-scoring step (else keep the draft)",
     # student SFT
     "StudentConfig.base": "an architecture preset (tiny, demo, small, medium), a model folder or a hub id",
     "n_train": "training problems (synthetic: generated; else the first N of the data)",
