@@ -86,3 +86,28 @@ def gather(value: T) -> list[T]:
     out: list = [None] * world_size()
     dist.all_gather_object(out, value)
     return out
+
+
+R = TypeVar("R")
+
+
+def map_batches(
+    items: list[T],
+    size: int,
+    run: Callable[[int, list[T]], list[R]],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[R]:
+    """`run(start, items[start : start + size])` over the batches of `size` items; every rank gets all
+    the results, in item order. Under a multi-process launch rank r runs batches r, r + n, ... only.
+
+    A batch whose result depends on nothing but its items and its start (seed it by its start, never
+    by a counter of calls) makes the result one process's, whatever the number of processes.
+    progress(done, total): after each of this rank's batches, items done by this rank.
+    """
+    mine: dict[int, list[R]] = {}
+    for start in my_share(list(range(0, len(items), size))):
+        mine[start] = run(start, items[start : start + size])
+        if progress:
+            progress(sum(len(r) for r in mine.values()), len(items))
+    by_start = {start: batch for share in gather(mine) for start, batch in share.items()}
+    return [r for start in sorted(by_start) for r in by_start[start]]

@@ -16,7 +16,6 @@ from .common import (
     echo_metrics,
     engine_ready,
     friendly_errors,
-    one_process,
     open_run,
     pop_config_flags,
     resolve_config,
@@ -60,7 +59,6 @@ def sample(ctx, config_file, out_file, **flags) -> None:
     from glore_engine.labelling.orm_data import sample_to_file
 
     config = resolve_config(SampleConfig, config_file, pop_config_flags(SampleConfig, flags))
-    one_process("sample")
     engine_ready()
     with open_run(ctx, "sample", name=config.model, config=to_dict(config)) as run:
         path = Path(out_file) if out_file else run_dir(run.id, "sample", None) / "samples.jsonl"
@@ -79,7 +77,6 @@ def eval_student(ctx, config_file, **flags) -> None:
     from glore_engine.evaluation.student import run_student_eval
 
     config = resolve_config(EvalStudentConfig, config_file, pop_config_flags(EvalStudentConfig, flags))
-    one_process("eval-student")
     engine_ready()
     with open_run(ctx, "eval-student", name=config.model, config=to_dict(config)) as run:
         _, metrics = run_student_eval(config, tracker=run)

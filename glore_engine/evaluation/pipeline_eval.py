@@ -129,11 +129,9 @@ def evaluate_pipeline(
     Under a multi-process launch each rank runs batches r, r + n, ... and every rank gets all results
     in problem order. A batch is seeded by its start, so the results equal one process's.
     """
-    starts = distributed.my_share(list(range(0, len(problems), batch_size)))
-    mine: dict[int, list[GloreResult]] = {}
-    for start in starts:
-        chunk = problems[start : start + batch_size]
-        mine[start] = pipeline.run_batch(
+
+    def run(start: int, chunk: list) -> list[GloreResult]:
+        return pipeline.run_batch(
             [p.question for p in chunk],
             [p.answer for p in chunk],
             threshold=threshold,
@@ -141,11 +139,8 @@ def evaluate_pipeline(
             best_of=best_of,
             seed=seed + start,
         )
-        if progress:
-            progress(sum(len(r) for r in mine.values()), len(problems))
-    shares = distributed.gather(mine)
-    by_start = {start: batch for share in shares for start, batch in share.items()}
-    results = [r for start in sorted(by_start) for r in by_start[start]]
+
+    results = distributed.map_batches(problems, batch_size, run, progress)
     return results, refinement_tables(results)
 
 

@@ -6,9 +6,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from math import comb
 
+from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, check_bounds, check_choice
 from ..formats import student_prompt
 from ..generation import BACKENDS
+from ..generation.base import GenerationStats
 from ..tasks.answers import is_correct
 from ..tracking import Tracker, ensure, log_numbers
 
@@ -25,6 +27,7 @@ class EvalStudentConfig:
     max_new_tokens: int = 256
     seed: int = 0
     batch_size: int = 256
+    shard_size: int = 256  # problems per shard, the unit a multi-process launch shares out
     backend: str = "auto"  # vllm on a GPU where installed, else transformers
     calculator: bool = False
     device: str = ""
@@ -36,6 +39,7 @@ class EvalStudentConfig:
             k=NON_NEGATIVE,  # 0: greedy accuracy only
             data_seed=NON_NEGATIVE,
             batch_size=POSITIVE,
+            shard_size=POSITIVE,
             max_new_tokens=POSITIVE,
             temperature=NON_NEGATIVE,
             seed=NON_NEGATIVE,
@@ -83,16 +87,10 @@ class StudentEval:
         return out
 
 
-def evaluate_student(
-    backend,
-    problems,
-    k: int = 8,
-    temperature: float = 1.0,
-    max_new_tokens: int = 256,
-    seed: int = 0,
-    calculator: bool = False,
-) -> StudentEval:
-    """Greedy draft and k temperature samples per problem, scored against the gold answers."""
+def grade_student(
+    backend, problems, k: int, temperature: float, max_new_tokens: int, seed: int, calculator: bool = False
+) -> list[ProblemOutcome]:
+    """Greedy draft and k temperature samples (seeded by `seed`) for each problem, graded."""
     prompts = [student_prompt(p.question) for p in problems]
     greedy = backend.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens, calculator=calculator)
     sampled = (
@@ -102,10 +100,8 @@ def evaluate_student(
         if k
         else [[] for _ in problems]
     )
-    records: list[ProblemOutcome] = []
-    groups: dict[int, list[ProblemOutcome]] = defaultdict(list)
-    for problem, g, samples in zip(problems, greedy, sampled):
-        record = ProblemOutcome(
+    return [
+        ProblemOutcome(
             problem_id=problem.id,
             n_steps=problem.meta.get("n_steps", problem.n_steps),
             greedy=g[0].text,
@@ -113,7 +109,14 @@ def evaluate_student(
             samples_correct=sum(is_correct(s.text, problem.answer) for s in samples),
             k=len(samples),
         )
-        records.append(record)
+        for problem, g, samples in zip(problems, greedy, sampled)
+    ]
+
+
+def summarize(records: list[ProblemOutcome], k: int) -> StudentEval:
+    """Greedy accuracy, pass@k and sample accuracy over the problems' outcomes, overall and by steps."""
+    groups: dict[int, list[ProblemOutcome]] = defaultdict(list)
+    for record in records:
         groups[record.n_steps].append(record)
 
     def summary(rows: list[ProblemOutcome]) -> tuple[float, float]:
@@ -129,7 +132,7 @@ def evaluate_student(
     }
     sample_acc = sum(r.samples_correct for r in records) / max(sum(r.k for r in records), 1)
     return StudentEval(
-        n_problems=len(problems),
+        n_problems=len(records),
         greedy_accuracy=greedy_acc,
         k=k,
         pass_at_k=pass_k,
@@ -137,6 +140,29 @@ def evaluate_student(
         by_steps=by_steps,
         records=records,
     )
+
+
+def evaluate_student(
+    backend,
+    problems,
+    k: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    calculator: bool = False,
+    shard_size: int | None = None,
+) -> StudentEval:
+    """Greedy draft and k temperature samples per problem, scored against the gold answers.
+
+    The problems go in shards of `shard_size` (None: one shard), each generated on its own and
+    sampled with seed + its first problem's index; a multi-process launch shares the shards out
+    (`distributed.map_batches`), so every rank returns the evaluation one process would.
+    """
+
+    def run(start: int, shard: list) -> list[ProblemOutcome]:
+        return grade_student(backend, shard, k, temperature, max_new_tokens, seed + start, calculator)
+
+    return summarize(distributed.map_batches(list(problems), shard_size or max(len(problems), 1), run), k)
 
 
 def run_student_eval(config: EvalStudentConfig, tracker: Tracker | None = None) -> tuple[StudentEval, dict]:
@@ -158,8 +184,10 @@ def run_student_eval(config: EvalStudentConfig, tracker: Tracker | None = None) 
         max_new_tokens=config.max_new_tokens,
         seed=config.seed,
         calculator=config.calculator,
+        shard_size=config.shard_size,
     )
-    metrics = {**result.metrics(), "tokens_per_s": backend.stats.tokens_per_second}
+    stats = GenerationStats.joint(distributed.gather(backend.stats))  # every rank's share of the job
+    metrics = {**result.metrics(), "tokens_per_s": stats.tokens_per_second}
     log_numbers(tracker, metrics)
     tracker.set_summary({"greedy_accuracy": result.greedy_accuracy, f"pass@{config.k}": result.pass_at_k})
     return result, metrics

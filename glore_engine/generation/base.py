@@ -30,6 +30,15 @@ class GenerationStats:
         for name in ("prompts", "samples", "prompt_tokens", "generated_tokens", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    @classmethod
+    def joint(cls, shares: list[GenerationStats]) -> GenerationStats:
+        """The ranks' stats of one job: counts add up; seconds is the slowest rank's, as they ran side by side."""
+        total = cls()
+        for share in shares:
+            total.add(share)
+        total.seconds = max((s.seconds for s in shares), default=0.0)
+        return total
+
 
 class Backend(Protocol):
     """generate(prompts, n, ...) -> one list of n Samples per prompt, in prompt order."""

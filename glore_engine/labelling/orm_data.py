@@ -68,6 +68,7 @@ class SampleConfig:
     max_new_tokens: int = 256
     seed: int = 0
     batch_size: int = 256  # rows per forward pass (prompts x n)
+    shard_size: int = 256  # problems per shard, the unit a multi-process launch shares out
     backend: str = "auto"  # vllm on a GPU where installed, else transformers; or name one
     calculator: bool = False  # GSM8K-paper calculator: the engine writes the result of <<expr=
     device: str = ""  # "" picks cuda when present
@@ -79,6 +80,7 @@ class SampleConfig:
             n=POSITIVE,
             data_seed=NON_NEGATIVE,
             batch_size=POSITIVE,
+            shard_size=POSITIVE,
             max_new_tokens=POSITIVE,
             temperature=NON_NEGATIVE,
             seed=NON_NEGATIVE,
@@ -256,8 +258,12 @@ def sample_to_file(
 ) -> tuple[list[QuestionSamples], dict]:
     """`glore-train sample`: n graded samples per problem (ORM-data records) in one JSONL file.
 
-    Returns the records and the metrics it logged (sample accuracy, tokens, rates).
+    The problems go in shards of config.shard_size, each sampled with config.seed + its first
+    problem's index, so a multi-process launch (ranks share the shards out, rank 0 writes the file)
+    writes the file one process would. Returns the records and the metrics it logged (sample
+    accuracy, tokens, rates).
     """
+    from ..generation.base import GenerationStats
     from ..generation.loading import open_policy_backend
     from ..tasks.model_task import load_eval_problems
     from .shards import write_jsonl_atomic
@@ -266,13 +272,32 @@ def sample_to_file(
     backend, _, _ = open_policy_backend(config.model, config.backend, config.batch_size, config.device)
     problems = load_eval_problems(config.data, config.split, config.limit, config.data_seed, config.model)
     with progress_bar(len(problems), "sampling", progress) as bar:
-        backend.progress = lambda done, total: bar.update(done - bar.n)
-        records = sample_questions(
-            backend, problems, config.n, config.temperature, config.max_new_tokens, config.seed, config.calculator
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl_atomic(path, [r.to_json() for r in records])
-    stats = backend.stats
+        done = 0  # problems of this rank's earlier shards
+
+        def run(start: int, shard: list) -> list[QuestionSamples]:
+            nonlocal done
+            backend.progress = lambda prompts, _: bar.update(done + prompts - bar.n)
+            out = sample_questions(
+                backend,
+                shard,
+                config.n,
+                config.temperature,
+                config.max_new_tokens,
+                config.seed + start,
+                config.calculator,
+            )
+            done += len(shard)
+            return out
+
+        records = distributed.map_batches(problems, config.shard_size, run)
+    rows = [r.to_json() for r in records]
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl_atomic(path, rows)
+
+    distributed.on_main(write)
+    stats = GenerationStats.joint(distributed.gather(backend.stats))  # every rank's share of the job
     metrics = {
         "sample_accuracy": orm_stats(records)["sample_accuracy"],
         "samples": stats.samples,

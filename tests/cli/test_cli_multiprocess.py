@@ -164,3 +164,26 @@ def test_eval_two_processes_share_the_batches_and_equal_one_process(launch, tiny
             for r in runs
         ]
     assert len(cases[0]) == 7 and cases[0] == cases[1]
+
+
+def test_eval_student_and_sample_two_processes_share_the_shards_and_equal_one_process(launch, student):
+    """5 problems in shards of 2: rank 0 runs shards 0 and 2, rank 1 shard 1; one run per launch, and
+    the metrics and the samples file of one process (the random student's samples, logprobs included,
+    show that every shard was drawn exactly as in one process; its accuracies are 0 either way)."""
+    common = ("--model", student, "--limit", 5, "--shard-size", 2, "--max-new-tokens", 8, "--batch-size", 4)
+    files = {procs: launch.root / f"samples-{procs}.jsonl" for procs in (1, 2)}
+    for procs in (1, 2):
+        launch("eval-student", *common, "--k", 2, procs=procs)
+        launch("sample", *common, "--n", 2, "--out", files[procs], procs=procs)
+    from glore_db import Store
+
+    for kind in ("eval-student", "sample"):
+        runs = launch.runs(kind)
+        assert len(runs) == 2 and all(r.status == "FINISHED" for r in runs)
+        with Store(launch.url) as store:
+            two, one = ({k: v for k, v in store.metric_series(r.id).items() if not k.endswith("_per_s")} for r in runs)
+        assert one == two and one, kind
+        if kind == "eval-student":
+            assert {"greedy_accuracy", "pass@2", "n_problems"} <= one.keys()
+    lines = files[1].read_text().splitlines()
+    assert len(lines) == 5 and files[2].read_text() == files[1].read_text()

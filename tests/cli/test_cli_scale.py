@@ -67,7 +67,7 @@ def test_part_flags_are_checked(cli, student, tmp_path):
 
 def test_commands_that_do_not_split_refuse_a_multi_process_launch(cli, student, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    for args in (("eval-student", "--model", student), ("sample", "--model", student), ("ei",), ("demo",)):
+    for args in (("ei",), ("demo",)):
         assert "runs in one process" in cli(*args, code=2).output
 
 

@@ -331,3 +331,23 @@ def test_evaluate_student_with_a_fake_backend():
     metrics = res.metrics()
     assert metrics["pass@2"] == res.pass_at_k and any(k.startswith("greedy_accuracy/steps=") for k in metrics)
     assert sum(row["n"] for row in res.by_steps.values()) == 3
+
+
+def test_evaluate_student_generates_shard_by_shard_each_seeded_by_its_start():
+    """Why a torchrun launch equals one process: a shard's calls depend on its problems and start only."""
+    from engine_helpers import problems
+
+    probs = problems(5)
+    calls = []
+
+    class Backend:
+        def generate(self, prompts, n=1, temperature=0.0, seed=None, **kw):
+            calls.append((len(prompts), n, seed if temperature else None))
+            return [[Sample("x\n#### -1", 3, -5.0, True)] * n for _ in prompts]
+
+    res = evaluate_student(Backend(), probs, k=2, seed=10, shard_size=2)
+    assert res.n_problems == 5 and [r.problem_id for r in res.records] == [p.id for p in probs]
+    assert calls == [(2, 1, None), (2, 2, 10), (2, 1, None), (2, 2, 12), (1, 1, None), (1, 2, 14)]
+    calls.clear()
+    evaluate_student(Backend(), probs, k=2, seed=10)  # no shard size: one shard, the seed as given
+    assert calls == [(5, 1, None), (5, 2, 10)]
