@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from glore_engine.evaluation.pipeline_eval import PipelineEvalConfig
@@ -82,19 +84,22 @@ def evaluate(ctx, family, student, orm, sorm, global_refiner, local_refiner, con
 
 
 def _load_family(family, student, orm, sorm, global_refiner, local_refiner):
-    from glore_engine.family import GloreModels
+    """The family folder (default: bundled) with any member given on its own replacing that member:
+    `--family D --sorm S` evaluates D's family with SORM S (an ablation), never D's SORM silently."""
+    from glore_engine.family import MEMBERS, GloreModels
 
-    if family or not any((student, orm, sorm, global_refiner, local_refiner)):
+    given = (student, orm, sorm, global_refiner, local_refiner)
+    if family is None and any(given) and not all(given):
+        raise click.UsageError(
+            "give --family (its members fill in the rest), or all five of --student --orm --sorm "
+            "--global-refiner --local-refiner"
+        )
+    if family is None and not any(given):
         from glore_engine.bundled import require_bundle
 
-        folder = family or str(require_bundle())
-        models = GloreModels.from_folder(folder)
-    else:
-        if not all((student, orm, sorm, global_refiner, local_refiner)):
-            raise click.UsageError(
-                "give --family, or all five of --student --orm --sorm --global-refiner --local-refiner"
-            )
-        models = GloreModels.load(student, orm, sorm, global_refiner, local_refiner)
+        family = str(require_bundle())
+    paths = [own or str(Path(family) / member.folder) for own, member in zip(given, MEMBERS, strict=True)]
+    models = GloreModels.load(*paths)
     return models, models.paths
 
 

@@ -174,6 +174,16 @@ def test_eval_with_five_explicit_models(cli, tiny_family):
     assert run.status == "FINISHED" and run.summary["cases"] == 1
 
 
+def test_a_member_given_beside_family_replaces_that_member(cli, tiny_family, tmp_path):
+    """An ablation: `--family F --sorm S` evaluates F's family with SORM S, not F's SORM silently."""
+    ablated = tmp_path / "sorm-ablated"
+    shutil.copytree(tiny_family / "sorm", ablated)
+    cli("eval", "--family", tiny_family, "--sorm", ablated, "--limit", 1, "--best-of", 1)
+    models = cli.last("eval").config["models"]
+    assert models["sorm"] == str(ablated)
+    assert models["orm"] == str(tiny_family / "orm") and models["student"] == str(tiny_family / "student")
+
+
 def test_eval_with_some_of_the_five_models_is_a_usage_error(cli, tiny_family):
     result = cli("eval", "--student", tiny_family / "student", "--orm", tiny_family / "orm", code=2)
     assert "all five of" in result.output
