@@ -2,7 +2,8 @@
 
 Why: every pipeline stage is batched (one generate call for all drafts, one scoring pass, ...), so
 fifty requests that arrive together cost little more than one; served one at a time, the last one
-waited for all the others. Each caller still gets its own result, or its own error: a batch that
+waited for all the others. "Together" is a short gather window: a burst's requests arrive a few
+milliseconds apart, and the first one no longer runs alone while the rest wait for it. Each caller still gets its own result, or its own error: a batch that
 fails is rerun request by request, so one bad request never fails the rest.
 
 Nothing here imports gradio or torch; the worker is tested as plain Python.
@@ -14,6 +15,7 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -22,6 +24,11 @@ from glore_engine.errors import GloreError
 
 log = logging.getLogger("glore.app")
 MAX_BATCH = 64  # requests in one pipeline batch; the Inspect event admits this many at once
+# The gather window. A burst's requests reach the worker over some milliseconds (HTTP, gradio's queue):
+# taken the moment the first one came, it ran alone and the rest waited a whole batch for it. So the
+# worker waits until no new request came for GATHER_QUIET_S, but holds the first one GATHER_MAX_S at most.
+GATHER_QUIET_S = 0.02
+GATHER_MAX_S = 0.25
 
 
 @dataclass
@@ -57,10 +64,20 @@ class BatchWorker:
     threshold (the pipeline takes one per batch), so a queue with several thresholds runs one batch each.
     """
 
-    def __init__(self, run_batch: RunBatch, max_batch: int = MAX_BATCH, name: str = "glore-model-worker"):
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        max_batch: int = MAX_BATCH,
+        name: str = "glore-model-worker",
+        gather_quiet_s: float = GATHER_QUIET_S,
+        gather_max_s: float = GATHER_MAX_S,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be 1 or more, got {max_batch}")
+        if gather_quiet_s < 0 or gather_max_s < 0:
+            raise ValueError("the gather window cannot be negative")
         self.run_batch, self.max_batch = run_batch, max_batch
+        self.gather_quiet_s, self.gather_max_s = gather_quiet_s, gather_max_s
         self.batch_sizes: list[int] = []  # every batch served, in order (figures and tests)
         self._queue: queue.Queue[InspectRequest | None] = queue.Queue()
         self._closed = threading.Event()
@@ -94,21 +111,26 @@ class BatchWorker:
                 raise
 
     def _take(self) -> list[InspectRequest] | None:
-        """Wait for one request, then take every other one already waiting (up to max_batch)."""
+        """Wait for one request, then take every other one waiting or arriving within the gather window
+        (until none came for gather_quiet_s, gather_max_s after the first at most; up to max_batch)."""
         first = self._queue.get()
         if first is None:
             self._fail_queued()
             return None
         batch = [first]
+        start = time.monotonic()
+        deadline = start + self.gather_max_s
         while len(batch) < self.max_batch:
+            wait = min(self.gather_quiet_s, deadline - time.monotonic())
             try:
-                request = self._queue.get_nowait()
+                request = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if request is None:  # closing: serve what was taken, then stop
                 self._queue.put(None)
                 break
             batch.append(request)
+        log.info("model worker: %d request(s), gathered in %.0f ms", len(batch), 1000 * (time.monotonic() - start))
         return batch
 
     def _fail_queued(self) -> None:

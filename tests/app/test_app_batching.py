@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,6 +43,51 @@ def test_queued_requests_run_as_one_batch_each_with_its_own_result():
         assert gate.calls == [["q0"], ["q1", "q2", "q3", "q4", "q5"]] and worker.batch_sizes == [1, 5]
     finally:
         worker.close()
+
+
+def test_requests_arriving_within_the_gather_window_share_the_first_ones_batch():
+    """A burst's requests come a few milliseconds apart: the first waits for them instead of running alone."""
+    gate = Gate()
+    gate.release.set()
+    worker = BatchWorker(gate, gather_quiet_s=2.0, gather_max_s=10.0)
+    try:
+        futures = []
+        for i in range(5):
+            futures.append(worker.submit(InspectRequest(f"q{i}")))
+            time.sleep(0.01)
+        assert [f.result(30) for f in futures] == ["Q0", "Q1", "Q2", "Q3", "Q4"]
+        assert gate.calls == [["q0", "q1", "q2", "q3", "q4"]]
+    finally:
+        worker.close()
+
+
+def test_the_gather_window_is_bounded_and_ends_when_the_batch_is_full():
+    gate = Gate()
+    gate.release.set()
+    worker = BatchWorker(gate, gather_quiet_s=30.0, gather_max_s=0.2)
+    try:
+        start = time.monotonic()
+        assert worker.submit(InspectRequest("alone")).result(30) == "ALONE"
+        assert time.monotonic() - start < 10  # the bound, not the 30 s quiet gap
+    finally:
+        worker.close()
+    worker = BatchWorker(gate, max_batch=2, gather_quiet_s=30.0, gather_max_s=30.0)
+    try:
+        start = time.monotonic()
+        futures = [worker.submit(InspectRequest(q)) for q in ("a", "b")]
+        assert [f.result(20) for f in futures] == ["A", "B"] and time.monotonic() - start < 10
+    finally:
+        worker.close()
+
+
+def test_closing_ends_the_gather_window():
+    gate = Gate()
+    gate.release.set()
+    worker = BatchWorker(gate, gather_quiet_s=30.0, gather_max_s=30.0)
+    future = worker.submit(InspectRequest("q"))
+    start = time.monotonic()
+    worker.close(timeout=20)
+    assert future.result(1) == "Q" and time.monotonic() - start < 10
 
 
 def test_a_failing_request_fails_alone():
