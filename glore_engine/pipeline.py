@@ -198,7 +198,7 @@ class GlorePipeline:
             for c in trio
             if c is not None and not c.unchanged
         ]
-        self._score([q for q, _ in pending], [c for _, c in pending])
+        self._score([q for q, _ in pending], [c for _, c in pending], known=list(zip(questions, draft_c)))
         samples = self._samples(questions, golds, best_of, seed) if best_of else [[] for _ in questions]
         timings["rerank_s"] = time.perf_counter() - t3
         timings["total_s"] = time.perf_counter() - t0
@@ -251,16 +251,24 @@ class GlorePipeline:
                 texts[i] = samples[0].text
         return texts
 
-    def _score(self, questions, candidates, orm_only: bool = False) -> None:
-        """ORM and SORM step scores for candidates with steps; a stepless candidate scores 0."""
+    def _score(self, questions, candidates, orm_only: bool = False, known=()) -> None:
+        """ORM and SORM step scores for candidates with steps; a stepless candidate scores 0.
+
+        The same (question, steps) is scored once, and not at all when a `known` (question, scored
+        candidate) has it: a refinement that rewrote nothing (half of them, on the bundled family)
+        takes its draft's scores instead of a second pass through both reward models.
+        """
+        scores = {(q, tuple(c.steps)): (c.orm_steps, c.sorm_steps) for q, c in known if c.steps}
         live = [(q, c) for q, c in zip(questions, candidates) if c.steps]
-        if not live:
-            return
-        items = [(q, c.steps) for q, c in live]
-        orm = self.models.orm.score(items)
-        sorm = self.models.sorm.score(items) if not orm_only else [[] for _ in items]
-        for (_, c), o, s in zip(live, orm, sorm):
-            c.orm_steps, c.sorm_steps = o, s
+        items = list(dict.fromkeys((q, tuple(c.steps)) for q, c in live if (q, tuple(c.steps)) not in scores))
+        if items:
+            orm = self.models.orm.score([(q, list(steps)) for q, steps in items])
+            sorm = self.models.sorm.score([(q, list(steps)) for q, steps in items]) if not orm_only else None
+            for k, item in enumerate(items):
+                scores[item] = (orm[k], sorm[k] if sorm is not None else [])
+        for q, c in live:
+            orm_steps, sorm_steps = scores[(q, tuple(c.steps))]
+            c.orm_steps, c.sorm_steps = list(orm_steps), list(sorm_steps)
 
     def _global(self, questions, drafts, golds) -> list[Candidate]:
         prompts = [global_prompt(q, d.steps or [d.text]) for q, d in zip(questions, drafts)]

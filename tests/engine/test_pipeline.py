@@ -265,3 +265,40 @@ def test_evaluate_pipeline_tables(pipeline):
     assert tables["metrics"]["T3/n_problems"] == 3
     assert tables["metrics"]["T3/greedy draft"] == sum(bool(r.draft.correct) for r in results) / 3
     assert tables["T2"].startswith("T2:") and tables["T3"].startswith("T3: end-to-end accuracy on 3 problems")
+
+
+def test_a_refinement_that_rewrote_nothing_takes_its_drafts_scores(pipeline, models, monkeypatch):
+    """A global refinement equal to its draft is not scored again: the rerank's reward-model passes
+    see only the candidates that differ, and a tie with the draft goes to the draft."""
+    from glore_engine.generation.base import Sample
+
+    probs = problems(3, seed=7, split="test")
+    drafts = [p.solution for p in probs]
+
+    def global_generate(prompts, **kwargs):  # the "refinement" copies the draft of the problem its prompt quotes
+        return [
+            [Sample(next(d for p, d in zip(probs, drafts) if p.question in prompt), 1, 0.0, True)] for prompt in prompts
+        ]
+
+    monkeypatch.setattr(models.global_refiner, "generate", global_generate)
+    rewrite = "So 1+1=<<1+1=2>>2.\n#### 2"  # the local refiner rewrites from the first step, the same for all
+    monkeypatch.setattr(
+        models.local_refiner, "generate", lambda prompts, **k: [[Sample(rewrite, 1, 0.0, True)]] * len(prompts)
+    )
+    scored = []
+    original = models.orm.score
+    monkeypatch.setattr(models.orm, "score", lambda items: scored.append(list(items)) or original(items))
+    results = pipeline.run_batch(
+        [p.question for p in probs],
+        [p.answer for p in probs],
+        drafts=drafts,
+        threshold=1.0,  # every draft "wrong"
+    )
+    assert scored[0] == [(p.question, split_steps(d)) for p, d in zip(probs, drafts)]  # the drafts, once
+    assert [r.local_refinement.text for r in results] == [rewrite] * 3
+    assert scored[1:] == [[(p.question, split_steps(rewrite)) for p in probs]]  # the rerank: the locals only
+    for r in results:
+        g = r.global_refinement
+        assert g.text == r.draft.text and (g.orm_steps, g.sorm_steps) == (r.draft.orm_steps, r.draft.sorm_steps)
+        assert g.orm_steps is not r.draft.orm_steps  # copies: editing one result's scores leaves the other
+        assert r.choice != "global"
