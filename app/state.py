@@ -14,6 +14,7 @@ from typing import Any
 from glore_db.annotations import editable_fields as annotation_fields  # noqa: F401  (used by the tabs)
 from glore_engine.errors import CheckpointError, DataError
 from glore_engine.family import MEMBER_FOLDERS, missing_members
+from glore_engine.runtime import CpuWatch, adapt_threads
 
 from .batching import MAX_BATCH, BatchWorker, InspectRequest
 
@@ -67,6 +68,7 @@ class Workbench:
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _worker_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cpu: CpuWatch = field(default_factory=CpuWatch, repr=False)  # what other processes use, between batches
 
     # ---- models -------------------------------------------------------------------------------
     @property
@@ -152,6 +154,7 @@ class Workbench:
                 for request in requests:
                     request.report("loading models")
             pipeline = self.pipeline()
+            adapt_threads(self._cpu)  # the idle cores now, not at start (this is the worker thread)
             with _stage_reports(pipeline.models, lambda text: [r.report(text) for r in requests]):
                 results = pipeline.run_batch(
                     [r.question for r in requests],

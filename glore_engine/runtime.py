@@ -8,12 +8,14 @@ import math
 import os
 import random
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 THREADS_ENV = "GLORE_THREADS"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+PROC_STAT = Path("/proc/stat")
 log = logging.getLogger("glore.runtime")
 
 
@@ -23,6 +25,7 @@ class ThreadChoice:
 
     threads: int
     reason: str
+    fixed: bool = False  # set by the user or the caller (GLORE_THREADS, OMP_NUM_THREADS, configure(n)): kept
 
 
 _THREADS: ThreadChoice | None = None  # set by configure(), once per process
@@ -71,10 +74,10 @@ def choose_threads(
         env = os.environ
     given = env.get(THREADS_ENV, "").strip()
     if given:
-        return ThreadChoice(_thread_count(given), f"{THREADS_ENV}={given}")
+        return ThreadChoice(_thread_count(given), f"{THREADS_ENV}={given}", fixed=True)
     omp = env.get("OMP_NUM_THREADS", "").strip()
     if omp.isdigit() and int(omp) > 0:
-        return ThreadChoice(int(omp), f"OMP_NUM_THREADS={omp}")
+        return ThreadChoice(int(omp), f"OMP_NUM_THREADS={omp}", fixed=True)
     cores = usable_cores() if cores is None else cores
     if load is None:
         try:
@@ -126,7 +129,7 @@ def configure(threads: int | None = None) -> ThreadChoice:
     global _THREADS
     if _THREADS is not None:
         return _THREADS
-    choice = ThreadChoice(threads, "asked for") if threads else choose_threads()
+    choice = ThreadChoice(threads, "asked for", fixed=True) if threads else choose_threads()
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     tune_malloc()
@@ -136,6 +139,70 @@ def configure(threads: int | None = None) -> ThreadChoice:
     _THREADS = choice
     log.info("torch threads: %d (%s)", choice.threads, choice.reason)
     return choice
+
+
+class CpuWatch:
+    """Cores the *other* processes kept busy since the last look: the machine's busy CPU time
+    (/proc/stat) minus this process's own (os.times), over the wall time in between.
+
+    Why: a long-running server (glore-app) chooses its threads at start, from the load average of
+    whatever ran before it; and the load average counts its own worker threads too, so judging by it
+    after a batch of its own it would see a busy machine. What others used is what to leave them.
+    """
+
+    def __init__(self, stat: Path = PROC_STAT, min_window_s: float = 0.5, clock=time.monotonic, own=None):
+        self.stat, self.min_window_s, self.clock = stat, min_window_s, clock
+        self.own = own or _own_cpu_s  # this process's CPU seconds, all its threads
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        """(wall, the machine's busy CPU seconds, this process's CPU seconds), None without /proc/stat."""
+        try:
+            fields = self.stat.read_text().split("\n", 1)[0].split()
+            ticks = [int(v) for v in fields[1:]]
+            hz = os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+        busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
+        return self.clock(), busy / hz, self.own()
+
+    def others_busy(self) -> float | None:
+        """Cores the others used since the last call that answered (None: no /proc/stat, or less than
+        min_window_s since then: too short to tell, and the window goes on)."""
+        now, last = self._sample(), self._last
+        if now is None or last is None or now[0] - last[0] < self.min_window_s:
+            return None
+        self._last = now
+        return max(0.0, (now[1] - last[1] - (now[2] - last[2])) / (now[0] - last[0]))
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def adapt_threads(watch: CpuWatch) -> ThreadChoice | None:
+    """Re-choose torch's threads from the cores the others used lately (CpuWatch), for a long-running
+    process between its batches; a fixed choice (GLORE_THREADS, ...) and a process that never ran
+    configure() are left alone. Returns the new choice when it changed, else None.
+    Call it from the thread that runs the torch work (OpenMP's count is per thread)."""
+    global _THREADS
+    if _THREADS is None or _THREADS.fixed:
+        return None
+    others = watch.others_busy()
+    if others is None:
+        return None
+    cores = usable_cores()
+    idle = idle_cores(cores, others, os.cpu_count())
+    if idle == _THREADS.threads:
+        return None
+    import torch
+
+    torch.set_num_threads(idle)
+    _THREADS = ThreadChoice(idle, f"{cores} cores, others used {others:.1f} lately: {idle} idle")
+    log.info("torch threads: %d (%s)", idle, _THREADS.reason)
+    return _THREADS
 
 
 def seed_everything(seed: int) -> None:

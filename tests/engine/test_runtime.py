@@ -76,9 +76,65 @@ def test_threads_follow_the_load_unless_glore_threads_says_otherwise():
     assert choose_threads({"GLORE_THREADS": "3"}, cores=2, load=9.0).threads == 3
     assert choose_threads({"OMP_NUM_THREADS": "2"}, cores=2, load=9.0).threads == 2
     assert choose_threads({"GLORE_THREADS": "1", "OMP_NUM_THREADS": "2"}, cores=2, load=0).threads == 1
+    assert choose_threads({"GLORE_THREADS": "3"}, cores=2, load=9.0).fixed  # kept, never adapted
+    assert not choose_threads({}, cores=2, load=1.0).fixed
     for bad in ("0", "-1", "two", "1.5"):
         with pytest.raises(ConfigError, match="GLORE_THREADS must be a whole number"):
             choose_threads({"GLORE_THREADS": bad}, cores=2, load=0)
+
+
+def test_cpu_watch_counts_the_cores_the_others_used_not_ours(tmp_path):
+    import os
+
+    from glore_engine.runtime import CpuWatch
+
+    hz = os.sysconf("SC_CLK_TCK")
+    stat, now = tmp_path / "stat", {"wall": 100.0, "own": 5.0}
+
+    def machine(busy_s: float, idle_s: float) -> None:  # /proc/stat's first line: user nice system idle ...
+        stat.write_text(f"cpu  {round(busy_s * hz)} 0 0 {round(idle_s * hz)} 0 0 0 0 0 0\ncpu0 1 0 0 1\n")
+
+    machine(0, 0)
+    watch = CpuWatch(stat, min_window_s=0.5, clock=lambda: now["wall"], own=lambda: now["own"])
+    now.update(wall=102.0, own=7.5)  # 2 s: 3 CPU seconds busy on the machine, 2.5 of them ours
+    machine(3, 1)
+    assert watch.others_busy() == pytest.approx(0.25)
+    now["wall"] = 102.2  # too short a window to tell; it goes on
+    assert watch.others_busy() is None
+    now["wall"] = 103.0  # 1 s since the last answer: 2 more CPU seconds busy, none of them ours
+    machine(5, 1)
+    assert watch.others_busy() == pytest.approx(2.0)
+    assert CpuWatch(tmp_path / "absent").others_busy() is None
+
+
+def test_adapt_threads_leaves_the_others_their_cores(monkeypatch):
+    """Between batches a server takes the cores the others left it, whatever the load average said at start."""
+    import torch
+
+    from glore_engine import runtime
+
+    class Watch:
+        def __init__(self, others):
+            self.others = others
+
+        def others_busy(self):
+            return self.others
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(runtime, "_THREADS", runtime.ThreadChoice(1, "2 cores, 1-min load 1.0: 1 idle"))
+        assert runtime.adapt_threads(Watch(0.1)).threads == 2 and torch.get_num_threads() == 2
+        assert runtime.adapt_threads(Watch(0.3)) is None and runtime.thread_choice().threads == 2  # unchanged
+        assert runtime.adapt_threads(Watch(None)) is None  # nothing to tell yet
+        assert runtime.adapt_threads(Watch(1.2)).threads == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr(runtime, "_THREADS", runtime.ThreadChoice(1, "GLORE_THREADS=1", fixed=True))
+        assert runtime.adapt_threads(Watch(0.0)) is None and torch.get_num_threads() == 1
+        monkeypatch.setattr(runtime, "_THREADS", None)  # configure() never ran: the caller's torch settings stand
+        assert runtime.adapt_threads(Watch(0.0)) is None and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_cgroup_quota(tmp_path):
