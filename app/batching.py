@@ -118,8 +118,8 @@ class BatchWorker:
             self._fail_queued()
             return None
         batch = [first]
-        start = time.monotonic()
-        deadline = start + self.gather_max_s
+        start = last = time.monotonic()
+        deadline, longest_gap = start + self.gather_max_s, 0.0
         while len(batch) < self.max_batch:
             wait = min(self.gather_quiet_s, deadline - time.monotonic())
             try:
@@ -130,7 +130,14 @@ class BatchWorker:
                 self._queue.put(None)
                 break
             batch.append(request)
-        log.info("model worker: %d request(s), gathered in %.0f ms", len(batch), 1000 * (time.monotonic() - start))
+            now = time.monotonic()
+            longest_gap, last = max(longest_gap, now - last), now
+        log.info(
+            "model worker: %d request(s), gathered in %.0f ms (longest wait for the next %.0f ms)",
+            len(batch),
+            1000 * (time.monotonic() - start),
+            1000 * longest_gap,
+        )
         return batch
 
     def _fail_queued(self) -> None:
