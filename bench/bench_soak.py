@@ -5,7 +5,8 @@
 Starts `glore-app` on 127.0.0.1 and a free port (its own store and GLORE_HOME in a temporary folder),
 waits until it answers, runs one warm-up request, then fires the burst: every request at once, each
 a different synthetic problem. Prints the median, p95 and max latency, the errors (a failed call or
-a warning status), the batch sizes the server reports, and the server's RSS before and after.
+a warning status), the batch sizes the server reports, and the server's RSS before and after; at
+the end, the server's log lines on its torch threads and the batches its model worker gathered.
 Bounded: the whole run stops after --timeout seconds (unanswered requests count as timed out), and
 the server is stopped by its PID whatever happens.
 """
@@ -35,6 +36,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from bench_app import free_port, models_folder  # noqa: E402  (after the path set-up above)
 
 BATCH_NOTE = re.compile(r"in a batch of (\d+) requests")
+SERVER_NOTE = re.compile(r"torch threads:|model worker: \d+ request")
 
 
 @dataclass
@@ -128,6 +130,15 @@ def report(outcomes: list[Outcome], wall: float) -> None:
     print(f"  batch sizes the server reported: {batches}")
 
 
+def server_notes(log: Path) -> None:
+    """The server's own account: its torch thread choices and each batch the model worker gathered."""
+    if not log.is_file():
+        return
+    lines = [line for line in log.read_text(errors="replace").splitlines() if SERVER_NOTE.search(line)]
+    for line in lines:
+        print(f"  server: {line.split(': ', 1)[-1]}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="?", help="model family folder (default: the bundled demo family)")
@@ -163,6 +174,7 @@ def main() -> None:
             client.close()
         finally:
             stop(proc)
+            server_notes(scratch / "server.log")
 
 
 if __name__ == "__main__":
