@@ -68,7 +68,10 @@ class Workbench:
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _worker_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _cpu: CpuWatch = field(default_factory=CpuWatch, repr=False)  # what other processes use, between batches
+    # What the other processes used during the last batch: the cores to leave them in the next one.
+    # (Not between batches: there the burst's own HTTP clients, often on this machine, are busiest.)
+    _cpu: CpuWatch = field(default_factory=CpuWatch, repr=False)
+    _others_busy: float | None = field(default=None, repr=False)
 
     # ---- models -------------------------------------------------------------------------------
     @property
@@ -154,15 +157,22 @@ class Workbench:
                 for request in requests:
                     request.report("loading models")
             pipeline = self.pipeline()
-            adapt_threads(self._cpu)  # the idle cores now, not at start (this is the worker thread)
-            with _stage_reports(pipeline.models, lambda text: [r.report(text) for r in requests]):
-                results = pipeline.run_batch(
-                    [r.question for r in requests],
-                    [r.gold for r in requests],
-                    drafts=[r.draft for r in requests],
-                    threshold=requests[0].threshold,
-                    warn=True,
-                )
+            if self._others_busy is None:  # no batch measured yet: since the app started
+                self._others_busy = self._cpu.others_busy()
+            adapt_threads(self._others_busy)  # the idle cores now, not at start (this is the worker thread)
+            self._cpu.start()
+            try:
+                with _stage_reports(pipeline.models, lambda text: [r.report(text) for r in requests]):
+                    results = pipeline.run_batch(
+                        [r.question for r in requests],
+                        [r.gold for r in requests],
+                        drafts=[r.draft for r in requests],
+                        threshold=requests[0].threshold,
+                        warn=True,
+                    )
+            finally:  # a batch too short to tell keeps the previous figure
+                others = self._cpu.others_busy()
+                self._others_busy = self._others_busy if others is None else others
         for result in results:
             result.timings["batch"] = len(requests)  # the timings are the whole batch's
         return results

@@ -142,8 +142,9 @@ def configure(threads: int | None = None) -> ThreadChoice:
 
 
 class CpuWatch:
-    """Cores the *other* processes kept busy since the last look: the machine's busy CPU time
-    (/proc/stat) minus this process's own (os.times), over the wall time in between.
+    """Cores the *other* processes kept busy over a window (from start(), or the last answer, to
+    now): the machine's busy CPU time (/proc/stat) minus this process's own (os.times), over the
+    wall time in between.
 
     Why: a long-running server (glore-app) chooses its threads at start, from the load average of
     whatever ran before it; and the load average counts its own worker threads too, so judging by it
@@ -167,6 +168,10 @@ class CpuWatch:
         busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
         return self.clock(), busy / hz, self.own()
 
+    def start(self) -> None:
+        """Begin a new window now."""
+        self._last = self._sample()
+
     def others_busy(self) -> float | None:
         """Cores the others used since the last call that answered (None: no /proc/stat, or less than
         min_window_s since then: too short to tell, and the window goes on)."""
@@ -182,16 +187,14 @@ def _own_cpu_s() -> float:
     return times.user + times.system
 
 
-def adapt_threads(watch: CpuWatch) -> ThreadChoice | None:
-    """Re-choose torch's threads from the cores the others used lately (CpuWatch), for a long-running
-    process between its batches; a fixed choice (GLORE_THREADS, ...) and a process that never ran
-    configure() are left alone. Returns the new choice when it changed, else None.
+def adapt_threads(others: float | None) -> ThreadChoice | None:
+    """Re-choose torch's threads from the cores the other processes used lately (CpuWatch), for a
+    long-running process between its batches; a fixed choice (GLORE_THREADS, ...), a process that
+    never ran configure() and others=None (nothing measured) leave the threads as they are.
+    Returns the new choice when it changed, else None.
     Call it from the thread that runs the torch work (OpenMP's count is per thread)."""
     global _THREADS
-    if _THREADS is None or _THREADS.fixed:
-        return None
-    others = watch.others_busy()
-    if others is None:
+    if _THREADS is None or _THREADS.fixed or others is None:
         return None
     cores = usable_cores()
     idle = idle_cores(cores, others, os.cpu_count())

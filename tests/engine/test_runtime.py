@@ -104,6 +104,12 @@ def test_cpu_watch_counts_the_cores_the_others_used_not_ours(tmp_path):
     now["wall"] = 103.0  # 1 s since the last answer: 2 more CPU seconds busy, none of them ours
     machine(5, 1)
     assert watch.others_busy() == pytest.approx(2.0)
+    now["wall"] = 110.0
+    machine(9, 1)
+    watch.start()  # a new window: what came before it does not count
+    now["wall"] = 111.0
+    machine(9.5, 1)
+    assert watch.others_busy() == pytest.approx(0.5)
     assert CpuWatch(tmp_path / "absent").others_busy() is None
 
 
@@ -113,26 +119,19 @@ def test_adapt_threads_leaves_the_others_their_cores(monkeypatch):
 
     from glore_engine import runtime
 
-    class Watch:
-        def __init__(self, others):
-            self.others = others
-
-        def others_busy(self):
-            return self.others
-
     monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
     monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
     before = torch.get_num_threads()
     try:
         monkeypatch.setattr(runtime, "_THREADS", runtime.ThreadChoice(1, "2 cores, 1-min load 1.0: 1 idle"))
-        assert runtime.adapt_threads(Watch(0.1)).threads == 2 and torch.get_num_threads() == 2
-        assert runtime.adapt_threads(Watch(0.3)) is None and runtime.thread_choice().threads == 2  # unchanged
-        assert runtime.adapt_threads(Watch(None)) is None  # nothing to tell yet
-        assert runtime.adapt_threads(Watch(1.2)).threads == 1 and torch.get_num_threads() == 1
+        assert runtime.adapt_threads(0.1).threads == 2 and torch.get_num_threads() == 2
+        assert runtime.adapt_threads(0.3) is None and runtime.thread_choice().threads == 2  # unchanged
+        assert runtime.adapt_threads(None) is None  # nothing to tell yet
+        assert runtime.adapt_threads(1.2).threads == 1 and torch.get_num_threads() == 1
         monkeypatch.setattr(runtime, "_THREADS", runtime.ThreadChoice(1, "GLORE_THREADS=1", fixed=True))
-        assert runtime.adapt_threads(Watch(0.0)) is None and torch.get_num_threads() == 1
+        assert runtime.adapt_threads(0.0) is None and torch.get_num_threads() == 1
         monkeypatch.setattr(runtime, "_THREADS", None)  # configure() never ran: the caller's torch settings stand
-        assert runtime.adapt_threads(Watch(0.0)) is None and torch.get_num_threads() == 1
+        assert runtime.adapt_threads(0.0) is None and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 
