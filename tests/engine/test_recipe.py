@@ -90,9 +90,9 @@ def test_recipe_interrupted_in_a_training_stage_resumes_there(tmp_path):
     assert (tmp_path / "family" / "models" / "sorm" / "value_head.safetensors").is_file()
 
 
-def test_the_demo_student_is_sft_then_ei_with_svamp_mixed_in():
+def test_the_demo_student_is_sft_then_ei_with_svamp_joining_at_ei():
     r = recipe("demo")
-    assert (r.student.mix, r.ei.mix, r.orm_data.mix) == ("svamp", "svamp", "svamp")
+    assert (r.student.mix, r.ei.mix, r.orm_data.mix) == ("", "svamp", "svamp")
     assert r.ei.data_seed == r.student.seed == 0 and r.ei.n_questions <= r.student.n_train  # its own SFT questions
     assert r.orm_data.data_seed == 1  # the reward models' questions are others
     assert r.stages(install=True)[-4:] == [*SVAMP_STAGES, "install"] and "svamp-eval" not in recipe("tiny").stages()
