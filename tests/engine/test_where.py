@@ -53,7 +53,9 @@ def test_earlier_and_moved_back_marks(results):
     from dataclasses import replace
 
     r = next(r for r in results if r.draft.correct is False)
-    draft = replace(r.draft, steps=["a", "b", "c", "d"], sorm_steps=[0.9, 0.8, 0.3, 0.1], orm_steps=[0.9, 0.4, 0.6, 0.7])
+    draft = replace(
+        r.draft, steps=["a", "b", "c", "d"], sorm_steps=[0.9, 0.8, 0.3, 0.1], orm_steps=[0.9, 0.4, 0.6, 0.7]
+    )
     r = replace(r, draft=draft)
     assert MarkRule("sorm", 0.5).marks(r) == 2 and MarkRule("orm", 0.5).marks(r) == 1
     assert MarkRule("earlier", 0.5).marks(r) == 1  # the ORM's mark comes first
