@@ -76,6 +76,9 @@ class Recipe:
     eval_rm: RewardEvalConfig
     eval: PipelineEvalConfig  # T2/T3
     svamp: SvampEval | None = None  # the paper's SVAMP columns of T1-T3 (needs SVAMP.json)
+    # the local refiner is fine-tuned from the global refiner rather than from the student: it starts
+    # knowing how to fix a draft (demo: 15.2 -> 18.7 % of wrong drafts fixed with SORM marks; README)
+    local_from_global: bool = True
     seed: int = 0
 
     def stages(self, install: bool = False) -> list[str]:
@@ -247,12 +250,15 @@ class RecipeRunner:
         self._eval_student(student, verifier)
         orm_records = self._orm_data(student)
         labelled = self._sorm_labels(student, orm_records)
+        orm, sorm = self._reward(r.orm, verifier, orm_records), self._reward(r.sorm, verifier, labelled)
+        global_refiner = self._refiner(r.global_refiner, student, orm_records)
+        local_base = global_refiner if r.local_from_global else student
         trained: dict[str, str | Path] = {
             "student": student,
-            "orm": self._reward(r.orm, verifier, orm_records),
-            "sorm": self._reward(r.sorm, verifier, labelled),
-            "refiner-global": self._refiner(r.global_refiner, student, orm_records),
-            "refiner-local": self._refiner(r.local_refiner, student, labelled),
+            "orm": orm,
+            "sorm": sorm,
+            "refiner-global": global_refiner,
+            "refiner-local": self._refiner(r.local_refiner, local_base, labelled),
         }
         family = self._family(trained)
         self._eval_rm("eval-rm", family, self._test_labels("test-labels", student, r.test_samples, r.test_labels))
@@ -344,12 +350,10 @@ class RecipeRunner:
 
         return self._stage(config.role, to_dict(config), work)["model"]
 
-    def _refiner(
-        self, config: RefinerConfig, student: str, data: list[QuestionSamples] | list[LabelledSolution]
-    ) -> str:
+    def _refiner(self, config: RefinerConfig, base: str, data: list[QuestionSamples] | list[LabelledSolution]) -> str:
         from .training.refiner import train_refiner_from
 
-        config = replace(config, base=student)
+        config = replace(config, base=base)
 
         def work(tracker, folder):
             model, result, n = train_refiner_from(config, data, folder, tracker, resume=True, progress=self.progress)

@@ -58,8 +58,11 @@ def refine(ctx, config_file, samples_path, labels_path, out, resume, **flags) ->
 
 
 @click.command("eval")
-@click.option("--family", help="folder with student/ orm/ sorm/ refiner-global/ refiner-local/ (default: bundled)")
-@click.option("--student", help="the policy that drafts (a model folder); with the other four instead of --family")
+@click.option(
+    "--family",
+    help="folder with student/ orm/ sorm/ refiner-global/ refiner-local/ (default: bundled); a member given beside it replaces that member",
+)
+@click.option("--student", help="the policy that drafts (a model folder); alone, all five members instead of --family")
 @click.option("--orm", help="the ORM folder: decides when to refine and picks among candidates")
 @click.option("--sorm", help="the SORM folder: marks the first error for the local refiner")
 @click.option("--global-refiner", help="the global refiner folder (rewrites the whole draft)")

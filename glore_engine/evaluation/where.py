@@ -26,29 +26,38 @@ VSTAR = "V* (rollouts)"
 class MarkRule:
     """A way to pick the local refiner's start: a critic's first step below threshold (else its weakest)."""
 
-    critic: str  # "sorm" | "orm" | "vstar"
+    critic: str  # "sorm" | "orm" | "earlier" (the earlier of the SORM's and the ORM's marks) | "vstar"
     threshold: float = 0.5
     weakest: bool = False
+    back: int = 0  # move the mark this many steps earlier (not before the first step)
 
     @property
     def key(self) -> str:
-        """The rule in a metric name: sorm_0.5, sorm_0.5_weakest, vstar."""
-        return (
-            "vstar"
-            if self.critic == "vstar"
-            else f"{self.critic}_{self.threshold:g}" + ("_weakest" if self.weakest else "")
-        )
+        """The rule in a metric name: sorm_0.5, sorm_0.5_weakest, sorm_0.5_weakest_back1, vstar."""
+        if self.critic == "vstar":
+            return "vstar"
+        weakest = "_weakest" if self.weakest else ""
+        return f"{self.critic}_{self.threshold:g}{weakest}" + (f"_back{self.back}" if self.back else "")
 
     @property
     def name(self) -> str:
         if self.critic == "vstar":
             return VSTAR
+        critic = "earlier of SORM and ORM" if self.critic == "earlier" else self.critic.upper()
         rest = ", else the weakest step" if self.weakest else ""
-        return f"{self.critic.upper()} < {self.threshold:g}{rest}"
+        back = f", {self.back} step{'s' if self.back > 1 else ''} earlier" if self.back else ""
+        return f"{critic} < {self.threshold:g}{rest}{back}"
 
     def marks(self, result: GloreResult) -> int:
-        scores = result.draft.sorm_steps if self.critic == "sorm" else result.draft.orm_steps
-        return local_mark(scores, self.threshold, self.weakest)
+        draft = result.draft
+        if self.critic == "earlier":
+            found = [local_mark(s, self.threshold, self.weakest) for s in (draft.sorm_steps, draft.orm_steps)]
+            found = [m for m in found if m >= 0]
+            mark = min(found) if found else -1
+        else:
+            scores = draft.sorm_steps if self.critic == "sorm" else draft.orm_steps
+            mark = local_mark(scores, self.threshold, self.weakest)
+        return max(0, mark - self.back) if mark >= 0 else mark
 
 
 DEFAULT_RULES = (
@@ -56,6 +65,8 @@ DEFAULT_RULES = (
     MarkRule("sorm", 0.5, weakest=True),
     MarkRule("sorm", 0.7),
     MarkRule("orm", 0.5, weakest=True),
+    MarkRule("sorm", 0.5, weakest=True, back=1),
+    MarkRule("earlier", 0.5, weakest=True),
     MarkRule("vstar"),
 )
 

@@ -16,6 +16,7 @@ from ..errors import ConfigError, DataError
 from ..models.causal_lm import load_causal_lm, save_causal_lm
 from ..models.checkpoint import Card
 from ..records import LabelledSolution, QuestionSamples, RefinementExample
+from ..tasks.model_task import task_config_from_card, task_dict
 from ..tracking import Tracker, ensure, run_id_of
 from .loop import OptimConfig, TrainResult, clear_state
 from .sft import run_sft
@@ -75,7 +76,8 @@ def train_refiner(
         role=f"refiner-{config.kind}",
         base=config.base,
         run_id=run_id if run_id is not None else run_id_of(tracker),
-        config={**to_dict(config), **(extra_card or {})},
+        # the student's task travels with its descendants: data checks read it from any of them
+        config={**to_dict(config), "task": task_dict(task_config_from_card(config.base)), **(extra_card or {})},
         metrics={"train_loss": result.final_loss, "examples": len(pairs)},
     )
     folder = distributed.on_main(

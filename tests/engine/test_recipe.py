@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +90,8 @@ def test_recipe_interrupted_in_a_training_stage_resumes_there(tmp_path):
     assert set(trackers["eval"].summary["tables_md"]) == {"T2", "T3"}
     assert trackers["refiner-local"].summary["examples"] == outputs["refiner-local"]["examples"]
     assert (tmp_path / "family" / "models" / "sorm" / "value_head.safetensors").is_file()
+    local_card = json.loads((Path(outputs["refiner-local"]["model"]) / "glore_card.json").read_text())
+    assert local_card["base"] == outputs["refiner-global"]["model"]  # fine-tuned from the global refiner
 
 
 def test_the_demo_student_is_sft_then_ei_with_svamp_joining_at_ei():

@@ -404,6 +404,7 @@ def test_train_reward_models_save_loadable_checkpoints(tiny_family, orm_records,
 
 def test_train_refiner(tiny_family, tmp_path):
     from glore_engine.models.causal_lm import load_causal_lm
+    from glore_engine.tasks.model_task import task_config_from_card, task_dict
     from glore_engine.training.refiner import RefinerConfig, train_refiner
 
     examples = [
@@ -415,6 +416,9 @@ def test_train_refiner(tiny_family, tmp_path):
     folder, _ = train_refiner(config, examples, tmp_path, progress=False, extra_card={"task": {"x": 1}})
     _, _, card = load_causal_lm(folder, roles=("refiner-local",))
     assert card.role == "refiner-local" and card.metrics["examples"] == 3 and card.config["task"] == {"x": 1}
+    plain, _ = train_refiner(config, examples, tmp_path / "plain", progress=False)
+    _, _, plain_card = load_causal_lm(plain, roles=("refiner-local",))
+    assert plain_card.config["task"] == task_dict(task_config_from_card(base))  # the student's task travels on
     with pytest.raises(DataError, match="no global refinement examples"):
         train_refiner(RefinerConfig(kind="global", base=base), examples[:1], tmp_path / "g", progress=False)
     with pytest.raises(ConfigError, match="needs --base"):

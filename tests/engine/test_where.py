@@ -49,6 +49,23 @@ def test_rule_marks_follow_the_critics_scores(results):
     assert MarkRule("orm", -1.0, weakest=True).marks(r) == scores.index(min(scores))
 
 
+def test_earlier_and_moved_back_marks(results):
+    from dataclasses import replace
+
+    r = next(r for r in results if r.draft.correct is False)
+    draft = replace(
+        r.draft, steps=["a", "b", "c", "d"], sorm_steps=[0.9, 0.8, 0.3, 0.1], orm_steps=[0.9, 0.4, 0.6, 0.7]
+    )
+    r = replace(r, draft=draft)
+    assert MarkRule("sorm", 0.5).marks(r) == 2 and MarkRule("orm", 0.5).marks(r) == 1
+    assert MarkRule("earlier", 0.5).marks(r) == 1  # the ORM's mark comes first
+    assert MarkRule("sorm", 0.5, back=1).marks(r) == 1 and MarkRule("sorm", 0.5, back=5).marks(r) == 0
+    assert MarkRule("sorm", 0.05, back=1).marks(r) == -1  # no mark stays no mark
+    assert MarkRule("earlier", 0.05, weakest=True).marks(r) == 1  # both weakest steps: SORM 3, ORM 1
+    assert MarkRule("earlier", 0.5, True, back=1).key == "earlier_0.5_weakest_back1"
+    assert MarkRule("sorm", 0.5, True, back=1).name == "SORM < 0.5, else the weakest step, 1 step earlier"
+
+
 def test_table_and_metrics_name_every_rule(pipeline, results):
     report = where_study(pipeline, results, rules=DEFAULT_RULES[:2], k=2, seed=0)
     table = where_table(report)
