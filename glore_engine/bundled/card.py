@@ -76,6 +76,20 @@ def install_bundle(family: str | Path, bundle_dir: str | Path, card: dict) -> in
         target = bundle / member
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(Path(family) / member, target)
+    ship_familiarity_range(bundle / "student")
     (bundle / "bundle.json").write_text(json.dumps(card, indent=2, default=str))
     (bundle / "BUNDLE.md").write_text(bundle_markdown(card))
     return folder_bytes(bundle)
+
+
+def ship_familiarity_range(student: Path) -> None:
+    """Measure the student's familiarity range into its folder, so that it ships with the bundle.
+
+    Why: copying a new student in removes the old range, and the app would otherwise measure it on the
+    first Inspect and write it into the installed package.
+    """
+    from ..familiarity import family_range
+    from ..models.causal_lm import load_causal_lm
+
+    model, tokenizer, _ = load_causal_lm(student)
+    family_range(student, model, tokenizer)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from glore_engine.bundled.card import bundle_card, bundle_markdown, folder_bytes, install_bundle
+from glore_engine.familiarity import RANGE_FILE
 
 
 def test_bundle_markdown_lists_tables_and_times():
@@ -50,8 +52,13 @@ def test_install_bundle_replaces_the_members_and_writes_the_card(tiny_family, tm
     (bundle / "orm").mkdir(parents=True)
     (bundle / "orm" / "stale.txt").write_text("from an older family")
     card = bundle_card({"family": {"bytes": 1}}, seed=0)
-    n = install_bundle(tiny_family, bundle, card)
+    family = tmp_path / "family"
+    shutil.copytree(tiny_family, family)
+    (family / "student" / RANGE_FILE).unlink(missing_ok=True)  # a freshly trained student has none
+    n = install_bundle(family, bundle, card)
     assert not (bundle / "orm" / "stale.txt").exists() and (bundle / "orm" / "value_head.safetensors").is_file()
     assert json.loads((bundle / "bundle.json").read_text())["seed"] == 0
     assert (bundle / "BUNDLE.md").read_text() == bundle_markdown(card)
     assert n == folder_bytes(bundle)
+    shipped = json.loads((bundle / "student" / RANGE_FILE).read_text())  # measured from the new student
+    assert shipped["n"] > 0 and shipped["draft_logprob"]["low"] <= shipped["draft_logprob"]["median"]
