@@ -127,7 +127,8 @@ def _prefill(module, query, key, value, scaling: float, kv: SharedPrefixKV):
     import torch.nn.functional as F
 
     _, H, W, _ = query.shape
-    kv.prefix[id(module)] = (key, value)  # (P, Hkv, W, D) each
+    # contiguous once here: as the transposed views the projections give, every decode step copied them
+    kv.prefix[id(module)] = (key.contiguous(), value.contiguous())  # (P, Hkv, W, D) each
     causal = torch.ones(W, W, dtype=torch.bool, device=query.device).tril()  # (W, W)
     # padding queries attend to themselves only: every row keeps a finite softmax
     mask = (causal & kv.key_mask[:, None, :]) | torch.eye(W, dtype=torch.bool, device=query.device)  # (P, W, W)

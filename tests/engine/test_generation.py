@@ -389,6 +389,21 @@ def test_shared_prefix_and_cache_decoders_give_the_same_samples(policy, tokenize
     assert len(lengths) > 5 and max(lengths) == 40  # rows really left the batch at many different steps
 
 
+def test_the_shared_prefix_is_kept_contiguous(policy, tokenizer):
+    """The prompt's keys and values come out of the projections as transposed views; kept as views,
+    every decode step's matmul copied the whole prefix again (a quarter of a refinement's time)."""
+    from glore_engine.generation.decoding import SharedPrefixDecoder
+
+    enc = tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    positions = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
+    decoder = SharedPrefixDecoder(policy, max_new_tokens=8)
+    with torch.inference_mode():
+        decoder.prefill(enc.input_ids, enc.attention_mask, positions)
+    assert decoder.kv is not None and decoder.kv.prefix
+    for key, value in decoder.kv.prefix.values():
+        assert key.is_contiguous() and value.is_contiguous()
+
+
 def tiny_family_model(kind: str, tokenizer, **extra):
     """A tiny random causal LM of another family (config only, never downloaded)."""
     import transformers
