@@ -13,15 +13,25 @@ from .common import echo, engine_ready, friendly_errors, open_run, open_store
 @click.option("--local-refiner", help="another local refiner folder to try from the same marks")
 @click.option("--k", default=8, show_default=True, type=click.IntRange(min=1), help="rollouts per prefix (V* labels)")
 @click.option("--seed", default=1, show_default=True, type=click.IntRange(min=0), help="rollouts' random seed")
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    help="a marking rule to study instead of the default set, repeatable: CRITIC<THRESHOLD[,weakest][,back=N] "
+    "with CRITIC sorm, orm or earlier (e.g. 'sorm<0.7,weakest'); the V* mark is always added",
+)
 @click.pass_context
 @friendly_errors
-def where(ctx, run_id, family, local_refiner, k, seed) -> None:
+def where(ctx, run_id, family, local_refiner, k, seed, rules) -> None:
     """Marks (SORM, ORM, V*) against the real first error of an eval run's wrong drafts; local fixes from each."""
     from dataclasses import replace
 
-    from glore_engine.evaluation.where import report_metrics, where_study, where_table
+    from glore_engine.evaluation.where import DEFAULT_RULES, MarkRule, report_metrics, where_study, where_table
     from glore_engine.pipeline import GlorePipeline, result_from_dict
 
+    chosen = [MarkRule.parse(r) for r in rules] if rules else list(DEFAULT_RULES)
+    if not any(rule.critic == "vstar" for rule in chosen):
+        chosen.append(MarkRule("vstar"))  # what a perfect critique buys: every table's reference row
     store = open_store(ctx)
     run_id = run_id if run_id is not None else _newest_eval(store)
     cases = store.cases(run_id, limit=None)
@@ -38,9 +48,11 @@ def where(ctx, run_id, family, local_refiner, k, seed) -> None:
             models, local_refiner=TransformersBackend(lm, tok), paths={**models.paths, "local": local_refiner}
         )
     results = [result_from_dict(c.data) for c in cases]
-    config = {"eval_run": run_id, "models": models.paths, "k": k, "seed": seed}
+    config = {"eval_run": run_id, "models": models.paths, "k": k, "seed": seed, "rules": [r.key for r in chosen]}
     with open_run(ctx, "where", name=f"run {run_id}", config=config) as run:
-        report = where_study(GlorePipeline(models, threshold=results[0].threshold), results, k=k, seed=seed)
+        report = where_study(
+            GlorePipeline(models, threshold=results[0].threshold), results, chosen, k=k, seed=seed
+        )
         table = where_table(report)
         for name, value in report_metrics(report).items():
             run.log_metric(name, value)

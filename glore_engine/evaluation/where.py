@@ -48,6 +48,33 @@ class MarkRule:
         back = f", {self.back} step{'s' if self.back > 1 else ''} earlier" if self.back else ""
         return f"{critic} < {self.threshold:g}{rest}{back}"
 
+    @classmethod
+    def parse(cls, text: str) -> MarkRule:
+        """A rule from its command-line spelling: `vstar`, or CRITIC<THRESHOLD[,weakest][,back=N]
+        with CRITIC sorm, orm or earlier; e.g. `sorm<0.7,weakest,back=1`."""
+        spelling = "vstar, or CRITIC<THRESHOLD[,weakest][,back=N] with CRITIC sorm, orm or earlier"
+        head, *options = [part.strip() for part in text.strip().lower().split(",")]
+        if head == "vstar" and not options:
+            return cls("vstar")
+        critic, sep, number = head.partition("<")
+        if not sep or critic not in {"sorm", "orm", "earlier"}:
+            raise DataError(f"mark rule {text!r}: write {spelling}")
+        try:
+            threshold = float(number)
+        except ValueError:
+            raise DataError(f"mark rule {text!r}: the threshold {number!r} is not a number") from None
+        if not 0.0 <= threshold <= 1.0:
+            raise DataError(f"mark rule {text!r}: the threshold must be within 0..1")
+        weakest, back = False, 0
+        for option in options:
+            if option == "weakest":
+                weakest = True
+            elif option.startswith("back=") and option[5:].isdigit():
+                back = int(option[5:])
+            else:
+                raise DataError(f"mark rule {text!r}: unknown option {option!r} (weakest, back=N)")
+        return cls(critic, threshold, weakest, back)
+
     def marks(self, result: GloreResult) -> int:
         draft = result.draft
         if self.critic == "earlier":

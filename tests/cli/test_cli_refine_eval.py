@@ -145,6 +145,31 @@ def test_where_studies_the_wrong_drafts_of_an_eval_run(cli, tiny_family):
     assert metrics(cli, where.id)["where/vstar/exact"] == 1.0
 
 
+def test_where_studies_the_rules_it_is_given_and_always_the_vstar_mark(cli, tiny_family):
+    from glore_engine.family import GloreModels
+    from glore_engine.pipeline import GlorePipeline, to_case
+    from glore_engine.tasks.synthetic import generate
+
+    probs = generate("test", 3, seed=2)
+    drafts = [p.solution.rsplit("#### ", 1)[0] + "#### 0" for p in probs]
+    pipeline = GlorePipeline(GloreModels.from_folder(tiny_family), max_new_tokens=16)
+    results = pipeline.run_batch([p.question for p in probs], [p.answer for p in probs], drafts=drafts)
+    with cli.store() as store, store.run("eval", name="synthetic") as run:
+        store.add_cases(run.id, [to_case(r, i).to_json() for i, r in enumerate(results)])
+    rules = ("--rule", "sorm<0.7,weakest", "--rule", "orm<0.6,weakest,back=1")
+    result = cli("where", "--run", run.id, "--family", tiny_family, "--k", 2, *rules)
+    rows = [line.split(" | ")[0].lstrip("| ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [
+        "SORM < 0.7, else the weakest step",
+        "ORM < 0.6, else the weakest step, 1 step earlier",
+        "V* (rollouts)",
+        "(global refinement, no mark)",
+    ]
+    assert cli.last("where").config["rules"] == ["sorm_0.7_weakest", "orm_0.6_weakest_back1", "vstar"]
+    bad = cli("where", "--run", run.id, "--family", tiny_family, "--rule", "sorm<2", code=1)
+    assert "mark rule 'sorm<2': the threshold must be within 0..1" in bad.output
+
+
 def test_where_without_cases_is_a_one_line_error(cli):
     with cli.store() as store, store.run("eval", name="synthetic") as run:
         pass

@@ -78,3 +78,35 @@ def test_table_and_metrics_name_every_rule(pipeline, results):
 def test_no_wrong_drafts_is_a_data_error(pipeline, results):
     with pytest.raises(DataError, match="no wrong drafts"):
         where_study(pipeline, [r for r in results if r.draft.correct], k=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("vstar", MarkRule("vstar")),
+        ("sorm<0.7", MarkRule("sorm", 0.7)),
+        ("SORM<0.5, weakest", MarkRule("sorm", 0.5, weakest=True)),
+        ("orm<0.6,weakest,back=1", MarkRule("orm", 0.6, weakest=True, back=1)),
+        ("earlier<0.5,weakest", MarkRule("earlier", 0.5, weakest=True)),
+    ],
+)
+def test_a_rule_is_read_from_its_command_line_spelling(text, rule):
+    assert MarkRule.parse(text) == rule
+    assert MarkRule.parse(rule.key.replace("_weakest", ",weakest").replace("_back", ",back=").replace("_", "<")) == rule
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("sorm", "write vstar, or CRITIC<THRESHOLD"),
+        ("prm<0.5", "write vstar, or CRITIC<THRESHOLD"),
+        ("sorm<high", "is not a number"),
+        ("sorm<1.5", "within 0..1"),
+        ("sorm<0.5,earliest", "unknown option 'earliest'"),
+        ("sorm<0.5,back=-1", "unknown option 'back=-1'"),
+        ("vstar,weakest", "write vstar, or CRITIC<THRESHOLD"),
+    ],
+)
+def test_a_misspelt_rule_is_a_data_error_that_says_why(text, says):
+    with pytest.raises(DataError, match=says.replace("(", r"\(")):
+        MarkRule.parse(text)
