@@ -44,10 +44,10 @@ def resolve_models(folder: str | Path | None) -> Path | None:
 
 
 def sqlite_url(db: str | None) -> str | None:
-    """A database url from --db: a url as is, a file path as sqlite."""
-    if not db or "://" in db:
-        return db or None
-    return f"sqlite:///{Path(db).expanduser().resolve()}"
+    """A database url from --db: a url as is, a file path as sqlite (glore_db.as_url)."""
+    from glore_db import as_url
+
+    return as_url(db) if db else None
 
 
 @dataclass

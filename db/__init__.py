@@ -6,7 +6,7 @@ not the other way round. Annotated cases leave the store as plain records
 """
 
 from .annotations import LIMITS as ANNOTATION_LIMITS
-from .engine import default_home, display_url, resolve_url, user_home
+from .engine import as_url, default_home, display_url, resolve_url, user_home
 from .errors import StoreError
 from .filters import FILTERS as CASE_FILTERS
 from .lifecycle import RunHandle
@@ -28,6 +28,7 @@ __all__ = [
     "RunStatus",
     "Store",
     "StoreError",
+    "as_url",
     "default_home",
     "display_url",
     "resolve_url",

@@ -41,12 +41,18 @@ def default_home() -> Path:
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The explicit url, else $GLORE_DB, else sqlite:///<GLORE_HOME>/glore.db."""
-    if url:
-        return url
-    if os.environ.get(ENV_DB):
-        return os.environ[ENV_DB]
+    """The explicit url, else $GLORE_DB, else sqlite:///<GLORE_HOME>/glore.db; a file path means SQLite."""
+    value = url or os.environ.get(ENV_DB)
+    if value:
+        return as_url(value)
     return f"sqlite:///{(default_home() / 'glore.db').resolve()}"
+
+
+def as_url(value: str) -> str:
+    """A database url as given, or a SQLite file path (anything without '://') as its sqlite url."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
 def display_url(url: str | URL) -> str:

@@ -11,7 +11,8 @@ from . import demo, drafts, ei, refine, reward, runs, scale, student, when, wher
 @click.option(
     "--db",
     envvar="GLORE_DB",
-    help="SQLAlchemy URL of the run store (default: glore.db in $GLORE_HOME, else in this user's data folder)",
+    help="run store: a SQLAlchemy URL or a SQLite file path (default: glore.db in $GLORE_HOME, else in this "
+    "user's data folder)",
 )
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:

@@ -50,9 +50,7 @@ def where(ctx, run_id, family, local_refiner, k, seed, rules) -> None:
     results = [result_from_dict(c.data) for c in cases]
     config = {"eval_run": run_id, "models": models.paths, "k": k, "seed": seed, "rules": [r.key for r in chosen]}
     with open_run(ctx, "where", name=f"run {run_id}", config=config) as run:
-        report = where_study(
-            GlorePipeline(models, threshold=results[0].threshold), results, chosen, k=k, seed=seed
-        )
+        report = where_study(GlorePipeline(models, threshold=results[0].threshold), results, chosen, k=k, seed=seed)
         table = where_table(report)
         for name, value in report_metrics(report).items():
             run.log_metric(name, value)

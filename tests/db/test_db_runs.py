@@ -223,7 +223,18 @@ def test_missing_folder_gives_store_error(tmp_path):
 
 def test_bad_url_gives_store_error():
     with pytest.raises(StoreError, match="not a database url"):
-        Store("not a url")
+        Store("://no-dialect")
+
+
+def test_a_file_path_is_a_sqlite_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_url("runs.db") == f"sqlite:///{(tmp_path / 'runs.db').resolve()}"
+    monkeypatch.setenv("GLORE_DB", "~/x.db")
+    assert resolve_url() == f"sqlite:///{Path('~/x.db').expanduser().resolve()}"
+    assert resolve_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    with Store("runs.db") as store, store.run("sft", name="path") as run:
+        pass
+    assert (tmp_path / "runs.db").is_file() and Store("runs.db").get_run(run.id).name == "path"
 
 
 def test_locked_database_gives_store_error(tmp_path):
