@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from glore_engine.errors import GloreError
+from glore_engine.pipeline import CRITIQUE_THRESHOLD
 
 log = logging.getLogger("glore.app")
 MAX_BATCH = 64  # requests in one pipeline batch; the Inspect event admits this many at once
@@ -38,7 +39,7 @@ class InspectRequest:
     question: str
     draft: str | None = None
     gold: str | None = None
-    threshold: float = 0.5
+    threshold: float = CRITIQUE_THRESHOLD
     on_stage: Callable[[str], None] | None = None
     result: Future = field(default_factory=Future, repr=False)
     # The caller's context (gradio's progress bar finds its event there), for on_stage in the worker.

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from glore_engine.pipeline import CRITIQUE_THRESHOLD
+
 OFFLINE_ENV = {
     "GRADIO_ANALYTICS_ENABLED": "False",
     "HF_HUB_OFFLINE": "1",
@@ -35,7 +37,7 @@ DEFAULTS = {
     "models": None,
     "data": None,
     "auth": None,
-    "threshold": 0.5,
+    "threshold": CRITIQUE_THRESHOLD,
     "max_new_tokens": 256,
     "browser": True,
 }
@@ -52,7 +54,7 @@ def create_app(
     db_url: str | None = None,
     data: str | None = None,
     *,
-    threshold: float = 0.5,
+    threshold: float = CRITIQUE_THRESHOLD,
     max_new_tokens: int = 256,
 ):
     """The workbench as a gr.Blocks (queued; launch it with launch_app for the stylesheet and keys).
@@ -208,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", help="GSM8K-format JSONL file to pick problems from (default: synthetic test split)")
     p.add_argument("--auth", help="user:password required to open the app")
-    p.add_argument("--threshold", type=float, help="initial SORM/ORM threshold (default 0.5)")
+    p.add_argument("--threshold", type=float, help=f"initial SORM/ORM threshold (default {CRITIQUE_THRESHOLD})")
     p.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="generation limit (default 256)")
     p.add_argument("--config", help="YAML file with any of: " + ", ".join(CONFIG_KEYS) + " (flags override it)")
     p.add_argument("--no-browser", dest="browser", action="store_const", const=False, help="do not open a browser tab")

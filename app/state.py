@@ -14,6 +14,7 @@ from typing import Any
 from glore_db.annotations import editable_fields as annotation_fields  # noqa: F401  (used by the tabs)
 from glore_engine.errors import CheckpointError, DataError
 from glore_engine.family import MEMBER_FOLDERS, missing_members
+from glore_engine.pipeline import CRITIQUE_THRESHOLD
 from glore_engine.runtime import CpuWatch, adapt_threads
 
 from .batching import MAX_BATCH, BatchWorker, InspectRequest
@@ -58,7 +59,7 @@ class Workbench:
     db_url: str | None = None
     data: str | None = None
     max_new_tokens: int = 256
-    threshold: float = 0.5
+    threshold: float = CRITIQUE_THRESHOLD
     busy_timeout_s: float = 5.0  # a locked store answers within seconds, not the CLI's 30
     max_batch: int = MAX_BATCH  # Inspect requests served together by the model worker
     _pipeline: Any = field(default=None, repr=False)
@@ -124,7 +125,7 @@ class Workbench:
         question: str,
         draft: str | None = None,
         gold: str | None = None,
-        threshold: float = 0.5,
+        threshold: float = CRITIQUE_THRESHOLD,
         on_stage: Callable[[str], None] | None = None,
     ):
         """One question through draft -> critique -> refinements -> rerank.

@@ -35,6 +35,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from bench_app import free_port, models_folder  # noqa: E402  (after the path set-up above)
 
+from glore_engine.pipeline import CRITIQUE_THRESHOLD  # noqa: E402
+
 BATCH_NOTE = re.compile(r"in a batch of (\d+) requests")
 SERVER_NOTE = re.compile(r"torch threads:|model worker: \d+ request")
 
@@ -91,7 +93,7 @@ def ask(client, problem, deadline: float, fire: threading.Event) -> Outcome:
     fire.wait()
     start = time.perf_counter()
     try:
-        job = client.submit(problem.question, problem.answer, "", 0.5, api_name="/inspect")
+        job = client.submit(problem.question, problem.answer, "", CRITIQUE_THRESHOLD, api_name="/inspect")
         outputs = job.result(timeout=max(0.1, deadline - time.monotonic()))
     except TimeoutError:
         return Outcome(None, "timed out")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .pipeline import MAX_QUESTION_CHARS, first_below
+from .pipeline import CRITIQUE_THRESHOLD, MAX_QUESTION_CHARS, first_below
 from .tasks.answers import canonical, extract_answer, is_correct
 from .tasks.steps import split_steps
 from .tracking import Tracker, ensure, log_numbers
@@ -267,7 +267,7 @@ def score_drafts(
 
 
 def draft_case(
-    row: DraftRow, index: int, scores: DraftScores | str | None = None, threshold: float = 0.5
+    row: DraftRow, index: int, scores: DraftScores | str | None = None, threshold: float = CRITIQUE_THRESHOLD
 ) -> dict[str, Any]:
     """A stored case (db.Store.add_cases format) for one imported draft.
 
@@ -312,7 +312,7 @@ def import_drafts(
     path: str | Path,
     tracker: Tracker | None = None,
     scorers: tuple[Any, Any] | None = None,
-    threshold: float = 0.5,
+    threshold: float = CRITIQUE_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Read, grade, optionally score (scorers = (orm, sorm) RewardScorers) and store a drafts file.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from glore_engine.pipeline import CRITIQUE_THRESHOLD
+
 from .common import engine_ready, friendly_errors, open_store
 
 
@@ -12,7 +14,12 @@ from .common import engine_ready, friendly_errors, open_store
 @click.option("--family", help="score the drafts with this family's ORM and SORM (a family folder)")
 @click.option("--orm", "orm_path", help="score with this ORM checkpoint (with --sorm)")
 @click.option("--sorm", "sorm_path", help="score with this SORM checkpoint (with --orm)")
-@click.option("--threshold", default=0.5, show_default=True, help="SORM score below which a step is the first error")
+@click.option(
+    "--threshold",
+    default=CRITIQUE_THRESHOLD,
+    show_default=True,
+    help="SORM score below which a step is the first error",
+)
 @click.option("--name", help="name of the case set (default: the file's name)")
 @click.pass_context
 @friendly_errors

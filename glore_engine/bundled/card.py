@@ -46,6 +46,7 @@ def bundle_markdown(card: dict) -> str:
         "",
         f"Produced by `{card['command']}` (seed {card['seed']}, commit {card['commit'] or 'unknown'}) "
         f"on {card['created_at']}. fp16 safetensors, {card['bytes'] or 0:,} bytes in all.",
+        *(["", card["remeasured"]] if card.get("remeasured") else []),
         "",
         "## Student",
         "",

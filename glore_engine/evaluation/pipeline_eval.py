@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import distributed
 from ..config import NON_NEGATIVE, POSITIVE, UNIT, check_bounds
-from ..pipeline import GloreResult
+from ..pipeline import CRITIQUE_THRESHOLD, GloreResult
 from ..tracking import Tracker, ensure, log_numbers, progress_bar
 from .metrics import fmt, markdown_table
 
@@ -21,7 +21,7 @@ class PipelineEvalConfig:
     split: str = "test"
     limit: int = 500  # problems
     data_seed: int = 0
-    threshold: float = 0.5  # SORM score below which a step is the first error
+    threshold: float = CRITIQUE_THRESHOLD  # SORM score below which a step is the first error
     weakest: bool = True  # no step below threshold: refine locally from the weakest step (pipeline.local_mark)
     best_of: int = 3  # student samples for the best-of-N baseline
     seed: int = 0
@@ -93,7 +93,9 @@ def refinement_tables(results: list[GloreResult]) -> dict:
     """Markdown T2 and T3 with the paper's GSM8K figures beside ours, plus flat metrics."""
     t2, n_wrong = t2_rows(results)
     t3 = t3_rows(results)
-    md2 = f"T2: incorrect greedy drafts fixed ({n_wrong} of {len(results)} drafts were wrong)\n\n" + markdown_table(
+    critique = f"; local from the first step with SORM < {results[0].threshold:g}" if results else ""
+    md2 = f"T2: incorrect greedy drafts fixed ({n_wrong} of {len(results)} drafts were wrong{critique})\n\n"
+    md2 += markdown_table(
         ["refinement", "fixed %", "paper GSM8K 13B %"], [[name, fmt(v, True), PAPER_T2[name]] for name, v in t2]
     )
     md3 = f"T3: end-to-end accuracy on {len(results)} problems\n\n" + markdown_table(

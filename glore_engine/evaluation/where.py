@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import DataError
 from ..labelling.postprocess import LabelRules, apply_rules, first_error
 from ..labelling.rollouts import label_solutions
-from ..pipeline import GlorePipeline, GloreResult, local_mark
+from ..pipeline import CRITIQUE_THRESHOLD, GlorePipeline, GloreResult, local_mark
 from ..records import LabelledSolution
 from .metrics import markdown_table
 
@@ -91,6 +91,7 @@ DEFAULT_RULES = (
     MarkRule("sorm", 0.5),
     MarkRule("sorm", 0.5, weakest=True),
     MarkRule("sorm", 0.7),
+    MarkRule("sorm", CRITIQUE_THRESHOLD, weakest=True),  # the pipeline's default, chosen on the dev split
     MarkRule("orm", 0.5, weakest=True),
     MarkRule("sorm", 0.5, weakest=True, back=1),
     MarkRule("earlier", 0.5, weakest=True),

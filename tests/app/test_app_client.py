@@ -12,6 +12,7 @@ import pytest
 
 from glore_db import ANNOTATION_LIMITS, Store
 from glore_engine.exports import SCHEMA_VERSION
+from glore_engine.pipeline import CRITIQUE_THRESHOLD
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +96,7 @@ def test_results_filter_and_open_case_in_inspect(app_server, client):
     *view, threshold, inspect_status, question, draft, gold, status = client.predict(case_id, api_name="/open_case")
     _question, draft_table, _verdict, _glob, _local, rerank = view
     assert "no model was run" in inspect_status and step_categories(draft_table)
-    assert 'data-kind="rerank"' in rerank and threshold == 0.5
+    assert 'data-kind="rerank"' in rerank and threshold == CRITIQUE_THRESHOLD  # the pipeline's, stored with the case
     with Store(app_server["db_url"]) as store:
         case = store.get_case(case_id)
     assert (question, draft, gold) == (case.question, case.draft, case.gold)  # Run can score it again
