@@ -68,12 +68,10 @@ def create_app(
 
     from . import annotate_tab, api, export_tab, import_tab, inspect_tab, results_tab, runs_tab
     from .render import plain_text
-    from .state import Workbench, resolve_models, sqlite_url
+    from .state import Workbench, resolve_models
     from .ui import annotator_name, one_line_input_errors
 
-    bench = Workbench(
-        resolve_models(models_folder), sqlite_url(db_url), data, max_new_tokens=max_new_tokens, threshold=threshold
-    )
+    bench = Workbench(resolve_models(models_folder), db_url, data, max_new_tokens=max_new_tokens, threshold=threshold)
     with gr.Blocks(title="GLoRe workbench", analytics_enabled=False, delete_cache=EXPORT_CACHE) as demo:
         gr.Markdown("## GLoRe workbench · *when, where and how* to refine a maths draft")
         task = bench.task()

@@ -44,13 +44,6 @@ def resolve_models(folder: str | Path | None) -> Path | None:
     return bundle if bundle.is_dir() and not missing_members(bundle) else None
 
 
-def sqlite_url(db: str | None) -> str | None:
-    """A database url from --db: a url as is, a file path as sqlite (glore_db.as_url)."""
-    from glore_db import as_url
-
-    return as_url(db) if db else None
-
-
 @dataclass
 class Workbench:
     """Shared by every browser session: one model family, one store, one problem list."""

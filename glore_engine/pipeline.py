@@ -1,9 +1,9 @@
 """GLoRe inference: draft -> ORM/SORM scores -> first error -> global + local refinement -> ORM rerank.
 
 when:  the ORM's score of the whole draft (refine_needed = below `when_threshold`);
-where: the first step whose SORM score is below `threshold` (default CRITIQUE_THRESHOLD, 0.8); the local refiner starts there, or, when
-       no step is below it, from the weakest step (every draft gets a local refinement; the rerank
-       keeps the draft when it was right);
+where: the first step whose SORM score is below `threshold` (default CRITIQUE_THRESHOLD, 0.8); the
+       local refiner starts there, or, when no step is below it, from the weakest step (every draft
+       gets a local refinement; the rerank keeps the draft when it was right);
 how:   one global and one local refinement, greedy;
 pick:  the ORM's highest-scoring of {draft, global, local} (the paper's headline method).
 """

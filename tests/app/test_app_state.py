@@ -40,10 +40,12 @@ def test_bad_problems_fail_before_any_model_loads(no_bundle, question, match):
     assert not bench.models_loaded
 
 
-def test_sqlite_url_from_a_path(tmp_path):
-    assert state.sqlite_url(str(tmp_path / "x.db")).startswith("sqlite:///")
-    assert state.sqlite_url("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert state.sqlite_url(None) is None
+def test_the_store_opens_a_db_given_as_a_file_path(tmp_path):
+    bench = state.Workbench(None, str(tmp_path / "x.db"))
+    assert bench.store_name() == f"sqlite:///{(tmp_path / 'x.db').resolve()}"
+    bench.store()  # the path is opened as SQLite (glore_db.as_url), as in glore-train
+    assert (tmp_path / "x.db").is_file()
+    bench.close()
 
 
 def test_missing_store_folder_is_a_store_error(tmp_path):
