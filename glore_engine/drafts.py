@@ -249,16 +249,19 @@ def score_drafts(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[DraftScores | str]:
     """ORM and SORM step scores per row, in batches; a row the scorers refuse gets the reason instead."""
+    from .models.reward_model import score_together
+
     out: list[DraftScores | str] = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         items = [(r.question, split_steps(r.draft)) for r in chunk]
         try:
-            out += [DraftScores(o, s) for o, s in zip(orm.score(items), sorm.score(items))]
+            out += [DraftScores(o, s) for o, s in zip(*score_together([orm, sorm], items))]
         except DataError:  # one draft too long for the scorers: score the batch one by one
             for item in items:
                 try:
-                    out.append(DraftScores(orm.score([item])[0], sorm.score([item])[0]))
+                    orm_steps, sorm_steps = score_together([orm, sorm], [item])
+                    out.append(DraftScores(orm_steps[0], sorm_steps[0]))
                 except DataError as exc:
                     out.append(str(exc))
         if progress:
@@ -355,9 +358,11 @@ def load_scorers(family: str | None = None, orm: str | None = None, sorm: str | 
         return None
     if not (orm and sorm):
         raise DataError("scoring needs both an ORM and a SORM (or a family folder)")
-    from .models.reward_model import load_scorers
+    from .models.reward_model import load_scorers, share_backbones
 
-    return load_scorers({"orm": orm}, roles=("orm",))["orm"], load_scorers({"sorm": sorm}, roles=("sorm",))["sorm"]
+    pair = load_scorers({"orm": orm}, roles=("orm",))["orm"], load_scorers({"sorm": sorm}, roles=("sorm",))["sorm"]
+    share_backbones(pair)
+    return pair
 
 
 def write_drafts(rows: Iterable[dict[str, Any]], path: str | Path) -> int:

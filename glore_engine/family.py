@@ -76,7 +76,7 @@ class GloreModels:
     ) -> GloreModels:
         from .generation.hf_backend import TransformersBackend
         from .models.causal_lm import load_causal_lm
-        from .models.reward_model import RewardScorer, load_reward_model
+        from .models.reward_model import RewardScorer, load_reward_model, share_backbones
         from .models.tokenizer import fingerprint
         from .runtime import pick_device
 
@@ -95,6 +95,7 @@ class GloreModels:
         if len(set(prints.values())) > 1:
             detail = ", ".join(f"{k}={v}" for k, v in prints.items())
             raise CheckpointError(f"these models do not share one tokenizer ({detail}); train them from one student")
+        share_backbones([scorers["orm"], scorers["sorm"]])  # one frozen base: one backbone pass scores both
         return cls(policies["student"], scorers["orm"], scorers["sorm"], policies["global"], policies["local"], paths)
 
     @classmethod

@@ -267,8 +267,13 @@ class GlorePipeline:
         live = [(q, c) for q, c in zip(questions, candidates) if c.steps]
         items = list(dict.fromkeys((q, tuple(c.steps)) for q, c in live if (q, tuple(c.steps)) not in scores))
         if items:
-            orm = self.models.orm.score([(q, list(steps)) for q, steps in items])
-            sorm = self.models.sorm.score([(q, list(steps)) for q, steps in items]) if not orm_only else None
+            from .models.reward_model import score_together
+
+            pairs = [(q, list(steps)) for q, steps in items]
+            if orm_only:
+                orm, sorm = self.models.orm.score(pairs), None
+            else:
+                orm, sorm = score_together([self.models.orm, self.models.sorm], pairs)
             for k, item in enumerate(items):
                 scores[item] = (orm[k], sorm[k] if sorm is not None else [])
         for q, c in live:

@@ -153,11 +153,13 @@ def evaluate_reward_models(
     scorers: dict, labelled: list[LabelledSolution], rules: LabelRules | None = None, threshold: float = 0.5
 ) -> tuple[list[RewardEval], str]:
     """T1 for every named scorer on rollout-labelled held-out solutions; returns rows and Markdown."""
+    from ..models.reward_model import score_together
+
     records = apply_rules(labelled, rules or LabelRules())
     rows = [random_baseline(records), logprob_baseline(records)]
     items = [(r.question, r.steps) for r in records]
-    for name, scorer in scorers.items():
-        rows.append(evaluate_scores(name, records, scorer.score(items), threshold))
+    for name, scores in zip(scorers, score_together(list(scorers.values()), items)):
+        rows.append(evaluate_scores(name, records, scores, threshold))
     n_q = len({r.problem_id for r in records})
     caption = (
         f"T1 on {len(records)} distinct held-out samples of {n_q} questions "

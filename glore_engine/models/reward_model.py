@@ -9,7 +9,7 @@ rather than which sample is wrong (docs/demo-task.md). Likelihood features are d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,19 +75,31 @@ class RewardModel(nn.Module):
 
     def forward(self, input_ids, attention_mask, solution_mask=None):
         """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features."""
+        return self.values(*self.states(input_ids, attention_mask, solution_mask))
+
+    def states(self, input_ids, attention_mask, solution_mask=None, features: bool | None = None):
+        """The backbone's part of the forward pass: hidden (B, T, H) and the likelihood features
+        (B, T, F), or None. Heads on one backbone (share_backbones) read the same states, so
+        score_together runs this once for all of them; features: compute them (default: if this
+        model uses them)."""
         out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
         hidden = out.last_hidden_state  # (B, T, H)
+        features = self.likelihood_features if features is None else features
+        if not features or solution_mask is None:
+            return hidden, None
+        with torch.no_grad():  # rows in chunks: the (rows, T, V) log-softmax is the largest tensor here
+            rows = max(1, FEATURE_CHUNK_ELEMENTS // max(1, hidden.shape[1] * self.digit_tokens.shape[0]))
+            chunks = [
+                self.features(hidden[i : i + rows], input_ids[i : i + rows], solution_mask[i : i + rows])
+                for i in range(0, hidden.shape[0], rows)
+            ]
+        return hidden, torch.cat(chunks)  # (B, T, F)
+
+    def values(self, hidden, features=None):
+        """This model's value logits (B, T) from the backbone's states."""
         logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)  # (B, T)
-        if self.likelihood_features and solution_mask is not None:
-            with torch.no_grad():  # rows in chunks: the (rows, T, V) log-softmax is the largest tensor here
-                rows = max(1, FEATURE_CHUNK_ELEMENTS // max(1, hidden.shape[1] * self.digit_tokens.shape[0]))
-                features = torch.cat(
-                    [
-                        self.features(hidden[i : i + rows], input_ids[i : i + rows], solution_mask[i : i + rows])
-                        for i in range(0, hidden.shape[0], rows)
-                    ]
-                )  # (B, T, F)
-            logits = logits + self.feature_head(features).squeeze(-1)  # (B, T)
+        if self.likelihood_features and features is not None:
+            logits = logits + self.feature_head(features.to(self.head.weight.dtype)).squeeze(-1)  # (B, T)
         return logits
 
     def features(self, hidden, input_ids, solution_mask):
@@ -180,23 +192,87 @@ class RewardScorer:
         self.max_length = min(max_length, getattr(model.config, "max_position_embeddings", None) or max_length)
 
     def score(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
-        encoded = [encode_solution(self.tokenizer, q, steps, self.max_length) for q, steps in items]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
-        scores: list[list[float]] = [[] for _ in encoded]
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = {
-                    k: v.to(self.device)
-                    for k, v in collate_solutions([encoded[i] for i in idx], self.tokenizer.pad_token_id).items()
-                }
-                probs = torch.sigmoid(self.model(**batch).float())  # (B, T)
-                for row, i in enumerate(idx):
-                    scores[i] = probs[row, encoded[i].step_ends].tolist()  # (S,) read at each step's last token
-        return scores
+        return score_together([self], items)[0]
 
     def score_one(self, question: str, steps: list[str]) -> list[float]:
         return self.score([(question, steps)])[0]
+
+
+def score_together(scorers: Sequence[RewardScorer], items: list[tuple[str, list[str]]]) -> list[list[list[float]]]:
+    """Each scorer's per-step probabilities for the same items, in the scorers' order. Scorers on one
+    backbone module (share_backbones: an ORM and a SORM trained on one frozen base) share its
+    forward pass: one backbone pass per batch for all of them, then one value head each."""
+    out: list[list[list[float]]] = [[] for _ in scorers]
+    groups: dict[int, list[int]] = {}
+    for k, scorer in enumerate(scorers):
+        if not isinstance(scorer, RewardScorer):  # any object with .score(items) (a stand-in, a remote scorer)
+            out[k] = scorer.score(items)
+            continue
+        groups.setdefault(id(scorer.model.lm), []).append(k)
+    for members in groups.values():
+        for k, scores in zip(members, _score_group([scorers[k] for k in members], items)):
+            out[k] = scores
+    return out
+
+
+def _score_group(group: list[RewardScorer], items: list[tuple[str, list[str]]]) -> list[list[list[float]]]:
+    lead = group[0]
+    max_length = min(s.max_length for s in group)
+    encoded = [encode_solution(lead.tokenizer, q, steps, max_length) for q, steps in items]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))  # less padding per batch
+    features = any(s.model.likelihood_features for s in group)
+    scores: list[list[list[float]]] = [[[] for _ in encoded] for _ in group]
+    with torch.inference_mode():
+        for start in range(0, len(order), lead.batch_size):
+            idx = order[start : start + lead.batch_size]
+            batch = collate_solutions([encoded[i] for i in idx], lead.tokenizer.pad_token_id)
+            batch = {k: v.to(lead.device) for k, v in batch.items()}
+            hidden, feats = lead.model.states(**batch, features=features)  # (B, T, H), (B, T, F) or None
+            for g, scorer in enumerate(group):
+                probs = torch.sigmoid(scorer.model.values(hidden, feats).float())  # (B, T)
+                for row, i in enumerate(idx):
+                    scores[g][i] = probs[row, encoded[i].step_ends].tolist()  # (S,) at each step's last token
+    return scores
+
+
+def share_backbones(scorers: Sequence[RewardScorer]) -> int:
+    """Point scorers whose backbones hold identical weights, config and tokenizer at one backbone
+    module, so that score_together runs it once for all of them (and it is held in memory once).
+    An ORM and a SORM trained with a frozen backbone from one base are such a pair. Returns how many
+    scorers now share another's backbone."""
+    shared = 0
+    for i, scorer in enumerate(scorers):
+        for other in scorers[:i]:
+            if other.model.lm is scorer.model.lm:
+                break
+            if _same_backbone(other, scorer):
+                scorer.model.lm = other.model.lm
+                shared += 1
+                break
+    return shared
+
+
+def _same_backbone(a: RewardScorer, b: RewardScorer) -> bool:
+    if type(a.model.lm) is not type(b.model.lm) or a.device != b.device:
+        return False
+    if fingerprint(a.tokenizer) != fingerprint(b.tokenizer):
+        return False
+    if not torch.equal(a.model.digit_tokens, b.model.digit_tokens):  # the likelihood features read them
+        return False
+    name = ("_name_or_path", "name_or_path")
+    config_a = {k: v for k, v in a.model.lm.config.to_dict().items() if k not in name}
+    config_b = {k: v for k, v in b.model.lm.config.to_dict().items() if k not in name}
+    if config_a != config_b:
+        return False
+    state_a, state_b = a.model.lm.state_dict(), b.model.lm.state_dict()
+    if state_a.keys() != state_b.keys():
+        return False
+    return all(
+        state_a[k].shape == state_b[k].shape
+        and state_a[k].dtype == state_b[k].dtype
+        and torch.equal(state_a[k], state_b[k])
+        for k in state_a
+    )
 
 
 # ---- checkpoints -----------------------------------------------------------------------------
@@ -291,4 +367,5 @@ def load_scorers(models: Mapping[str, str | Path], roles=REWARD_ROLES) -> dict[s
     for name, path in models.items():
         model, tokenizer, _ = load_reward_model(path, roles=roles)
         scorers[name] = RewardScorer(model, tokenizer)
+    share_backbones(list(scorers.values()))
     return scorers

@@ -217,6 +217,22 @@ def test_family_members_with_different_tokenizers_are_a_checkpoint_error(tiny_fa
         GloreModels.from_folder(family)
 
 
+def test_an_orm_and_sorm_on_one_frozen_base_load_one_backbone(tiny_family, tmp_path, models):
+    family = tmp_path / "family"
+    shutil.copytree(tiny_family, family)
+    assert models.sorm.model.lm is not models.orm.model.lm  # the tiny family's two backbones differ
+    shutil.copy(family / "orm" / "model.safetensors", family / "sorm" / "model.safetensors")
+    shared = GloreModels.from_folder(family)
+    assert shared.sorm.model.lm is shared.orm.model.lm
+    result = GlorePipeline(shared).run(QUESTION, draft=SOLUTION)
+    from glore_engine.models.reward_model import RewardScorer, load_reward_model
+
+    item = [(QUESTION, result.draft.steps)]
+    for member, scores in (("orm", result.draft.orm_steps), ("sorm", result.draft.sorm_steps)):
+        model, tokenizer, _ = load_reward_model(family / member)  # alone: its own backbone
+        assert scores == RewardScorer(model, tokenizer).score(item)[0]
+
+
 def test_a_family_member_in_the_wrong_place_is_a_checkpoint_error(tiny_family, tmp_path):
     family = tmp_path / "family"
     shutil.copytree(tiny_family, family)
@@ -285,9 +301,13 @@ def test_a_refinement_that_rewrote_nothing_takes_its_drafts_scores(pipeline, mod
     monkeypatch.setattr(
         models.local_refiner, "generate", lambda prompts, **k: [[Sample(rewrite, 1, 0.0, True)]] * len(prompts)
     )
-    scored = []
-    original = models.orm.score
-    monkeypatch.setattr(models.orm, "score", lambda items: scored.append(list(items)) or original(items))
+    from glore_engine.models import reward_model
+
+    scored = []  # every reward-model pass's items (ORM and SORM score them together)
+    original = reward_model.score_together
+    monkeypatch.setattr(
+        reward_model, "score_together", lambda scorers, items: scored.append(list(items)) or original(scorers, items)
+    )
     results = pipeline.run_batch(
         [p.question for p in probs],
         [p.answer for p in probs],

@@ -11,7 +11,14 @@ from engine_helpers import make_policy
 
 from glore_engine.errors import DataError
 from glore_engine.formats import scoring_text, student_prompt
-from glore_engine.models.reward_model import RewardModel, RewardScorer, collate_solutions, encode_solution
+from glore_engine.models.reward_model import (
+    RewardModel,
+    RewardScorer,
+    collate_solutions,
+    encode_solution,
+    score_together,
+    share_backbones,
+)
 
 SOLUTIONS = [
     (
@@ -152,3 +159,44 @@ def test_scorer_keeps_input_order_across_length_sorted_batches(tokenizer):
     alone = [scorer.score_one(q, s) for q, s in SOLUTIONS]
     for t, a in zip(together, alone):
         assert t == pytest.approx(a, abs=1e-5)
+
+
+def test_scorers_on_one_frozen_base_share_one_backbone_pass(tokenizer):
+    import copy
+
+    orm_model, sorm_model = make_rm(tokenizer, True, seed=1), make_rm(tokenizer, True, seed=2)
+    sorm_model.lm = copy.deepcopy(orm_model.lm)  # the same weights in another module, as two loads give
+    orm, sorm = RewardScorer(orm_model, tokenizer, batch_size=3), RewardScorer(sorm_model, tokenizer, batch_size=3)
+    apart = orm.score(SOLUTIONS), sorm.score(SOLUTIONS)
+    assert share_backbones([orm, sorm]) == 1
+    assert sorm.model.lm is orm.model.lm
+    passes = []
+    hook = orm.model.lm.base_model.register_forward_hook(lambda *_: passes.append(1))
+    together = score_together([orm, sorm], SOLUTIONS)
+    hook.remove()
+    assert len(passes) == 2  # 4 solutions in batches of 3: one backbone pass per batch for both heads
+    assert together[0] == apart[0] and together[1] == apart[1]  # each head still reads its own scores
+    assert together[0] != together[1]
+
+
+def test_backbones_that_differ_are_not_shared(tokenizer):
+    import copy
+
+    a, b = make_rm(tokenizer, True, seed=1), make_rm(tokenizer, True, seed=2)
+    assert share_backbones([RewardScorer(a, tokenizer), RewardScorer(b, tokenizer)]) == 0  # other weights
+    c = make_rm(tokenizer, True, seed=3)
+    c.lm = copy.deepcopy(a.lm)
+    c.digit_tokens = ~a.digit_tokens  # the likelihood features would read other tokens
+    assert share_backbones([RewardScorer(a, tokenizer), RewardScorer(c, tokenizer)]) == 0
+    assert a.lm is not c.lm
+
+
+def test_score_together_takes_any_scorer_beside_reward_scorers(tokenizer):
+    class Constant:
+        def score(self, items):
+            return [[0.25] * len(steps) for _, steps in items]
+
+    scorer = RewardScorer(make_rm(tokenizer, False), tokenizer)
+    real, constant = score_together([scorer, Constant()], SOLUTIONS)
+    assert real == scorer.score(SOLUTIONS)
+    assert constant == [[0.25] * len(steps) for _, steps in SOLUTIONS]
