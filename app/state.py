@@ -5,6 +5,7 @@ Nothing here imports gradio, so every behaviour of the tabs can be tested as pla
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ from glore_db.annotations import editable_fields as annotation_fields  # noqa: F
 from glore_engine.errors import CheckpointError, DataError
 from glore_engine.family import MEMBER_FOLDERS, missing_members
 from glore_engine.pipeline import CRITIQUE_THRESHOLD
-from glore_engine.runtime import CpuWatch, adapt_threads
+from glore_engine.runtime import CpuWatch, adapt_threads, still_busy
 
 from .batching import MAX_BATCH, BatchWorker, InspectRequest
+
+log = logging.getLogger("glore.app")
 
 SYNTHETIC_TEST_N = 50
 DATA_LIMIT = 500
@@ -153,7 +156,7 @@ class Workbench:
             pipeline = self.pipeline()
             if self._others_busy is None:  # no batch measured yet: since the app started
                 self._others_busy = self._cpu.others_busy()
-            adapt_threads(self._others_busy)  # the idle cores now, not at start (this is the worker thread)
+            adapt_threads(still_busy(self._others_busy))  # the idle cores now, not at start (worker thread)
             self._cpu.start()
             try:
                 with _stage_reports(pipeline.models, lambda text: [r.report(text) for r in requests]):
@@ -169,6 +172,10 @@ class Workbench:
                 self._others_busy = self._others_busy if others is None else others
         for result in results:
             result.timings["batch"] = len(requests)  # the timings are the whole batch's
+        if results:
+            t = results[0].timings
+            stages = ", ".join(f"{k[:-2]} {v:.2f}" for k, v in t.items() if k.endswith("_s") and k != "total_s")
+            log.info("model worker: a batch of %d ran in %.2f s (%s)", len(requests), t.get("total_s", 0.0), stages)
         return results
 
     # ---- store --------------------------------------------------------------------------------

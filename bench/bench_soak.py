@@ -17,6 +17,7 @@ import argparse
 import math
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from bench_app import free_port, models_folder  # noqa: E402  (after the path se
 from glore_engine.pipeline import CRITIQUE_THRESHOLD  # noqa: E402
 
 BATCH_NOTE = re.compile(r"in a batch of (\d+) requests")
-SERVER_NOTE = re.compile(r"torch threads:|model worker: \d+ request")
+SERVER_NOTE = re.compile(r"torch threads:|model worker: (\d+ request|a batch of)")
 
 
 @dataclass
@@ -54,6 +55,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process so far (this one when pid is None), from /proc (Linux)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def start_server(folder: Path, scratch: Path, max_new_tokens: int, deadline: float) -> tuple[subprocess.Popen, str]:
@@ -171,7 +181,11 @@ def main() -> None:
             for round_ in range(args.rounds):
                 problems = generate("test", args.requests, seed=round_)
                 print(f"round {round_ + 1}: {args.requests} concurrent Inspect requests")
-                report(*burst(client, problems, deadline))
+                cpu = cpu_seconds(), cpu_seconds(proc.pid)
+                outcomes, wall = burst(client, problems, deadline)
+                report(outcomes, wall)
+                client_cpu, server_cpu = cpu_seconds() - cpu[0], cpu_seconds(proc.pid) - cpu[1]
+                print(f"  CPU seconds in the burst: server {server_cpu:.1f}, this client {client_cpu:.1f}")
                 print(f"  server RSS after: {rss_mb(proc.pid):.0f} MB; load {os.getloadavg()[0]:.1f}")
             client.close()
         finally:

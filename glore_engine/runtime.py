@@ -182,6 +182,33 @@ class CpuWatch:
         return max(0.0, (now[1] - last[1] - (now[2] - last[2])) / (now[0] - last[0]))
 
 
+GLANCE_S = 0.15  # a fresh look at the other processes, before a batch would give up its threads
+
+
+def glance_others(seconds: float = GLANCE_S, sleep=time.sleep, **watch_kwargs) -> float | None:
+    """Cores the other processes use right now: a CpuWatch window of `seconds`, waited out here."""
+    watch = CpuWatch(min_window_s=0.0, **watch_kwargs)
+    sleep(seconds)
+    return watch.others_busy()
+
+
+def still_busy(others: float | None, glance=glance_others) -> float | None:
+    """The last window's figure for the others, confirmed by a short glance when it would cost threads.
+
+    Why: a server's window spans its previous batch, and what kept the others busy then may be over (on
+    one machine, a client sending the requests the next batch serves): a batch that gives up a core for
+    it runs a third slower. A neighbour still busy shows in the glance too; the lower figure counts.
+    Only a figure that would leave a core idle costs the glance (GLANCE_S).
+    """
+    if others is None or _THREADS is None or _THREADS.fixed:
+        return others
+    cores = usable_cores()
+    if idle_cores(cores, others, os.cpu_count()) >= cores:
+        return others
+    fresh = glance()
+    return others if fresh is None else min(others, fresh)
+
+
 def _own_cpu_s() -> float:
     times = os.times()
     return times.user + times.system

@@ -157,3 +157,44 @@ def test_configure_applies_the_choice_to_torch():
     env = {**os.environ, "GLORE_THREADS": "3"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["3", "3"]
+
+
+def test_a_busy_figure_is_confirmed_by_a_glance_before_it_costs_threads(monkeypatch, tmp_path):
+    """The others were busy during the last batch (a client sending requests); if they stopped, the
+    next batch keeps every core; a neighbour still busy keeps its core."""
+    from glore_engine import runtime
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runtime, "_THREADS", runtime.ThreadChoice(2, "2 cores, 1-min load 0.0: 2 idle"))
+    glances = []
+
+    def glance(value):
+        return lambda: glances.append(value) or value
+
+    assert runtime.still_busy(1.0, glance(0.0)) == 0.0  # over: all cores
+    assert runtime.still_busy(1.0, glance(0.9)) == 0.9  # still busy
+    assert runtime.still_busy(0.6, glance(1.5)) == 0.6  # the lower figure counts
+    assert runtime.still_busy(1.0, glance(None)) == 1.0  # could not tell: the last figure
+    assert len(glances) == 4
+    assert runtime.still_busy(0.2, glance(0.0)) == 0.2 and len(glances) == 4  # costs no thread: no glance
+    assert runtime.still_busy(None, glance(0.0)) is None and len(glances) == 4
+    monkeypatch.setattr(runtime, "_THREADS", runtime.ThreadChoice(1, "GLORE_THREADS=1", fixed=True))
+    assert runtime.still_busy(1.0, glance(0.0)) == 1.0 and len(glances) == 4  # a fixed choice: nothing to decide
+
+
+def test_a_glance_is_a_window_waited_out(tmp_path):
+    import os
+
+    from glore_engine import runtime
+
+    hz = os.sysconf("SC_CLK_TCK")
+    stat, now = tmp_path / "stat", {"wall": 10.0}
+    stat.write_text("cpu  0 0 0 0 0 0 0 0 0 0\n")
+
+    def sleep(seconds):  # meanwhile another process keeps 1.5 cores busy
+        now["wall"] += seconds
+        stat.write_text(f"cpu  {round(1.5 * seconds * hz)} 0 0 0 0 0 0 0 0 0\n")
+
+    others = runtime.glance_others(2.0, sleep=sleep, stat=stat, clock=lambda: now["wall"], own=lambda: 0.0)
+    assert others == pytest.approx(1.5)
