@@ -9,7 +9,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +62,18 @@ def idle_cores(cores: int, load: float, online: int | None = None) -> int:
 
 
 def choose_threads(
-    env: Mapping[str, str] | None = None, cores: int | None = None, load: float | None = None
+    env: Mapping[str, str] | None = None,
+    cores: int | None = None,
+    load: float | None = None,
+    glance: Callable[[], float | None] | None = None,
 ) -> ThreadChoice:
     """GLORE_THREADS if set, else the user's OMP_NUM_THREADS, else the cores idle right now.
 
     Why: on a shared machine torch's default (one thread per core) oversubscribes the cores a busy
     neighbour already runs on, and its spinning OpenMP workers then cost several times the work itself
-    (README, "Busy machine").
+    (README, "Busy machine"). The 1-minute load average still counts a neighbour that stopped seconds
+    ago, and a run's threads are chosen once: so a load that would cost a core is checked by a short
+    glance at what the others use now (glance_others, or `glance`), and the lower figure counts.
     """
     if env is None:
         env = os.environ
@@ -85,7 +90,13 @@ def choose_threads(
         except (AttributeError, OSError):  # no load average here: use every core
             return ThreadChoice(cores, f"{cores} cores, no load average")
     idle = idle_cores(cores, load, os.cpu_count())
-    return ThreadChoice(idle, f"{cores} cores, 1-min load {load:.1f}: {idle} idle ({THREADS_ENV} overrides)")
+    reason = f"{cores} cores, 1-min load {load:.1f}"
+    if idle < cores:
+        now = (glance or glance_others)()
+        if now is not None and idle_cores(cores, now, os.cpu_count()) > idle:
+            idle = idle_cores(cores, now, os.cpu_count())
+            reason += f", but the others use {now:.1f} now"
+    return ThreadChoice(idle, f"{reason}: {idle} idle ({THREADS_ENV} overrides)")
 
 
 def _thread_count(text: str) -> int:

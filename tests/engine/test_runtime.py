@@ -71,13 +71,18 @@ def test_idle_cores_leave_the_busy_ones_to_their_owners(cores, load, online, idl
 def test_threads_follow_the_load_unless_glore_threads_says_otherwise():
     from glore_engine.runtime import choose_threads
 
-    assert choose_threads({}, cores=2, load=1.0).threads == 1  # one busy neighbour on two cores
+    busy, stopped = (lambda: 1.0), (lambda: 0.0)  # what a glance at the others shows now
+    assert choose_threads({}, cores=2, load=1.0, glance=busy).threads == 1  # one busy neighbour on two cores
+    # the load average still counts a neighbour that stopped seconds ago: a glance says it is gone
+    assert choose_threads({}, cores=2, load=1.0, glance=stopped).threads == 2
+    assert choose_threads({}, cores=2, load=1.0, glance=lambda: None).threads == 1  # could not tell
+    assert choose_threads({}, cores=2, load=2.0, glance=lambda: 2.5).threads == 1  # the lower figure counts
     assert choose_threads({}, cores=2, load=0.0).threads == 2
     assert choose_threads({"GLORE_THREADS": "3"}, cores=2, load=9.0).threads == 3
     assert choose_threads({"OMP_NUM_THREADS": "2"}, cores=2, load=9.0).threads == 2
     assert choose_threads({"GLORE_THREADS": "1", "OMP_NUM_THREADS": "2"}, cores=2, load=0).threads == 1
     assert choose_threads({"GLORE_THREADS": "3"}, cores=2, load=9.0).fixed  # kept, never adapted
-    assert not choose_threads({}, cores=2, load=1.0).fixed
+    assert not choose_threads({}, cores=2, load=1.0, glance=busy).fixed
     for bad in ("0", "-1", "two", "1.5"):
         with pytest.raises(ConfigError, match="GLORE_THREADS must be a whole number"):
             choose_threads({"GLORE_THREADS": bad}, cores=2, load=0)
