@@ -89,13 +89,9 @@ def choose_threads(
             load = os.getloadavg()[0]
         except (AttributeError, OSError):  # no load average here: use every core
             return ThreadChoice(cores, f"{cores} cores, no load average")
-    idle = idle_cores(cores, load, os.cpu_count())
-    reason = f"{cores} cores, 1-min load {load:.1f}"
-    if idle < cores:
-        now = (glance or glance_others)()
-        if now is not None and idle_cores(cores, now, os.cpu_count()) > idle:
-            idle = idle_cores(cores, now, os.cpu_count())
-            reason += f", but the others use {now:.1f} now"
+    busy = _confirmed(load, cores, glance or glance_others)
+    idle = idle_cores(cores, busy, os.cpu_count())
+    reason = f"{cores} cores, 1-min load {load:.1f}" + (f", but the others use {busy:.1f} now" if busy < load else "")
     return ThreadChoice(idle, f"{reason}: {idle} idle ({THREADS_ENV} overrides)")
 
 
@@ -213,7 +209,11 @@ def still_busy(others: float | None, glance=glance_others) -> float | None:
     """
     if others is None or _THREADS is None or _THREADS.fixed:
         return others
-    cores = usable_cores()
+    return _confirmed(others, usable_cores(), glance)
+
+
+def _confirmed(others: float, cores: int, glance) -> float:
+    """others, or what a glance sees now if lower; glancing only when others would cost a core."""
     if idle_cores(cores, others, os.cpu_count()) >= cores:
         return others
     fresh = glance()
