@@ -15,9 +15,10 @@ from .common import engine_ready, friendly_errors, one_process, open_store
 
 
 def _commit() -> str:
+    """The checkout's commit, with "-dirty" when its tracked files differ from it (the card says so)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -27,6 +28,11 @@ def _commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed, global options (--db) included, for the bundle's card."""
+    return " ".join(["glore-train", *(shlex.quote(a) for a in argv[1:])])
 
 
 def _stage_printer(order: list[str]):
@@ -51,7 +57,7 @@ def _stage_printer(order: list[str]):
     "--recipe",
     "recipe_name",
     type=click.Choice(RECIPES),
-    help="demo (default): the bundled family, 48 min on a quiet 2-core CPU; "
+    help="demo (default): the bundled family, 41 min on a quiet 2-core CPU; "
     "tiny: a smoke test of every stage on tiny models (about 30 s of CPU time)",
 )
 @click.option("--preset", "preset", type=click.Choice(RECIPES), hidden=True, help="old name of --recipe")
@@ -70,7 +76,7 @@ def _stage_printer(order: list[str]):
 def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
     """Run the whole GLoRe loop from nothing: student, ORM data, SORM labels, ORM, SORM, refiners, T1-T3.
 
-    The default recipe builds the bundled family (48 min on a quiet 2-core CPU); --recipe tiny is a smoke test."""
+    The default recipe builds the bundled family (41 min on a quiet 2-core CPU); --recipe tiny is a smoke test."""
     from glore_db import default_home
     from glore_engine.recipe import RecipeRunner, recipe
 
@@ -87,7 +93,7 @@ def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
     engine_ready()
     config = {"recipe": name, "seed": seed, "out": str(folder), "bundle_dir": bundle_dir}
     order = steps.stages(install=bool(bundle_dir))
-    command = "glore-train demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "glore-train demo"
+    command = command_line(sys.argv)
     with open_store(ctx).run("demo", name=name, config=config, output_dir=str(folder)) as run:
         runner = RecipeRunner(
             steps, folder, run, _stage_printer(order), bundle_dir=bundle_dir, commit=_commit(), command=command

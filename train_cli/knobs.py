@@ -18,6 +18,7 @@ KNOBS = {
     "save_every": "save the training state every N steps (0: only at the end; always on Ctrl-C)",
     "log_every": "log loss and learning rate every N steps",
     "mixed_precision": "auto (bf16 on a GPU that has it, else fp32), no, bf16, fp16 or fp8",
+    "length_groups": "0: random batches; G: every G batches are drawn together and cut by length (less padding)",
     "max_length": "longest training text in tokens (longer ones are cut)",
     "rollout_triples": "local refiner: also triples from failing rollouts of verified prefixes, marked at their first step",
     "seed": "random seed (0 or more)",
@@ -57,6 +58,7 @@ KNOBS = {
     # reward models
     "RewardConfig.base": "the backbone: the student, or a stronger verifier base (a model folder or a hub id)",
     "RewardConfig.batch_size": "questions per optimiser step (with all their distinct samples)",
+    "cache_states": "frozen backbone, one process: read each solution once and train the heads on its cached step states",
     "RewardConfig.lr": "backbone learning rate (0 freezes it, keeping the base model's likelihood features)",
     "likelihood_features": "the value head also reads the backbone's token log-likelihood",
     "head_lr": "learning rate of the value head",

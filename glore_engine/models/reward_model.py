@@ -73,8 +73,11 @@ class RewardModel(nn.Module):
         """The backbone's decoder-layer classes: FSDP's auto-wrap (configs/accelerate/fsdp.yaml) shards by them."""
         return getattr(self.lm, "_no_split_modules", None)
 
-    def forward(self, input_ids, attention_mask, solution_mask=None):
-        """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features."""
+    def forward(self, input_ids=None, attention_mask=None, solution_mask=None, states=None):
+        """Value logits (B, T). solution_mask (B, T) marks solution tokens for the likelihood features.
+        states: (hidden, features) from `states()` computed before (a frozen backbone's, read once)."""
+        if states is not None:
+            return self.values(*states)
         return self.values(*self.states(input_ids, attention_mask, solution_mask))
 
     def states(self, input_ids, attention_mask, solution_mask=None, features: bool | None = None):

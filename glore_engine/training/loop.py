@@ -41,6 +41,9 @@ class OptimConfig:
     save_every: int = 500
     log_every: int = 10
     mixed_precision: str = "auto"  # "auto": bf16 on a GPU that supports it, else fp32
+    # 0: batches in the stream's order; G > 0: each run of G batches is sorted by length and cut into
+    # G batches of similar lengths, in shuffled order (less padding; the same examples per epoch)
+    length_groups: int = 0
 
     def __post_init__(self):
         check_bounds(
@@ -48,6 +51,7 @@ class OptimConfig:
             max_steps=POSITIVE,
             batch_size=POSITIVE,
             save_every=NON_NEGATIVE,  # 0: only at the end and on Ctrl-C
+            length_groups=NON_NEGATIVE,
             log_every=POSITIVE,
             warmup_steps=NON_NEGATIVE,
             lr=NON_NEGATIVE,  # 0 freezes (the reward models' backbone)
@@ -60,17 +64,37 @@ class OptimConfig:
         check_choice(self, "mixed_precision", MIXED_PRECISION)
 
 
-def index_stream(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """The example indices of `step`: epochs of seeded permutations, concatenated."""
-    import numpy as np
+def index_stream(
+    n_items: int, batch_size: int, step: int, seed: int, lengths: list[int] | None = None, groups: int = 0
+) -> list[int]:
+    """The example indices of `step`: epochs of seeded permutations, concatenated.
 
+    With lengths and groups > 0, the steps come in blocks of `groups`: a block takes the examples the
+    plain stream gives its steps, sorts them by length and cuts them into batches, one per step in a
+    seeded order. Padding then costs a few percent instead of a third (the demo's student data).
+    """
     if n_items == 0:
         raise ConfigError("no training examples")
-    start, out = step * batch_size, list[int]()
-    while len(out) < batch_size:
+    if not groups or lengths is None:
+        return _stream(n_items, step * batch_size, batch_size, seed)
+    import numpy as np
+
+    block, position = divmod(step, groups)
+    pool = _stream(n_items, block * groups * batch_size, groups * batch_size, seed)
+    pool.sort(key=lambda i: lengths[i])  # stable: equal lengths keep the stream's order
+    batch = int(np.random.default_rng([seed, block, groups]).permutation(groups)[position])
+    return pool[batch * batch_size : (batch + 1) * batch_size]
+
+
+def _stream(n_items: int, start: int, count: int, seed: int) -> list[int]:
+    """Items start .. start + count of the stream of seeded epoch permutations."""
+    import numpy as np
+
+    out = list[int]()
+    while len(out) < count:
         epoch, offset = divmod(start + len(out), n_items)
         perm = np.random.default_rng([seed, epoch]).permutation(n_items)
-        out.extend(perm[offset : offset + batch_size - len(out)].tolist())
+        out.extend(perm[offset : offset + count - len(out)].tolist())
     return out
 
 

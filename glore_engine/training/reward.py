@@ -45,6 +45,8 @@ class RewardConfig(OptimConfig):
     propagate: bool = True
     balance: bool = True
     max_length: int = 384
+    # frozen backbone (lr 0), one process: read each solution once, train the heads on its step states
+    cache_states: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -68,6 +70,8 @@ class RMItem:
     weight: float  # per-solution weight (within-question balancing)
     correct: bool
     encoded: EncodedSolution | None = field(default=None, repr=False)
+    # a frozen backbone's states at the step ends, computed once: hidden (S, H), features (S, F) or None
+    states: tuple | None = field(default=None, repr=False)
 
 
 def orm_items(records: list[QuestionSamples], config: RewardConfig) -> list[list[RMItem]]:
@@ -149,6 +153,63 @@ def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
     }
 
 
+def cache_step_states(model, groups: list[list[RMItem]], pad_id: int, batch_size: int = 64) -> None:
+    """A frozen backbone reads every solution once: each item keeps its states at its step ends.
+
+    The loss reads the head only there, and the head is all that trains, so the steps then cost a
+    head's matmul instead of a backbone pass per solution per step (600 steps read each solution
+    about three times over). Computed in eval mode on the model's device, in batches of similar width.
+    """
+    import torch
+
+    from ..models.reward_model import collate_solutions
+
+    items = [item for group in groups for item in group]
+    items.sort(key=lambda item: len(cast("EncodedSolution", item.encoded).ids))
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()
+    with torch.no_grad():  # not inference_mode: the cached tensors feed the heads' autograd later
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            encoded = [cast("EncodedSolution", item.encoded) for item in chunk]
+            batch = {k: v.to(device) for k, v in collate_solutions(encoded, pad_id).items()}
+            hidden, features = model.states(batch["input_ids"], batch["attention_mask"], batch["solution_mask"])
+            for r, (item, enc) in enumerate(zip(chunk, encoded)):
+                ends = torch.tensor(enc.step_ends, device=device)
+                item.states = (hidden[r, ends].cpu(), None if features is None else features[r, ends].cpu())
+    model.train(was_training)
+
+
+def _cached_batch(groups: list[list[RMItem]]) -> dict:
+    """The batch of items with cached step states: states (B, S, H) and (B, S, F) with S the most steps;
+    targets and weights (B, S) on the steps themselves."""
+    import torch
+
+    items = [item for group in groups for item in group]
+    states = [cast(tuple, item.states) for item in items]
+    width = max(len(item.labels) for item in items)
+    hidden = torch.zeros(len(items), width, states[0][0].shape[-1])
+    features = None if states[0][1] is None else torch.zeros(len(items), width, states[0][1].shape[-1])
+    targets, weights = torch.zeros(len(items), width), torch.zeros(len(items), width)
+    for r, (item, (h, f)) in enumerate(zip(items, states)):
+        n = len(item.labels)
+        hidden[r, :n] = h
+        if features is not None:
+            features[r, :n] = f
+        targets[r, :n] = torch.tensor(item.labels, dtype=torch.float)
+        weights[r, :n] = torch.tensor(item.mask, dtype=torch.float) * item.weight
+    return {
+        "hidden": hidden,
+        "features": features,
+        "targets": targets,
+        "weights": weights,
+        "final_pos": torch.tensor([len(item.labels) - 1 for item in items]),
+        "group": torch.tensor([g for g, group in enumerate(groups) for _ in group]),
+        "correct": torch.tensor([item.correct for item in items]),
+        "n_tokens": sum(len(cast("EncodedSolution", item.encoded).ids) for item in items),
+    }
+
+
 def global_norms(groups: list[list[RMItem]], world: int) -> dict:
     """The step batch's label weight and correct/incorrect pair count, over world.
 
@@ -167,7 +228,10 @@ def reward_loss(pairwise_weight: float):
     def loss_fn(model, batch):
         import torch.nn.functional as F
 
-        logits = model(batch["input_ids"], batch["attention_mask"], batch["solution_mask"]).float()
+        if "hidden" in batch:  # cached step states (cache_step_states): logits (B, S) on the steps
+            logits = model(states=(batch["hidden"], batch["features"])).float()
+        else:
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["solution_mask"]).float()
         w = batch["weights"]
         bce_norm = batch.get("weight_norm", w.sum().clamp(min=1e-6))  # global over world, see global_norms
         bce = F.binary_cross_entropy_with_logits(logits, batch["targets"], weight=w, reduction="sum") / bce_norm
@@ -180,7 +244,8 @@ def reward_loss(pairwise_weight: float):
                 margin = final[:, None] - final[None, :]
                 pairs = batch.get("pair_norm", better.sum())
                 loss = loss + pairwise_weight * F.softplus(-margin)[better].sum() / pairs
-        return loss, int(batch["attention_mask"].sum())
+        n_tokens = batch["n_tokens"] if "n_tokens" in batch else int(batch["attention_mask"].sum())
+        return loss, n_tokens
 
     return loss_fn
 
@@ -213,9 +278,20 @@ def train_reward_model(
     tracker.log_metric("data/questions", len(groups))
     tracker.log_metric("data/solutions", sum(len(g) for g in groups))
 
+    widths = [max(len(cast("EncodedSolution", item.encoded).ids) for item in group) for group in groups]
+
+    # one process and a frozen backbone: states once, at the first batch (on the device train() chose)
+    cached = config.cache_states and config.lr == 0 and distributed.world_size() == 1
+
     def make_batch(step: int, rank: int = 0, world: int = 1) -> dict:
-        idx = index_stream(len(groups), config.batch_size, step, config.seed)
-        batch = _batch([groups[i] for i in idx[rank::world]], tokenizer.pad_token_id)
+        idx = index_stream(len(groups), config.batch_size, step, config.seed, widths, config.length_groups)
+        mine = [groups[i] for i in idx[rank::world]]
+        if cached:
+            if groups[0][0].states is None:
+                cache_step_states(model, groups, tokenizer.pad_token_id)
+            batch = _cached_batch(mine)
+        else:
+            batch = _batch(mine, tokenizer.pad_token_id)
         return {**batch, **global_norms([groups[i] for i in idx], world)}
 
     head_params = list(model.head.parameters())

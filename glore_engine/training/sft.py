@@ -65,15 +65,17 @@ def lm_loss(model, batch: dict):
     return total / norm, int(batch["attention_mask"].sum())
 
 
-def batch_maker(examples: list[TokenizedExample], pad_id: int, batch_size: int, seed: int):
+def batch_maker(examples: list[TokenizedExample], pad_id: int, batch_size: int, seed: int, length_groups: int = 0):
     """make_batch(step, rank, world): rank's share (every world-th example) of the step's global batch.
 
     loss_norm is the global batch's completion-token count over world: DDP averages the ranks'
     gradients, so the result is the one-process mean over the whole batch, not a mean of means.
+    length_groups: see loop.index_stream.
     """
+    lengths = [len(e.ids) for e in examples]
 
     def make_batch(step: int, rank: int = 0, world: int = 1) -> dict:
-        idx = index_stream(len(examples), batch_size, step, seed)
+        idx = index_stream(len(examples), batch_size, step, seed, lengths, length_groups)
         targets = sum(len(examples[i].ids) - max(examples[i].n_prompt, 1) for i in idx)  # shifted labels
         batch = collate([examples[i] for i in idx[rank::world]], pad_id)
         batch["loss_norm"] = max(targets, 1) / world
@@ -98,7 +100,7 @@ def run_sft(
 ) -> TrainResult:
     """Fine-tune model on (prompt, completion) pairs for optim.max_steps steps."""
     examples = tokenize_examples(tokenizer, pairs, max_length)
-    make_batch = batch_maker(examples, tokenizer.pad_token_id, optim.batch_size, seed)
+    make_batch = batch_maker(examples, tokenizer.pad_token_id, optim.batch_size, seed, optim.length_groups)
     return train(
         model, make_batch, lm_loss, optim, workdir, tracker=tracker, resume=resume, progress=progress, desc=desc
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from train_cli.common import show_number
-from train_cli.demo import where_it_went
+from train_cli.demo import command_line, where_it_went
 
 
 def test_undefined_metrics_print_as_a_dash_not_zero():
@@ -21,6 +21,12 @@ def test_the_demo_ends_with_the_family_and_the_exact_app_command(tmp_path):
     assert "smoke test" in text
     bundled = where_it_went("demo", outputs, "glore_engine/bundled", "sqlite:///x.db")
     assert "--models /" in bundled and "smoke test" not in bundled  # the bundle, made absolute
+
+
+def test_the_bundle_card_records_the_command_as_typed():
+    argv = ["/venv/bin/glore-train", "--db", "/w/demo.db", "demo", "--out", "/w/my demo", "--bundle-dir", "b"]
+    assert command_line(argv) == "glore-train --db /w/demo.db demo --out '/w/my demo' --bundle-dir b"
+    assert command_line(["glore-train", "demo"]) == "glore-train demo"
 
 
 def _case(index: int) -> dict:

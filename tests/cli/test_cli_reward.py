@@ -368,11 +368,11 @@ def test_a_resumed_training_reports_the_uninterrupted_loss_and_refuses_fewer_ste
 
     real, fired = reward.index_stream, []
 
-    def killed_at_step_3(n, batch_size, step, seed):
+    def killed_at_step_3(n, batch_size, step, seed, *grouping):
         if step == 3 and not fired:
             fired.append(step)
             raise KeyboardInterrupt
-        return real(n, batch_size, step, seed)
+        return real(n, batch_size, step, seed, *grouping)
 
     monkeypatch.setattr(reward, "index_stream", killed_at_step_3)
     out = tmp_path / "resumed"

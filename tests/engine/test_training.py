@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import operator
+import random
 from dataclasses import replace
 
 import pytest
@@ -66,6 +67,29 @@ def test_index_stream_is_a_pure_function_of_the_step():
     assert a != [index_stream(10, 4, step, seed=4) for step in range(5)]
     with pytest.raises(ConfigError):
         index_stream(0, 4, 0, 0)
+
+
+def test_length_groups_cut_padding_and_keep_each_blocks_examples():
+    rng = random.Random(0)
+    lengths = [rng.randint(20, 200) for _ in range(96)]
+    plain = [index_stream(96, 8, step, seed=1) for step in range(12)]
+    grouped = [index_stream(96, 8, step, seed=1, lengths=lengths, groups=4) for step in range(12)]
+    assert grouped == [index_stream(96, 8, step, seed=1, lengths=lengths, groups=4) for step in range(12)]
+    for block in range(3):  # a block of 4 steps trains on the plain stream's examples of those steps, once each
+        steps = slice(4 * block, 4 * block + 4)
+        assert sorted(sum(grouped[steps], [])) == sorted(sum(plain[steps], []))
+    assert all(len(b) == 8 for b in grouped)
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    assert padded(grouped) < 0.8 * padded(plain)
+    assert [sorted(lengths[i] for i in b) for b in grouped[:4]] != sorted(
+        [sorted(lengths[i] for i in b) for b in grouped[:4]]
+    )  # the block's batches are not in length order
+    assert index_stream(96, 8, 5, seed=1, lengths=lengths, groups=0) == plain[5]
+    with pytest.raises(ConfigError):
+        OptimConfig(length_groups=-1)
 
 
 def test_optim_config_validates():
@@ -372,6 +396,53 @@ def test_reward_loss_prefers_correct_samples(tokenizer, orm_records):
     # every step end carries its solution's weight; nothing else does
     assert batch["weights"].sum() == pytest.approx(sum(i.weight * len(i.steps) for i in items))
     assert int((batch["weights"] > 0).sum()) == sum(len(i.steps) for i in items)
+
+
+def test_cached_step_states_give_the_full_pass_loss(tokenizer, orm_records):
+    from glore_engine.models.reward_model import RewardModel
+    from glore_engine.training.reward import (
+        RewardConfig,
+        _batch,
+        _cached_batch,
+        _encode_groups,
+        cache_step_states,
+        global_norms,
+        orm_items,
+        reward_loss,
+    )
+
+    groups = _encode_groups(orm_items(orm_records, RewardConfig(role="orm")), tokenizer, 384)
+    model = RewardModel(make_policy(tokenizer, seed=0, std=0.2), likelihood_features=True, tokenizer=tokenizer)
+    torch.nn.init.normal_(model.head.weight, std=0.5)
+    torch.nn.init.normal_(model.feature_head.weight, std=0.5)
+    model.train()
+    cache_step_states(model, groups, tokenizer.pad_token_id, batch_size=3)  # other batches than the full pass
+    assert model.training
+    full = {**_batch(groups, tokenizer.pad_token_id), **global_norms(groups, 1)}
+    cached = {**_cached_batch(groups), **global_norms(groups, 1)}
+    assert cached["hidden"].shape[:2] == cached["targets"].shape and len(cached["targets"]) == len(full["targets"])
+    for weight in (0.0, 1.0):
+        a, n_full = reward_loss(weight)(model, full)
+        b, n_cached = reward_loss(weight)(model, cached)
+        assert b.item() == pytest.approx(a.item(), rel=1e-5) and n_cached == n_full
+    b.backward()  # the heads learn from cached states
+    assert model.head.weight.grad.abs().sum() > 0 and model.lm.get_input_embeddings().weight.grad is None
+
+
+def test_frozen_backbone_trains_the_same_heads_with_cached_states(tiny_family, orm_records, tmp_path):
+    from glore_engine.models.reward_model import load_reward_model
+    from glore_engine.training.reward import RewardConfig, train_reward_model
+
+    heads = []
+    for cache in (True, False):
+        config = RewardConfig(
+            role="orm", base=str(tiny_family / "student"), max_steps=4, batch_size=2, cache_states=cache
+        )
+        folder, _ = train_reward_model(config, orm_records, tmp_path / str(cache), progress=False)
+        model, _, _ = load_reward_model(folder, roles=("orm",))
+        heads.append(torch.cat([model.head.weight.flatten(), model.head.bias, model.feature_head.weight.flatten()]))
+    assert heads[0].abs().sum() > 0
+    torch.testing.assert_close(heads[0], heads[1], rtol=1e-3, atol=1e-4)  # fp16 checkpoints of the same training
 
 
 def test_train_reward_models_save_loadable_checkpoints(tiny_family, orm_records, tmp_path):
