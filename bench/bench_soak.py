@@ -1,19 +1,24 @@
 """glore-app under a burst: N concurrent Inspect requests through gradio_client against a server of its own.
 
     python bench/bench_soak.py [MODELS_FOLDER] [--requests 50] [--rounds 1] [--timeout 300] [--tiny]
+                               [--client gradio|http]
 
 Starts `glore-app` on 127.0.0.1 and a free port (its own store and GLORE_HOME in a temporary folder),
 waits until it answers, runs one warm-up request, then fires the burst: every request at once, each
 a different synthetic problem. Prints the median, p95 and max latency, the errors (a failed call or
 a warning status), the batch sizes the server reports, and the server's RSS before and after; at
 the end, the server's log lines on its torch threads and the batches its model worker gathered.
-Bounded: the whole run stops after --timeout seconds (unanswered requests count as timed out), and
+--client http sends each request as two plain HTTP calls (Gradio's `/gradio_api/call/inspect`: a POST,
+then the answer's event stream) from threads that do little else: the same requests as
+`gradio_client` (the default), at a fraction of its CPU, which on a 2-core machine the server's
+batch would otherwise share. Bounded: the whole run stops after --timeout seconds (unanswered requests count as timed out), and
 the server is stopped by its PID whatever happens.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -109,7 +114,50 @@ def ask(client, problem, deadline: float, fire: threading.Event) -> Outcome:
         return Outcome(None, "timed out")
     except Exception as exc:
         return Outcome(time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
-    seconds = time.perf_counter() - start
+    return _outcome(time.perf_counter() - start, outputs)
+
+
+class HttpClient:
+    """Inspect through Gradio's HTTP API: POST the inputs, read the event stream to its end."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/") + "/gradio_api/call/inspect"
+
+    def inspect(self, inputs: list, timeout: float) -> list:
+        body = json.dumps({"data": inputs}).encode()
+        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            event_id = json.loads(response.read())["event_id"]
+        event = ""
+        with urllib.request.urlopen(f"{self.url}/{event_id}", timeout=timeout) as stream:
+            for raw in stream:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[len("event: ") :]
+                elif line.startswith("data: ") and event in ("complete", "error"):
+                    data = json.loads(line[len("data: ") :])
+                    if event == "error":
+                        raise RuntimeError(f"the app answered an error: {data}")
+                    return data
+        raise RuntimeError("the event stream ended without an answer")
+
+
+def ask_http(client: HttpClient, problem, deadline: float, fire: threading.Event) -> Outcome:
+    """The same call as `ask`, through HttpClient."""
+    fire.wait()
+    start = time.perf_counter()
+    try:
+        outputs = client.inspect(
+            [problem.question, problem.answer, "", CRITIQUE_THRESHOLD], max(0.1, deadline - time.monotonic())
+        )
+    except TimeoutError:
+        return Outcome(None, "timed out")
+    except Exception as exc:
+        return Outcome(time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+    return _outcome(time.perf_counter() - start, outputs)
+
+
+def _outcome(seconds: float, outputs) -> Outcome:
     status = outputs[0] if isinstance(outputs, (list, tuple)) else str(outputs)
     if not str(status).startswith("Done in"):
         return Outcome(seconds, f"status: {str(status)[:120]}")
@@ -120,7 +168,8 @@ def ask(client, problem, deadline: float, fire: threading.Event) -> Outcome:
 def burst(client, problems, deadline: float) -> tuple[list[Outcome], float]:
     fire = threading.Event()
     with ThreadPoolExecutor(len(problems)) as pool:
-        futures = [pool.submit(ask, client, p, deadline, fire) for p in problems]
+        call = ask_http if isinstance(client, HttpClient) else ask
+        futures = [pool.submit(call, client, p, deadline, fire) for p in problems]
         time.sleep(0.5)  # every thread waiting at the gate
         start = time.perf_counter()
         fire.set()
@@ -159,6 +208,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run, start to stop")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--tiny", action="store_true", help="a random tiny family (for a smoke run)")
+    p.add_argument("--client", choices=("gradio", "http"), default="gradio", help="gradio_client, or plain HTTP calls")
     args = p.parse_args()
     if args.requests < 1 or args.rounds < 1 or args.timeout <= 0:
         p.error("--requests, --rounds and --timeout must be positive")
@@ -174,7 +224,10 @@ def main() -> None:
         try:
             print(f"glore-app pid {proc.pid} at {url} ({folder}); {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
             print(f"server RSS after start: {rss_mb(proc.pid):.0f} MB")
-            client = Client(url, verbose=False, max_workers=args.requests + 4, download_files=False)
+            if args.client == "http":
+                client = HttpClient(url)
+            else:
+                client = Client(url, verbose=False, max_workers=args.requests + 4, download_files=False)
             warm = burst(client, generate("test", 1, seed=99), deadline)
             print(f"warm-up request (loads the models): {warm[1]:.1f} s, errors {sum(bool(o.error) for o in warm[0])}")
             print(f"server RSS before the burst: {rss_mb(proc.pid):.0f} MB")
@@ -187,7 +240,8 @@ def main() -> None:
                 client_cpu, server_cpu = cpu_seconds() - cpu[0], cpu_seconds(proc.pid) - cpu[1]
                 print(f"  CPU seconds in the burst: server {server_cpu:.1f}, this client {client_cpu:.1f}")
                 print(f"  server RSS after: {rss_mb(proc.pid):.0f} MB; load {os.getloadavg()[0]:.1f}")
-            client.close()
+            if not isinstance(client, HttpClient):
+                client.close()
         finally:
             stop(proc)
             server_notes(scratch / "server.log")
