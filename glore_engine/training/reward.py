@@ -141,15 +141,16 @@ def _batch(groups: list[list[RMItem]], pad_id: int) -> dict:
         targets[r, ends] = torch.tensor(item.labels, dtype=torch.float)
         weights[r, ends] = torch.tensor(item.mask, dtype=torch.float) * item.weight
         final_pos[r] = enc.step_ends[-1]
-    group_ids = torch.tensor([g for g, group in enumerate(groups) for _ in group])
-    correct = torch.tensor([item.correct for item in items])
+    return {**batch, "targets": targets, "weights": weights, "final_pos": final_pos, **_pairing(groups)}
+
+
+def _pairing(groups: list[list[RMItem]]) -> dict:
+    """What the pairwise loss compares: each item's question (B,) and whether it is correct (B,)."""
+    import torch
+
     return {
-        **batch,
-        "targets": targets,
-        "weights": weights,
-        "final_pos": final_pos,
-        "group": group_ids,
-        "correct": correct,
+        "group": torch.tensor([g for g, group in enumerate(groups) for _ in group]),
+        "correct": torch.tensor([item.correct for group in groups for item in group]),
     }
 
 
@@ -204,8 +205,8 @@ def _cached_batch(groups: list[list[RMItem]]) -> dict:
         "targets": targets,
         "weights": weights,
         "final_pos": torch.tensor([len(item.labels) - 1 for item in items]),
-        "group": torch.tensor([g for g, group in enumerate(groups) for _ in group]),
-        "correct": torch.tensor([item.correct for item in items]),
+        **_pairing(groups),
+        # the tokens the cached states stand for, so tokens/s reads as in the full pass
         "n_tokens": sum(len(cast("EncodedSolution", item.encoded).ids) for item in items),
     }
 
