@@ -1,7 +1,7 @@
 """glore-app under a burst: N concurrent Inspect requests through gradio_client against a server of its own.
 
     python bench/bench_soak.py [MODELS_FOLDER] [--requests 50] [--rounds 1] [--timeout 300] [--tiny]
-                               [--client gradio|http]
+                               [--client gradio|http] [--fresh-sessions]
 
 Starts `glore-app` on 127.0.0.1 and a free port (its own store and GLORE_HOME in a temporary folder),
 waits until it answers, runs one warm-up request, then fires the burst: every request at once, each
@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +119,23 @@ def ask(client, problem, deadline: float, fire: threading.Event) -> Outcome:
 
 
 class HttpClient:
-    """Inspect through Gradio's HTTP API: POST the inputs, read the event stream to its end."""
+    """Gradio's HTTP API: POST the inputs, read the event stream to its end. With a session_hash the
+    calls belong to one session, as a browser tab's do; without, each call opens a new one."""
 
-    def __init__(self, url: str):
-        self.url = url.rstrip("/") + "/gradio_api/call/inspect"
+    def __init__(self, url: str, session_hash: str | None = None):
+        self.url = url.rstrip("/") + "/gradio_api/call/"
+        self.session_hash = session_hash
 
-    def inspect(self, inputs: list, timeout: float) -> list:
-        body = json.dumps({"data": inputs}).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+    def call(self, api_name: str, inputs: list, timeout: float) -> list:
+        payload: dict = {"data": inputs}
+        if self.session_hash:
+            payload["session_hash"] = self.session_hash
+        url = self.url + api_name
+        request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             event_id = json.loads(response.read())["event_id"]
         event = ""
-        with urllib.request.urlopen(f"{self.url}/{event_id}", timeout=timeout) as stream:
+        with urllib.request.urlopen(f"{url}/{event_id}", timeout=timeout) as stream:
             for raw in stream:
                 line = raw.decode().rstrip("\n")
                 if line.startswith("event: "):
@@ -140,6 +146,19 @@ class HttpClient:
                         raise RuntimeError(f"the app answered an error: {data}")
                     return data
         raise RuntimeError("the event stream ended without an answer")
+
+    def inspect(self, inputs: list, timeout: float) -> list:
+        return self.call("inspect", inputs, timeout)
+
+
+def open_sessions(url: str, users: int, deadline: float) -> list[HttpClient]:
+    """One client per user, each with its session opened by a cheap first call (picking a problem), as
+    a user's page does before they press Inspect: Gradio builds a session's state on its first event,
+    about 13 ms of the server's event loop each for this app's components."""
+    clients = [HttpClient(url, uuid.uuid4().hex[:12]) for _ in range(users)]
+    with ThreadPoolExecutor(min(users, 8)) as pool:
+        list(pool.map(lambda c: c.call("pick_problem", [0], max(0.1, deadline - time.monotonic())), clients))
+    return clients
 
 
 def ask_http(client: HttpClient, problem, deadline: float, fire: threading.Event) -> Outcome:
@@ -166,10 +185,12 @@ def _outcome(seconds: float, outputs) -> Outcome:
 
 
 def burst(client, problems, deadline: float) -> tuple[list[Outcome], float]:
+    """Every problem at once; `client` is one client for all, or a list of one per problem (a user each)."""
     fire = threading.Event()
+    clients = client if isinstance(client, list) else [client] * len(problems)
     with ThreadPoolExecutor(len(problems)) as pool:
-        call = ask_http if isinstance(client, HttpClient) else ask
-        futures = [pool.submit(call, client, p, deadline, fire) for p in problems]
+        call = ask_http if isinstance(clients[0], HttpClient) else ask
+        futures = [pool.submit(call, c, p, deadline, fire) for c, p in zip(clients, problems)]
         time.sleep(0.5)  # every thread waiting at the gate
         start = time.perf_counter()
         fire.set()
@@ -209,6 +230,9 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--tiny", action="store_true", help="a random tiny family (for a smoke run)")
     p.add_argument("--client", choices=("gradio", "http"), default="gradio", help="gradio_client, or plain HTTP calls")
+    p.add_argument(
+        "--fresh-sessions", action="store_true", help="http: each request opens a new session (else a user's each)"
+    )
     args = p.parse_args()
     if args.requests < 1 or args.rounds < 1 or args.timeout <= 0:
         p.error("--requests, --rounds and --timeout must be positive")
@@ -224,8 +248,11 @@ def main() -> None:
         try:
             print(f"glore-app pid {proc.pid} at {url} ({folder}); {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
             print(f"server RSS after start: {rss_mb(proc.pid):.0f} MB")
+            users = None
             if args.client == "http":
                 client = HttpClient(url)
+                users = None if args.fresh_sessions else open_sessions(url, args.requests, deadline)
+                print("users: " + ("a new session per request" if users is None else f"{args.requests} open sessions"))
             else:
                 client = Client(url, verbose=False, max_workers=args.requests + 4, download_files=False)
             warm = burst(client, generate("test", 1, seed=99), deadline)
@@ -235,7 +262,7 @@ def main() -> None:
                 problems = generate("test", args.requests, seed=round_)
                 print(f"round {round_ + 1}: {args.requests} concurrent Inspect requests")
                 cpu = cpu_seconds(), cpu_seconds(proc.pid)
-                outcomes, wall = burst(client, problems, deadline)
+                outcomes, wall = burst(users or client, problems, deadline)
                 report(outcomes, wall)
                 client_cpu, server_cpu = cpu_seconds() - cpu[0], cpu_seconds(proc.pid) - cpu[1]
                 print(f"  CPU seconds in the burst: server {server_cpu:.1f}, this client {client_cpu:.1f}")

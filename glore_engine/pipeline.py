@@ -17,6 +17,7 @@ from .errors import DataError
 from .family import GloreModels
 from .formats import global_prompt, join_steps, local_prompt, student_prompt
 from .records import EvalCase
+from .side_by_side import on_cpu, side_by_side
 from .tasks.answers import extract_answer, is_correct
 from .tasks.steps import split_steps
 
@@ -190,11 +191,18 @@ class GlorePipeline:
         marks = [local_mark(c.sorm_steps, threshold, self.weakest) for c in draft_c]
         marks_orm = [local_mark(c.orm_steps, threshold, self.weakest) for c in draft_c]
         t2 = time.perf_counter()
-        globals_ = self._global(questions, draft_c, golds)
-        locals_ = self.refine_locally(questions, draft_c, marks, golds)
-        local_orm = (
-            self.refine_locally(questions, draft_c, marks_orm, golds) if orm_critique else [None] * len(questions)
-        )
+        calls = [
+            lambda: self._global(questions, draft_c, golds),
+            lambda: self.refine_locally(questions, draft_c, marks, golds),
+        ]
+        if orm_critique:
+            calls.append(lambda: self.refine_locally(questions, draft_c, marks_orm, golds))
+        if warn:  # needs the drafts only: it runs while the longer of the two refiners still writes
+            calls.append(lambda: self.familiarity_batch([(q, c.steps) for q, c in zip(questions, draft_c)]))
+        models = (self.models.global_refiner, self.models.local_refiner, self.models.student)
+        globals_, locals_, *rest = side_by_side(calls, enabled=on_cpu(*models))
+        local_orm = rest.pop(0) if orm_critique else [None] * len(questions)
+        checks = rest.pop(0) if warn else None
         timings["refine_s"] = time.perf_counter() - t2
         t3 = time.perf_counter()
         pending = [
@@ -232,8 +240,7 @@ class GlorePipeline:
                     local_mark=marks[i],
                 )
             )
-        if warn:
-            checks = self.familiarity_batch([(r.question, r.draft.steps) for r in results])
+        if checks is not None:
             for result, check in zip(results, checks):
                 result.warnings = check.warnings
         return results

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
-from . import attention
+from . import attention, fused
 from .base import GenerationStats, Sample
 from .decoding import CacheDecoder, SharedPrefixDecoder, cache_keyword, supports_shared_prefix
 from .stops import calculator_result, stop_cut
@@ -78,8 +78,10 @@ class TransformersBackend:
         self.stats = GenerationStats()
         self.device = next(model.parameters()).device
         self.shared_prefix = supports_shared_prefix(model)  # falls back to CacheDecoder if the model refuses
+        self.fused_step = None
         if self.shared_prefix:
             attention.register()
+            self.fused_step = fused.FusedStep.build(model)  # None unless the layers are exactly Llama's
         self._max_positions = getattr(model.config, "max_position_embeddings", None)
         # models often have more output rows than the tokenizer has tokens (padded embeddings): cover them all
         n_vocab = max(len(tokenizer), getattr(model.config, "vocab_size", None) or 0)
@@ -162,7 +164,8 @@ class TransformersBackend:
         """(decoder, logits (P, V)): the shared-prefix decoder where the model allows it, else the cache one."""
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (P, W)
         if self.shared_prefix:
-            decoder = SharedPrefixDecoder(self.model, max_new_tokens)
+            fused_step = self.fused_step if self.fused_step is not None and self.fused_step.ready() else None
+            decoder = SharedPrefixDecoder(self.model, max_new_tokens, fused_step)
             try:
                 return decoder, decoder.prefill(ids, mask, positions)
             except attention.Unsupported:

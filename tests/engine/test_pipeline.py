@@ -322,3 +322,25 @@ def test_a_refinement_that_rewrote_nothing_takes_its_drafts_scores(pipeline, mod
         assert g.text == r.draft.text and (g.orm_steps, g.sorm_steps) == (r.draft.orm_steps, r.draft.sorm_steps)
         assert g.orm_steps is not r.draft.orm_steps  # copies: editing one result's scores leaves the other
         assert r.choice != "global"
+
+
+def test_refinements_side_by_side_equal_one_after_the_other(pipeline, monkeypatch):
+    """The refiners and the familiarity check run in worker threads on a CPU: the same results."""
+    import torch
+
+    import glore_engine.pipeline as module
+
+    probs = problems(5, seed=8, split="test")
+    args = ([p.question for p in probs], [p.answer for p in probs])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        together = pipeline.run_batch(*args, orm_critique=True, warn=True)
+        monkeypatch.setattr(module, "on_cpu", lambda *backends: False)
+        apart = pipeline.run_batch(*args, orm_critique=True, warn=True)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(together, apart):
+        assert [c.text for c in a.candidates] == [c.text for c in b.candidates]
+        assert a.local_orm_critique.text == b.local_orm_critique.text
+        assert (a.choice, a.warnings) == (b.choice, b.warnings)
