@@ -150,8 +150,9 @@ class GlorePipeline:
         """How far the problem and draft are from the family's training data (familiarity.check)."""
         return self.familiarity_batch([(question, steps)])[0]
 
-    def familiarity_batch(self, items: list[tuple[str, list[str]]]):
-        """familiarity for many (question, steps), the student's passes batched."""
+    def familiarity_batch(self, items: list[tuple[str, list[str]]], known=None):
+        """familiarity for many (question, steps), the student's passes batched; known: per item the
+        draft's log-probability per token from the student's sampler when it wrote the draft, or None."""
         from .familiarity import check_batch, family_range
 
         student = self.models.student
@@ -159,7 +160,7 @@ class GlorePipeline:
         folder = self.models.paths.get("student")
         if self._reference is None and model is not None and folder:
             self._reference = family_range(folder, model, tokenizer)
-        return check_batch(items, model, tokenizer, self._reference)
+        return check_batch(items, model, tokenizer, self._reference, known)
 
     def run_batch(
         self,
@@ -181,7 +182,7 @@ class GlorePipeline:
         golds = golds or [None] * len(questions)
         timings: dict = {}
         t0 = time.perf_counter()
-        texts = self._drafts(questions, drafts)
+        texts, draft_lps = self._drafts(questions, drafts)
         timings["draft_s"] = time.perf_counter() - t0
         draft_c = [self._candidate("draft", t, g) for t, g in zip(texts, golds)]
         t1 = time.perf_counter()
@@ -198,7 +199,7 @@ class GlorePipeline:
         if orm_critique:
             calls.append(lambda: self.refine_locally(questions, draft_c, marks_orm, golds))
         if warn:  # needs the drafts only: it runs while the longer of the two refiners still writes
-            calls.append(lambda: self.familiarity_batch([(q, c.steps) for q, c in zip(questions, draft_c)]))
+            calls.append(lambda: self.familiarity_batch([(q, c.steps) for q, c in zip(questions, draft_c)], draft_lps))
         models = (self.models.global_refiner, self.models.local_refiner, self.models.student)
         globals_, locals_, *rest = side_by_side(calls, enabled=on_cpu(*models))
         local_orm = rest.pop(0) if orm_critique else [None] * len(questions)
@@ -252,16 +253,19 @@ class GlorePipeline:
             kind, text, split_steps(text), extract_answer(text), correct=correct, kept_steps=kept, unchanged=unchanged
         )
 
-    def _drafts(self, questions, drafts) -> list[str]:
+    def _drafts(self, questions, drafts) -> tuple[list[str], list[float | None]]:
+        """The drafts, and per draft the student's log-probability per token where it wrote it (else None)."""
         todo = [i for i, q in enumerate(questions) if not drafts or drafts[i] is None]
         texts = [drafts[i] if drafts and drafts[i] is not None else "" for i in range(len(questions))]
+        logprobs: list[float | None] = [None] * len(questions)
         if todo:
             outs = self.models.student.generate(
                 [student_prompt(questions[i]) for i in todo], n=1, temperature=0.0, max_new_tokens=self.max_new_tokens
             )
             for i, samples in zip(todo, outs):
                 texts[i] = samples[0].text
-        return texts
+                logprobs[i] = samples[0].logprob / samples[0].n_tokens if samples[0].n_tokens else None
+        return texts, logprobs
 
     def _score(self, questions, candidates, orm_only: bool = False, known=()) -> None:
         """ORM and SORM step scores for candidates with steps; a stepless candidate scores 0.

@@ -79,3 +79,32 @@ def test_batched_draft_logprobs_equal_one_at_a_time(tiny_family):
     alone = [familiarity.draft_logprobs(model, tokenizer, [pair])[0] for pair in pairs]
     assert len({len(tokenizer(q + d)["input_ids"]) for q, d in pairs}) > 1  # the batch really pads
     assert batched == pytest.approx(alone, abs=1e-4)
+
+
+def test_the_student_s_own_drafts_take_its_sampler_s_logprob(monkeypatch):
+    """A draft the bundled student wrote is not read again: its sampler's figure is the same measure."""
+    from glore_engine.formats import student_prompt
+    from glore_engine.tasks.steps import split_steps
+
+    pipeline = GlorePipeline(GloreModels.bundled(), max_new_tokens=256)
+    student = pipeline.models.student
+    problems = generate("test", 12, seed=4)
+    outs = student.generate([student_prompt(p.question) for p in problems], n=1, max_new_tokens=256)
+    pairs = [(p.question, "\n".join(split_steps(o[0].text))) for p, o in zip(problems, outs)]
+    read = familiarity.draft_logprobs(student.model, student.tokenizer, pairs)
+    sampled = [o[0].logprob / o[0].n_tokens for o in outs]
+    assert sampled == pytest.approx(read, abs=0.01)  # they differ by the token that ended the draft
+
+    reads: list = []
+
+    def counted(model, tokenizer, pairs, batch_size=64):
+        reads.append(pairs)
+        return [-50.0] * len(pairs)  # far below anything the student wrote
+
+    monkeypatch.setattr(familiarity, "draft_logprobs", counted)
+    questions = [p.question for p in problems[:3]]
+    results = pipeline.run_batch(questions, drafts=[None, None, problems[2].solution], warn=True)
+    assert [len(r) for r in reads] == [1]  # only the user's draft was read
+    for result in results[:2]:
+        assert not any("log-probability" in w for w in result.warnings)
+    assert any("log-probability" in w for w in results[2].warnings)

@@ -200,3 +200,16 @@ def test_score_together_takes_any_scorer_beside_reward_scorers(tokenizer):
     real, constant = score_together([scorer, Constant()], SOLUTIONS)
     assert real == scorer.score(SOLUTIONS)
     assert constant == [[0.25] * len(steps) for _, steps in SOLUTIONS]
+
+
+def test_length_batches_cover_every_item_once_in_short_runs():
+    from glore_engine.models.reward_model import length_batches
+
+    order = list(range(50))
+    runs = length_batches(order, 64)
+    assert len(runs) == 4 and [i for run in runs for i in run] == order  # a batch of 50: four widths
+    assert all(len(run) <= 13 for run in runs)
+    assert length_batches(list(range(10)), 64) == [list(range(10))]  # too few to split
+    big = length_batches(list(range(500)), 64)
+    assert len(big) == 8 and all(len(run) <= 64 for run in big)
+    assert length_batches([], 64) == []
