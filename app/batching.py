@@ -28,7 +28,7 @@ MAX_BATCH = 64  # requests in one pipeline batch; the Inspect event admits this 
 # The gather window. A burst's requests reach the worker over some milliseconds (HTTP, gradio's queue):
 # taken the moment the first one came, it ran alone and the rest waited a whole batch for it. So the
 # worker waits until no new request came for GATHER_QUIET_S, but holds the first one GATHER_MAX_S at most.
-GATHER_QUIET_S = 0.1
+GATHER_QUIET_S = 0.15
 GATHER_MAX_S = 0.5
 
 
