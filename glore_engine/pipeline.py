@@ -17,7 +17,7 @@ from .errors import DataError
 from .family import GloreModels
 from .formats import global_prompt, join_steps, local_prompt, student_prompt
 from .records import EvalCase
-from .side_by_side import on_cpu, side_by_side
+from .side_by_side import independent, side_by_side
 from .tasks.answers import extract_answer, is_correct
 from .tasks.steps import split_steps
 
@@ -201,7 +201,7 @@ class GlorePipeline:
         if warn:  # needs the drafts only: it runs while the longer of the two refiners still writes
             calls.append(lambda: self.familiarity_batch([(q, c.steps) for q, c in zip(questions, draft_c)], draft_lps))
         models = (self.models.global_refiner, self.models.local_refiner, self.models.student)
-        globals_, locals_, *rest = side_by_side(calls, enabled=on_cpu(*models))
+        globals_, locals_, *rest = side_by_side(calls, enabled=independent(*models))
         local_orm = rest.pop(0) if orm_critique else [None] * len(questions)
         checks = rest.pop(0) if warn else None
         timings["refine_s"] = time.perf_counter() - t2

@@ -16,12 +16,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-__all__ = ["on_cpu", "side_by_side"]
+__all__ = ["independent", "on_cpu", "side_by_side"]
 
 
 def on_cpu(*backends) -> bool:
     """True when every backend runs torch on the CPU (a GPU or vLLM engine is left alone)."""
     return all(str(getattr(b, "device", "")) == "cpu" for b in backends)
+
+
+def independent(*backends) -> bool:
+    """On the CPU, and no two of them one object or one tokenizer object: a fast tokenizer changes its
+    padding settings on every padded call, so two threads may not share one ("Already borrowed")."""
+    objects = [id(b) for b in backends] + [id(getattr(b, "tokenizer", b)) for b in backends]
+    return on_cpu(*backends) and len(set(objects)) == len(objects)
 
 
 def side_by_side(calls: list[Callable[[], Any]], enabled: bool = True) -> list[Any]:
@@ -46,6 +53,10 @@ def side_by_side(calls: list[Callable[[], Any]], enabled: bool = True) -> list[A
     try:
         wait(futures)
         return [future.result() for future in futures]
+    except BaseException:  # Ctrl-C while waiting: the calls not yet started never start
+        for future in futures:
+            future.cancel()
+        raise
     finally:
         torch.set_num_threads(threads)  # a worker's set_num_threads also changed the process default
 

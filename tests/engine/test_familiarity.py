@@ -52,10 +52,14 @@ def test_the_range_is_measured_once_and_kept_beside_the_student(tiny_family, tmp
 
 
 def test_a_read_only_student_keeps_its_range_in_the_cache(tiny_family, tmp_path, monkeypatch):
+    import shutil
+
+    student = tmp_path / "student"  # a copy: the shared family may hold a range from other tests
+    shutil.copytree(tiny_family / "student", student, ignore=shutil.ignore_patterns(familiarity.RANGE_FILE))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     models = GloreModels.from_folder(tiny_family)
-    familiarity.family_range(tiny_family / "student", models.student.model, models.student.tokenizer)
+    familiarity.family_range(student, models.student.model, models.student.tokenizer)
     assert list((tmp_path / "cache" / "glore").glob("likelihood-range-*.json"))
 
 

@@ -336,7 +336,7 @@ def test_refinements_side_by_side_equal_one_after_the_other(pipeline, monkeypatc
     torch.set_num_threads(2)
     try:
         together = pipeline.run_batch(*args, orm_critique=True, warn=True)
-        monkeypatch.setattr(module, "on_cpu", lambda *backends: False)
+        monkeypatch.setattr(module, "independent", lambda *backends: False)
         apart = pipeline.run_batch(*args, orm_critique=True, warn=True)
     finally:
         torch.set_num_threads(before)

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from glore_engine.side_by_side import on_cpu, side_by_side
+from glore_engine.side_by_side import independent, on_cpu, side_by_side
 
 
 @pytest.fixture
@@ -67,3 +67,16 @@ def test_on_cpu_names_torch_backends_on_the_cpu_only():
 
     assert on_cpu(Backend("cpu"), Backend("cpu"))
     assert not on_cpu(Backend("cpu"), Backend(None))  # no device: a vLLM engine or a remote one
+
+
+def test_backends_sharing_an_object_or_a_tokenizer_are_not_independent():
+    class Backend:
+        device = torch.device("cpu")
+
+        def __init__(self, tokenizer):
+            self.tokenizer = tokenizer
+
+    a, b = Backend(object()), Backend(object())
+    assert independent(a, b)
+    assert not independent(a, a)  # one backend for both refiners
+    assert not independent(a, Backend(a.tokenizer))  # two backends over one tokenizer object
