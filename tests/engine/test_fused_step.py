@@ -111,6 +111,7 @@ def test_models_that_are_not_exactly_llama_keep_their_forward(tokenizer):
     attn = wrapped.model.layers[1].self_attn
     attn.q_proj = torch.nn.Sequential(attn.q_proj)  # what an adapter's wrapper looks like to the check
     assert FusedStep.build(wrapped) is None
+    assert FusedStep.build(make_policy(tokenizer, seed=6).to(torch.bfloat16)) is None  # half precision
     backend = TransformersBackend(wrapped, tokenizer)
     assert backend.fused_step is None and backend.generate(MIXED[:2], max_new_tokens=4)
 
