@@ -1,7 +1,7 @@
 """One decode step of a Llama-family model with fused projections: a third of the ops of its forward.
 
-On a small model much of a decode step goes to dispatching ops: transformers' Llama layer runs
-about 60 per token step (RMSNorm in six, rotary in eight, three projections for q, k and v, two
+On a small model much of a decode step goes to dispatching ops: each of transformers' Llama layers
+runs about 60 per new token (RMSNorm in six, rotary in eight, three projections for q, k and v, two
 for gate and up), each through a module call. This step reads the same weights as one matrix for
 q/k/v (q pre-scaled by the attention's scaling) and one for gate/up, normalises with
 `F.rms_norm`, and rotates q and k together: about 20 per layer. Attention is `attention._decode`
