@@ -99,7 +99,7 @@ class SvampEval:
 
 
 def recipe(name: str = "demo", seed: int = 0) -> Recipe:
-    """`demo`: the bundled family, 41 min on a quiet 2-core CPU; `tiny`: a smoke test of every stage."""
+    """`demo`: the bundled family, about 40 min on a quiet 2-core CPU; `tiny`: a smoke test of every stage."""
     if name == "tiny":
         student = StudentConfig(
             base="tiny", n_train=600, max_steps=60, batch_size=16, warmup_steps=5, save_every=30, log_every=5, seed=seed

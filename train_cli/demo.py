@@ -57,7 +57,7 @@ def _stage_printer(order: list[str]):
     "--recipe",
     "recipe_name",
     type=click.Choice(RECIPES),
-    help="demo (default): the bundled family, 41 min on a quiet 2-core CPU; "
+    help="demo (default): the bundled family, about 40 min on a quiet 2-core CPU; "
     "tiny: a smoke test of every stage on tiny models (about 30 s of CPU time)",
 )
 @click.option("--preset", "preset", type=click.Choice(RECIPES), hidden=True, help="old name of --recipe")
@@ -76,7 +76,7 @@ def _stage_printer(order: list[str]):
 def demo(ctx, recipe_name, preset, out, resume, bundle_dir, seed) -> None:
     """Run the whole GLoRe loop from nothing: student, ORM data, SORM labels, ORM, SORM, refiners, T1-T3.
 
-    The default recipe builds the bundled family (41 min on a quiet 2-core CPU); --recipe tiny is a smoke test."""
+    The default recipe builds the bundled family (about 40 min on a quiet 2-core CPU); --recipe tiny is a smoke test."""
     from glore_db import default_home
     from glore_engine.recipe import RecipeRunner, recipe
 
