@@ -1,9 +1,8 @@
 """Independent model calls side by side, one core each, instead of one after the other on all cores.
 
-Why: a small model's decode step is bound by dispatching ops, not by its matmuls, so a second
-intra-op thread buys it little (the demo's refiners step at about the same speed on one thread as
-on two), while two generate calls in two threads overlap almost fully: torch releases the GIL
-inside every op. On 2 cores the global and the local refinement of 50 drafts took 1.6-1.8 s side
+Why: a second intra-op thread buys a small model's decode step little (the demo's refiners step at
+about the same speed on one thread as on two: its matmuls are too small to split well), while two
+generate calls in two threads overlap almost fully: torch releases the GIL inside every op. On 2 cores the global and the local refinement of 50 drafts took 1.6-1.8 s side
 by side against 2.2-2.4 s one after the other (`bench/bench_soak.py` shows what it does to Inspect).
 
 Results are the same as one after the other: each call runs its own batch, only the thread differs.

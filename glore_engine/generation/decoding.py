@@ -13,10 +13,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from ..padding import length_runs
 from . import attention
-
-MAX_WIDTH_GROUPS = 4  # prefill passes per chunk: 4 recover most of the padding of a 50-prompt batch
-MIN_GROUP_ROWS = 8
 
 
 def cache_keyword(model) -> str:
@@ -49,14 +47,17 @@ class SharedPrefixDecoder:
         Prompts of similar length are prefilled together, each group only as wide as its longest
         prompt, then their keys and values are left-padded into one (P, Hkv, W, D) prefix: padding
         cost the full width in every matmul and the square of it in attention (the refiners' prompts
-        of a 50-draft batch are 61-67 % real tokens)."""
+        of a 50-draft batch are 61-67 % real tokens; `padding.length_runs`)."""
+        import torch
 
         self.kv = attention.SharedPrefixKV(mask, 1, self.max_new_tokens)
         lengths = mask.sum(-1)  # (P,)
         width = mask.shape[1]
         logits = None
         parts: dict[int, list] = {}
-        for rows in width_groups(lengths):  # (R,) each
+        order = torch.argsort(lengths, stable=True).tolist()
+        for run in length_runs(order):
+            rows = torch.tensor(run, device=mask.device)  # (R,)
             w = int(lengths[rows].max())
             part = attention.SharedPrefixKV(mask[rows, width - w :], 1, self.max_new_tokens)
             out = self._forward(ids[rows, width - w :], positions[rows, width - w :], part)  # (R, V)
@@ -101,16 +102,6 @@ class SharedPrefixDecoder:
         finally:
             config._attn_implementation = previous
         return out.logits[:, -1].float()  # (B, V)
-
-
-def width_groups(lengths, most: int = MAX_WIDTH_GROUPS, fewest_rows: int = MIN_GROUP_ROWS) -> list:
-    """Row indices of prompts grouped by length, shortest first: `most` groups of equal count, fewer
-    when a group would hold fewer than `fewest_rows` (each group is one more forward pass)."""
-    import torch
-
-    order = torch.argsort(lengths, stable=True)  # (P,)
-    count = max(1, min(most, len(order) // fewest_rows))
-    return [rows for rows in torch.tensor_split(order, count) if len(rows)]
 
 
 def _left_padded(pieces, i: int, prompts: int, width: int):

@@ -9,7 +9,6 @@ rather than which sample is wrong (docs/demo-task.md). Likelihood features are d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError, DataError
 from ..formats import scoring_text
+from ..padding import length_runs
 from .checkpoint import REWARD_ROLES, Card, atomic_save, check_role, read_card, require_folder, write_card
 from .tokenizer import fingerprint
 
@@ -227,7 +227,7 @@ def _score_group(group: list[RewardScorer], items: list[tuple[str, list[str]]]) 
     features = any(s.model.likelihood_features for s in group)
     scores: list[list[list[float]]] = [[[] for _ in encoded] for _ in group]
     with torch.inference_mode():
-        for idx in length_batches(order, lead.batch_size):
+        for idx in length_runs(order, lead.batch_size):
             batch = collate_solutions([encoded[i] for i in idx], lead.tokenizer.pad_token_id)
             batch = {k: v.to(lead.device) for k, v in batch.items()}
             hidden, feats = lead.model.states(**batch, features=features)  # (B, T, H), (B, T, F) or None
@@ -236,17 +236,6 @@ def _score_group(group: list[RewardScorer], items: list[tuple[str, list[str]]]) 
                 for row, i in enumerate(idx):
                     scores[g][i] = probs[row, encoded[i].step_ends].tolist()  # (S,) at each step's last token
     return scores
-
-
-def length_batches(order: list[int], batch_size: int, most: int = 4, fewest: int = 8) -> list[list[int]]:
-    """Consecutive runs of `order` (items sorted by length) of at most batch_size each, and of up to
-    `most` runs of at least `fewest` items for a small batch: each run is padded only to its own
-    longest solution (a batch of 50 drafts padded to its longest was about a third padding)."""
-    if not order:
-        return []
-    count = max(math.ceil(len(order) / batch_size), min(most, len(order) // fewest))
-    size = math.ceil(len(order) / count)
-    return [order[start : start + size] for start in range(0, len(order), size)]
 
 
 def share_backbones(scorers: Sequence[RewardScorer]) -> int:

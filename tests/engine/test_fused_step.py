@@ -9,8 +9,8 @@ from engine_helpers import make_policy
 from test_generation import PROMPTS, tiny_family_model
 
 from glore_engine.formats import student_prompt
-from glore_engine.generation import attention, decoding
-from glore_engine.generation.decoding import SharedPrefixDecoder, width_groups
+from glore_engine.generation import attention
+from glore_engine.generation.decoding import SharedPrefixDecoder
 from glore_engine.generation.fused import FusedStep
 from glore_engine.generation.hf_backend import TransformersBackend
 
@@ -116,26 +116,39 @@ def test_models_that_are_not_exactly_llama_keep_their_forward(tokenizer):
     assert backend.fused_step is None and backend.generate(MIXED[:2], max_new_tokens=4)
 
 
-def test_width_groups_split_by_length_and_keep_every_row():
-    lengths = torch.tensor([5, 40, 7, 33, 9, 12, 50, 6, 8, 30, 31, 11, 10, 45, 44, 13])
-    groups = width_groups(lengths, most=4, fewest_rows=4)
-    assert len(groups) == 4 and sorted(torch.cat(groups).tolist()) == list(range(16))
-    widths = [lengths[g].max().item() for g in groups]
-    assert widths == sorted(widths) and widths[0] < 10  # the short prompts no longer pad to 50
-    assert len(width_groups(lengths[:5], most=4, fewest_rows=4)) == 1
+def test_length_runs_cut_sorted_items_into_near_equal_runs(monkeypatch):
+    from glore_engine import padding
+    from glore_engine.padding import length_runs
+
+    runs = length_runs(list(range(50)))
+    assert [len(r) for r in runs] == [13, 13, 12, 12] and sum(runs, []) == list(range(50))
+    assert length_runs(list(range(10))) == [list(range(10))]  # too few to cut
+    big = length_runs(list(range(500)), batch_size=64)
+    assert len(big) == 8 and all(len(r) <= 64 for r in big) and sum(big, []) == list(range(500))
+    assert length_runs([]) == []
+    monkeypatch.setattr(padding, "FEWEST_ITEMS", 1)
+    assert len(length_runs(list(range(6)))) == 4 and len(length_runs(list(range(6)), most=1)) == 1
 
 
 def test_prefill_by_width_groups_equals_one_pass(policy, tokenizer, monkeypatch):
+    from glore_engine import padding
+
     ids, mask, positions = encoded(tokenizer, MIXED)
-    decoders = {}
+    monkeypatch.setattr(padding, "FEWEST_ITEMS", 1)
+    decoders, widths = {}, {}
     for groups in (1, 3):
-        monkeypatch.setattr(decoding, "MAX_WIDTH_GROUPS", groups)
-        monkeypatch.setattr(decoding, "MIN_GROUP_ROWS", 1)
+        monkeypatch.setattr(padding, "MOST_RUNS", groups)
+        seen: list[int] = []
+        handle = policy.register_forward_pre_hook(
+            lambda m, a, k, seen=seen: seen.append(k["input_ids"].shape[1]), with_kwargs=True
+        )
         decoder = SharedPrefixDecoder(policy, 8)
         with torch.inference_mode():
             logits = decoder.prefill(ids, mask, positions)
+            handle.remove()
             steps = [decoder.step(ids[:, -1], mask.sum(-1) + k) for k in range(3)]
-        decoders[groups] = decoder, logits, steps
+        decoders[groups], widths[groups] = (decoder, logits, steps), seen
+    assert len(widths[1]) == 1 and len(widths[3]) == 3 and min(widths[3]) < widths[1][0]  # really cut
     (one, logits_1, steps_1), (grouped, logits_3, steps_3) = decoders[1], decoders[3]
     torch.testing.assert_close(logits_3, logits_1, atol=1e-4, rtol=1e-4)
     for a, b in zip(steps_1, steps_3):

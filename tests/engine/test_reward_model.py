@@ -202,14 +202,17 @@ def test_score_together_takes_any_scorer_beside_reward_scorers(tokenizer):
     assert constant == [[0.25] * len(steps) for _, steps in SOLUTIONS]
 
 
-def test_length_batches_cover_every_item_once_in_short_runs():
-    from glore_engine.models.reward_model import length_batches
+def test_scoring_pads_each_length_run_to_its_own_width(tokenizer, monkeypatch):
+    """Solutions of mixed lengths go through the backbone in runs of similar length, the same scores."""
+    from glore_engine import padding
 
-    order = list(range(50))
-    runs = length_batches(order, 64)
-    assert len(runs) == 4 and [i for run in runs for i in run] == order  # a batch of 50: four widths
-    assert all(len(run) <= 13 for run in runs)
-    assert length_batches(list(range(10)), 64) == [list(range(10))]  # too few to split
-    big = length_batches(list(range(500)), 64)
-    assert len(big) == 8 and all(len(run) <= 64 for run in big)
-    assert length_batches([], 64) == []
+    scorer = RewardScorer(make_rm(tokenizer, True), tokenizer, batch_size=64)
+    whole = scorer.score(SOLUTIONS)
+    monkeypatch.setattr(padding, "FEWEST_ITEMS", 1)
+    widths = []
+    hook = scorer.model.lm.base_model.register_forward_hook(lambda m, a, out: widths.append(out[0].shape[1]))
+    runs = scorer.score(SOLUTIONS)
+    hook.remove()
+    assert len(widths) == min(len(SOLUTIONS), padding.MOST_RUNS) and min(widths) < max(widths)
+    for a, b in zip(whole, runs):
+        assert b == pytest.approx(a, abs=1e-5)
